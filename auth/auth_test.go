@@ -1,0 +1,79 @@
+package auth
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPasswordHashRoundTrip(t *testing.T) {
+	t.Parallel()
+	h, err := HashPassword("correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(h, "$argon2id$") || strings.Contains(h, "correct horse") {
+		t.Fatalf("unexpected hash %q", h)
+	}
+	if err := CheckPassword(h, "correct horse"); err != nil {
+		t.Fatalf("right password refused: %v", err)
+	}
+	if err := CheckPassword(h, "wrong horse"); !errors.Is(err, ErrWrongPassword) {
+		t.Fatalf("wrong password: got %v", err)
+	}
+	if err := CheckPassword("$bcrypt$x", "x"); err == nil || errors.Is(err, ErrWrongPassword) {
+		t.Fatalf("malformed hash: got %v", err)
+	}
+	if err := CheckNoUser("x"); !errors.Is(err, ErrWrongPassword) {
+		t.Fatalf("CheckNoUser: %v", err)
+	}
+}
+
+func TestTokensAreBoundToTenant(t *testing.T) {
+	t.Parallel()
+	tok, err := NewTokens(strings.Repeat("k", 32), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := tok.Issue("user-1", "tenant-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tok.Verify(s, "tenant-a")
+	if err != nil || c.UserID != "user-1" || c.TenantID != "tenant-a" {
+		t.Fatalf("Verify = %+v, %v", c, err)
+	}
+	if _, err := tok.Verify(s, "tenant-b"); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("other tenant accepted the token: %v", err)
+	}
+	other, _ := NewTokens(strings.Repeat("o", 32), time.Hour)
+	if _, err := other.Verify(s, "tenant-a"); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("token signed with another key accepted: %v", err)
+	}
+	tok.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	if _, err := tok.Verify(s, "tenant-a"); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("expired token accepted: %v", err)
+	}
+	if _, err := NewTokens("short", 0); err == nil {
+		t.Fatal("short secret accepted")
+	}
+}
+
+func TestAdminTokenMatches(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		configured, presented string
+		want                  bool
+	}{
+		{"s3cret-token", "s3cret-token", true},
+		{"s3cret-token", "s3cret-tokeN", false},
+		{"s3cret-token", "", false},
+		{"", "", false},
+	}
+	for _, c := range cases {
+		if got := AdminTokenMatches(c.configured, c.presented); got != c.want {
+			t.Errorf("AdminTokenMatches(%q, %q) = %v", c.configured, c.presented, got)
+		}
+	}
+}

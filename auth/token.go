@@ -1,0 +1,100 @@
+package auth
+
+import (
+	"crypto/hkdf"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// ErrInvalidToken is returned when a token is malformed, expired, badly
+// signed or bound to another tenant.
+var ErrInvalidToken = errors.New("auth: invalid or expired token")
+
+// DefaultTokenTTL is how long a user token stays valid.
+const DefaultTokenTTL = 7 * 24 * time.Hour
+
+// Claims is what a user token proves: a user of one tenant.
+type Claims struct {
+	UserID   string
+	TenantID string
+	Expires  time.Time
+}
+
+// Tokens issues and verifies user tokens (HS256 JWTs) bound to a tenant id.
+type Tokens struct {
+	key []byte
+	ttl time.Duration
+	now func() time.Time
+}
+
+// NewTokens derives the signing key from secretKey (at least 32 bytes).
+// ttl <= 0 defaults to DefaultTokenTTL.
+func NewTokens(secretKey string, ttl time.Duration) (*Tokens, error) {
+	if len(secretKey) < 32 {
+		return nil, fmt.Errorf("auth: secret key must be at least 32 characters")
+	}
+	key, err := hkdf.Key(sha256.New, []byte(secretKey), nil, "tenantql user tokens v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("auth: derive token key: %w", err)
+	}
+	if ttl <= 0 {
+		ttl = DefaultTokenTTL
+	}
+	return &Tokens{key: key, ttl: ttl, now: time.Now}, nil
+}
+
+type jwtClaims struct {
+	Tenant string `json:"tid"`
+	jwt.RegisteredClaims
+}
+
+// Issue returns a signed token for userID in tenantID.
+func (t *Tokens) Issue(userID, tenantID string) (string, error) {
+	now := t.now()
+	c := jwtClaims{
+		Tenant: tenantID,
+		RegisteredClaims: jwt.RegisteredClaims{
+			Subject:   userID,
+			Audience:  jwt.ClaimStrings{tenantID},
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(t.ttl)),
+		},
+	}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(t.key)
+	if err != nil {
+		return "", fmt.Errorf("auth: sign token: %w", err)
+	}
+	return s, nil
+}
+
+// Verify checks token and that it was issued for tenantID.
+// Returns ErrInvalidToken for any token that is not valid for that tenant.
+func (t *Tokens) Verify(token, tenantID string) (Claims, error) {
+	var c jwtClaims
+	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.key, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithAudience(tenantID),
+		jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(t.now),
+	)
+	if err != nil || c.Tenant != tenantID || c.Subject == "" {
+		return Claims{}, ErrInvalidToken
+	}
+	return Claims{UserID: c.Subject, TenantID: c.Tenant, Expires: c.ExpiresAt.Time}, nil
+}
+
+// AdminTokenMatches compares a presented admin token with the configured one
+// in constant time. An empty configured token matches nothing.
+func AdminTokenMatches(configured, presented string) bool {
+	if configured == "" {
+		return false
+	}
+	a := sha256.Sum256([]byte(configured))
+	b := sha256.Sum256([]byte(presented))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
+}

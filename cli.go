@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tenantql/tenantql/graph/model"
+	"github.com/tenantql/tenantql/tenancy"
+)
+
+const usage = `tenantql: a multi-tenant GraphQL API server
+
+Usage:
+  tenantql [serve]                 migrate the control database, then serve
+  tenantql migrate                 migrate the control database and every tenant database
+  tenantql tenants list            table of tenants
+  tenantql tenants create --org NAME --owner-email E --owner-password P [--owner-name N] [--slug S] [--demo]
+  tenantql tenants delete SLUG     delete a tenant and wait until it is gone
+  tenantql doctor [--repair]       check the control database against PostgreSQL's catalogs
+
+Every command reads the same environment as the server (see README.md).
+`
+
+// run executes one command line and returns the process exit code.
+func run(args []string, getenv func(string) string) int {
+	cfg, err := LoadConfig(getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tenantql: configuration:", err)
+		return 2
+	}
+	log := newLogger(cfg, os.Stderr)
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		err = serve(cfg, log)
+	case "migrate":
+		err = withApp(cfg, log, func(ctx context.Context, a *app) error { return a.migrateAll(ctx, os.Stdout) })
+	case "tenants":
+		err = tenantsCommand(cfg, log, args)
+	case "doctor":
+		fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
+		repair := fs.Bool("repair", false, "fix what is safe to fix")
+		if err = fs.Parse(args); err == nil {
+			err = withApp(cfg, log, func(ctx context.Context, a *app) error { return a.doctor(ctx, os.Stdout, *repair) })
+		}
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return 0
+	default:
+		fmt.Fprintf(os.Stderr, "tenantql: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err != nil {
+		var exit exitCode
+		if errors.As(err, &exit) {
+			return int(exit)
+		}
+		fmt.Fprintln(os.Stderr, "tenantql:", err)
+		return 1
+	}
+	return 0
+}
+
+// exitCode ends a command with a code and no further message.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit %d", int(e)) }
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// withApp wires an app for a one-off command and runs f with a context
+// that Ctrl-C cancels.
+func withApp(cfg Config, log *slog.Logger, f func(context.Context, *app) error) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return f(ctx, a)
+}
+
+// migrateAll migrates every tenant database, printing progress.
+func (a *app) migrateAll(ctx context.Context, out io.Writer) error {
+	fmt.Fprintln(out, "control database: up to date")
+	failed, err := a.registry.MigrateTenants(ctx, a.pools, func(i, n int, res tenancy.MigrationResult) {
+		if res.Err != nil {
+			fmt.Fprintf(out, "[%d/%d] %s: FAILED: %v\n", i, n, res.Tenant.Slug, res.Err)
+			return
+		}
+		fmt.Fprintf(out, "[%d/%d] %s: %d migration(s) applied\n", i, n, res.Tenant.Slug, res.Applied)
+	})
+	if err != nil {
+		return err
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d tenant database(s) failed to migrate", failed)
+	}
+	return nil
+}
+
+func tenantsCommand(cfg Config, log *slog.Logger, args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("tenants: want list, create or delete")
+	}
+	switch args[0] {
+	case "list":
+		return withApp(cfg, log, func(ctx context.Context, a *app) error { return a.listTenants(ctx, os.Stdout) })
+	case "create":
+		fs := flag.NewFlagSet("tenants create", flag.ContinueOnError)
+		org := fs.String("org", "", "organization display name (required)")
+		slug := fs.String("slug", "", "subdomain label (default: derived from --org)")
+		email := fs.String("owner-email", "", "owner's email (required)")
+		password := fs.String("owner-password", "", "owner's password, at least 8 characters (required)")
+		name := fs.String("owner-name", "", "owner's name (default: the email's local part)")
+		demo := fs.Bool("demo", false, "seed demo data")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if *name == "" {
+			*name, _, _ = strings.Cut(*email, "@")
+		}
+		in := model.CreateTenantInput{Organization: *org, Owner: &model.OwnerInput{Email: *email, Name: *name, Password: *password}, SeedDemoData: demo}
+		if *slug != "" {
+			in.Slug = slug
+		}
+		return withApp(cfg, log, func(ctx context.Context, a *app) error { return a.createTenant(ctx, os.Stdout, in) })
+	case "delete":
+		if len(args) != 2 {
+			return fmt.Errorf("tenants delete: want exactly one SLUG")
+		}
+		return withApp(cfg, log, func(ctx context.Context, a *app) error { return a.deleteTenant(ctx, os.Stdout, args[1]) })
+	}
+	return fmt.Errorf("tenants: unknown subcommand %q", args[0])
+}
+
+func (a *app) listTenants(ctx context.Context, out io.Writer) error {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SLUG\tNAME\tSTATUS\tHOST\tSCHEMA\tCREATED\tLAST ERROR")
+	after := ""
+	for {
+		page, err := a.registry.List(ctx, tenancy.ListOptions{First: 100, After: after})
+		if err != nil {
+			return err
+		}
+		for _, t := range page.Tenants {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Slug, t.Name, t.Status, t.Host(a.cfg.BaseDomain),
+				t.SchemaVersion, t.CreatedAt.Format(time.RFC3339), t.LastError)
+			after = tenancy.Cursor(t)
+		}
+		if !page.HasNextPage {
+			break
+		}
+	}
+	return tw.Flush()
+}
+
+// runProvisioner works the provisioner in the background until the
+// returned stop function is called.
+func (a *app) runProvisioner() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); a.provisioner.Run(ctx) }()
+	return func() { cancel(); <-done }
+}
+
+// createTenant is the createTenant mutation from the command line: it
+// waits until the tenant is READY (or FAILED).
+func (a *app) createTenant(ctx context.Context, out io.Writer, in model.CreateTenantInput) error {
+	stop := a.runProvisioner()
+	defer stop()
+	created, err := a.resolver.Mutation().CreateTenant(ctx, in)
+	if err != nil {
+		return err
+	}
+	slug := created.Tenant.Slug
+	fmt.Fprintf(out, "creating %s ...\n", slug)
+	for {
+		t, err := a.registry.Get(ctx, slug)
+		if err != nil {
+			return err
+		}
+		switch t.Status {
+		case tenancy.StatusReady:
+			fmt.Fprintf(out, "%s is READY at http://%s/\n", slug, t.Host(a.cfg.BaseDomain))
+			return nil
+		case tenancy.StatusFailed:
+			return fmt.Errorf("%s FAILED: %s", slug, t.LastError)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// deleteTenant is deleteTenant from the command line: it waits until the
+// tenant is gone.
+func (a *app) deleteTenant(ctx context.Context, out io.Writer, slug string) error {
+	stop := a.runProvisioner()
+	defer stop()
+	if _, err := a.registry.Delete(ctx, slug); err != nil {
+		return err
+	}
+	a.provisioner.Kick()
+	fmt.Fprintf(out, "deleting %s ...\n", slug)
+	for {
+		_, err := a.registry.Get(ctx, slug)
+		if errors.Is(err, tenancy.ErrTenantNotFound) {
+			fmt.Fprintf(out, "%s deleted\n", slug)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// doctor prints every problem found; it fails (exit 1) when any is left.
+func (a *app) doctor(ctx context.Context, out io.Writer, repair bool) error {
+	problems, err := a.registry.Doctor(ctx, a.pools, repair)
+	if err != nil {
+		return err
+	}
+	left := 0
+	for _, p := range problems {
+		fmt.Fprintln(out, p)
+		if !p.Repaired {
+			left++
+		}
+	}
+	if left > 0 {
+		fmt.Fprintf(out, "%d problem(s)\n", left)
+		return exitCode(1)
+	}
+	fmt.Fprintln(out, "ok: every tenant database and role belongs to exactly one tenant, every READY tenant is complete")
+	return nil
+}

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tenantql/tenantql/internal/pgtest"
+	"github.com/tenantql/tenantql/tenancy"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// testApp is a wired tenantql on its own control database, served by an
+// httptest server, with its provisioner and watcher running.
+type testApp struct {
+	*app
+	srv    *httptest.Server
+	prefix string
+}
+
+const testAdminToken = "test-admin-token-0123456789"
+
+// newTestApp starts a tenantql on a fresh control database. Tenant
+// databases get a prefix of their own, so tests never see each other's.
+func newTestApp(t testing.TB, env map[string]string) *testApp {
+	t.Helper()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	prefix := "t" + hex.EncodeToString(b) + "_"
+	vars := map[string]string{
+		"DATABASE_URL":       pgtest.NewDatabase(t),
+		"ADMIN_TOKEN":        testAdminToken,
+		"SECRET_KEY":         "test-secret-key-0123456789-0123456789",
+		"BASE_DOMAIN":        "example.test",
+		"TENANT_NAME_PREFIX": prefix,
+		"INTROSPECTION":      "true",
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	cfg, err := LoadConfig(func(k string) string { return vars[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	level := slog.LevelWarn
+	if os.Getenv("TEST_LOG") != "" {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan struct{}, 2)
+	go func() {
+		defer func() { done <- struct{}{} }()
+		_ = a.registry.Watch(ctx, tenancy.WatchOptions{ListenerURL: a.controlURL, Refresh: 5 * time.Second})
+	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		a.provisioner.Run(ctx)
+	}()
+	srv := httptest.NewServer(a.Handler())
+	ta := &testApp{app: a, srv: srv, prefix: prefix}
+	t.Cleanup(func() {
+		srv.Close()
+		cancel()
+		<-done
+		<-done
+		ta.dropTenantObjects(t)
+		a.Close()
+	})
+	return ta
+}
+
+// dropTenantObjects removes the databases and roles this app created.
+func (ta *testApp) dropTenantObjects(t testing.TB) {
+	ctx := context.Background()
+	var dbs, roles []string
+	_ = ta.control.SelectContext(ctx, &dbs, `SELECT datname FROM pg_database WHERE starts_with(datname, $1)`, ta.prefix)
+	_ = ta.control.SelectContext(ctx, &roles, `SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)`, ta.prefix)
+	for _, d := range dbs {
+		if _, err := ta.control.ExecContext(ctx, `DROP DATABASE IF EXISTS "`+d+`" WITH (FORCE)`); err != nil {
+			t.Logf("cleanup: %v", err)
+		}
+	}
+	for _, r := range roles {
+		_, _ = ta.control.ExecContext(ctx, `DROP ROLE IF EXISTS "`+r+`"`)
+	}
+}
+
+// gqlResponse is a GraphQL response body.
+type gqlResponse struct {
+	Status int
+	Header http.Header
+	Data   map[string]any
+	Errors []struct {
+		Message    string         `json:"message"`
+		Path       []any          `json:"path"`
+		Extensions map[string]any `json:"extensions"`
+	}
+	Raw string
+}
+
+// Code returns the first error's extensions.code, "" when none.
+func (r gqlResponse) Code() string {
+	if len(r.Errors) == 0 {
+		return ""
+	}
+	c, _ := r.Errors[0].Extensions["code"].(string)
+	return c
+}
+
+// do posts a GraphQL operation to host with an optional bearer token.
+func (ta *testApp) do(t testing.TB, host, token, query string, vars map[string]any) gqlResponse {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, _ := http.NewRequest("POST", ta.srv.URL+"/graphql", bytes.NewReader(body))
+	req.Host = host
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return ta.send(t, req)
+}
+
+func (ta *testApp) send(t testing.TB, req *http.Request) gqlResponse {
+	t.Helper()
+	resp, err := ta.srv.Client().Do(req)
+	if err != nil {
+		t.Fatalf("request: %v", err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	out := gqlResponse{Status: resp.StatusCode, Header: resp.Header, Raw: string(raw)}
+	if strings.Contains(resp.Header.Get("Content-Type"), "json") {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			t.Fatalf("decode %q: %v", raw, err)
+		}
+	}
+	return out
+}
+
+// admin posts a platform operation with the admin token.
+func (ta *testApp) admin(t testing.TB, query string, vars map[string]any) gqlResponse {
+	t.Helper()
+	return ta.do(t, "example.test", testAdminToken, query, vars)
+}
+
+// mustOK fails the test unless r has data and no errors.
+func mustOK(t testing.TB, r gqlResponse) gqlResponse {
+	t.Helper()
+	if r.Status != 200 || len(r.Errors) > 0 || r.Data == nil {
+		t.Fatalf("want data, got HTTP %d: %s", r.Status, r.Raw)
+	}
+	return r
+}
+
+// field walks a path of keys in decoded JSON.
+func field(v any, path ...string) any {
+	for _, p := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[p]
+	}
+	return v
+}
+
+const createTenantMutation = `mutation($in: CreateTenantInput!) {
+  createTenant(input: $in) { tenant { id slug name status host domains schemaVersion lastError createdAt updatedAt } }
+}`
+
+// createTenant creates a tenant and waits until it is READY.
+func (ta *testApp) createTenant(t testing.TB, slug string, demo bool) {
+	t.Helper()
+	r := mustOK(t, ta.admin(t, createTenantMutation, map[string]any{"in": map[string]any{
+		"organization": "Org " + slug, "slug": slug, "seedDemoData": demo,
+		"owner": map[string]any{"email": "owner@" + slug + ".test", "name": "Owner of " + slug, "password": "password-" + slug},
+	}}))
+	if s := field(r.Data, "createTenant", "tenant", "status"); s != "PROVISIONING" && s != "READY" {
+		t.Fatalf("status after create = %v", s)
+	}
+	ta.waitStatus(t, slug, "READY")
+}
+
+// waitStatus polls tenant(slug) until it has status ("GONE" for null).
+func (ta *testApp) waitStatus(t testing.TB, slug, status string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := mustOK(t, ta.admin(t, `query($s: String!) { tenant(slug: $s) { slug status lastError schemaVersion } }`, map[string]any{"s": slug}))
+		tn, _ := field(r.Data, "tenant").(map[string]any)
+		switch {
+		case tn == nil && status == "GONE":
+			return nil
+		case tn != nil && tn["status"] == status:
+			return tn
+		case tn != nil && tn["status"] == "FAILED" && status != "FAILED":
+			t.Fatalf("tenant %s FAILED: %v", slug, tn["lastError"])
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tenant %s never reached %s; last %v", slug, status, tn)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// login signs in as the owner created by createTenant.
+func (ta *testApp) login(t testing.TB, slug string) string {
+	t.Helper()
+	r := mustOK(t, ta.do(t, slug+".example.test", "", `mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token user { email role } } }`,
+		map[string]any{"e": "owner@" + slug + ".test", "p": "password-" + slug}))
+	tok, _ := field(r.Data, "login", "token").(string)
+	if tok == "" {
+		t.Fatalf("no token: %s", r.Raw)
+	}
+	return tok
+}

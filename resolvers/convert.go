@@ -1,0 +1,31 @@
+package resolvers
+
+import (
+	"context"
+
+	"github.com/tenantql/tenantql/graph/model"
+	"github.com/tenantql/tenantql/tenancy"
+)
+
+// tenantModel turns a registry tenant into its GraphQL shape. Its host
+// carries the port the request came in on, unless that is 80 or 443.
+func (r *Resolver) tenantModel(ctx context.Context, t *tenancy.Tenant) *model.Tenant {
+	host := t.Host(r.Hosts.BaseDomain)
+	if target, ok := tenancy.FromContext(ctx); ok && target.Port != "" && target.Port != "80" && target.Port != "443" {
+		host += ":" + target.Port
+	}
+	var lastError *string
+	if t.LastError != "" {
+		le := t.LastError
+		lastError = &le
+	}
+	domains := t.Domains
+	if domains == nil {
+		domains = []string{}
+	}
+	return &model.Tenant{
+		ID: t.ID.String(), Slug: t.Slug, Name: t.Name, Status: model.TenantStatus(t.Status),
+		Host: host, Domains: domains, SchemaVersion: t.SchemaVersion, LastError: lastError,
+		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
+	}
+}

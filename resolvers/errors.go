@@ -1,0 +1,185 @@
+package resolvers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/tenantql/tenantql/auth"
+	"github.com/tenantql/tenantql/edge"
+	"github.com/tenantql/tenantql/store"
+	"github.com/tenantql/tenantql/tenancy"
+)
+
+// The contract's extensions.code values.
+const (
+	CodeUnauthenticated    = "UNAUTHENTICATED"
+	CodeForbidden          = "FORBIDDEN"
+	CodeNotFound           = "NOT_FOUND"
+	CodeBadUserInput       = "BAD_USER_INPUT"
+	CodeConflict           = "CONFLICT"
+	CodeTenantNotFound     = "TENANT_NOT_FOUND"
+	CodeTenantNotReady     = "TENANT_NOT_READY"
+	CodeTenantSuspended    = "TENANT_SUSPENDED"
+	CodeTenantRequired     = "TENANT_REQUIRED"
+	CodeParseFailed        = "GRAPHQL_PARSE_FAILED"
+	CodeValidationFailed   = "GRAPHQL_VALIDATION_FAILED"
+	CodePersistedNotFound  = "PERSISTED_QUERY_NOT_FOUND"
+	CodeQueryTooComplex    = "QUERY_TOO_COMPLEX"
+	CodeRateLimited        = "RATE_LIMITED"
+	CodeServiceUnavailable = "SERVICE_UNAVAILABLE"
+	CodeInternal           = "INTERNAL_SERVER_ERROR"
+)
+
+// Error is an error with a contract code and a message meant for clients.
+type Error struct {
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+func newError(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// classify maps an error from any layer to a code and a client message.
+// ok is false for errors that must be masked as internal.
+func classify(err error) (code, msg string, ok bool) {
+	var e *Error
+	switch {
+	case errors.As(err, &e):
+		return e.Code, e.Message, true
+	case errors.Is(err, tenancy.ErrInvalidInput), errors.Is(err, store.ErrInvalidInput):
+		return CodeBadUserInput, clientMessage(err), true
+	case errors.Is(err, tenancy.ErrSlugTaken), errors.Is(err, tenancy.ErrDomainTaken),
+		errors.Is(err, store.ErrConflict), errors.Is(err, tenancy.ErrWrongState):
+		return CodeConflict, clientMessage(err), true
+	case errors.Is(err, tenancy.ErrTenantNotFound), errors.Is(err, tenancy.ErrDomainNotFound),
+		errors.Is(err, store.ErrNotFound):
+		return CodeNotFound, clientMessage(err), true
+	case errors.Is(err, auth.ErrInvalidToken):
+		return CodeUnauthenticated, "invalid or expired token", true
+	case errors.Is(err, tenancy.ErrUnavailable), errors.Is(err, store.ErrUnavailable):
+		return CodeServiceUnavailable, "the database is unavailable, retry later", true
+	}
+	return CodeInternal, "", false
+}
+
+// clientMessage strips the internal "op: " prefixes of a wrapped sentinel
+// error, keeping the sentinel's text and what follows it.
+func clientMessage(err error) string {
+	s := err.Error()
+	for _, sentinel := range []error{tenancy.ErrInvalidInput, store.ErrInvalidInput, tenancy.ErrSlugTaken,
+		tenancy.ErrDomainTaken, store.ErrConflict, tenancy.ErrWrongState, tenancy.ErrTenantNotFound,
+		tenancy.ErrDomainNotFound, store.ErrNotFound} {
+		if errors.Is(err, sentinel) {
+			if i := strings.Index(s, sentinel.Error()); i > 0 {
+				prefix := s[:i]
+				// keep a subject such as `tenant "acme": ` in front of the sentinel
+				if j := strings.LastIndex(strings.TrimSuffix(prefix, ": "), ": "); j >= 0 {
+					return s[j+2:]
+				}
+			}
+			return s
+		}
+	}
+	return s
+}
+
+// Presenter is gqlgen's error presenter: it gives every error a contract
+// code and masks internal ones, logging their details with the request id.
+func Presenter(log *slog.Logger) graphql.ErrorPresenterFunc {
+	return func(ctx context.Context, err error) *gqlerror.Error {
+		var gqlErr *gqlerror.Error
+		if errors.As(err, &gqlErr) && gqlErr.Err == nil {
+			// an error gqlgen itself raised (parse, validation, APQ, limits)
+			out := *gqlErr
+			if out.Extensions == nil || out.Extensions["code"] == nil {
+				out.Extensions = map[string]any{"code": CodeValidationFailed}
+			}
+			return &out
+		}
+		out := graphql.DefaultErrorPresenter(ctx, err)
+		code, msg, ok := classify(err)
+		if !ok {
+			id := edge.RequestIDFromContext(ctx)
+			log.ErrorContext(ctx, "internal error", "request_id", id, "path", out.Path.String(), "err", err)
+			msg = "internal server error"
+			if id != "" {
+				msg += " (request id " + id + ")"
+			}
+		}
+		out.Message = msg
+		out.Extensions = map[string]any{"code": code}
+		return out
+	}
+}
+
+// Recover turns a resolver panic into a masked internal error.
+func Recover(log *slog.Logger) graphql.RecoverFunc {
+	return func(ctx context.Context, p any) error {
+		log.ErrorContext(ctx, "resolver panic", "request_id", edge.RequestIDFromContext(ctx), "panic", p)
+		return errors.New("panic in resolver")
+	}
+}
+
+// WriteHTTPError answers a request rejected before GraphQL execution
+// (host routing, limits) with the contract's status code and a GraphQL
+// error body.
+func WriteHTTPError(w http.ResponseWriter, r *http.Request, err error) {
+	status, code, msg := http.StatusInternalServerError, CodeInternal, "internal server error"
+	switch {
+	case errors.Is(err, tenancy.ErrTenantNotFound):
+		status, code, msg = http.StatusNotFound, CodeTenantNotFound, "no tenant serves this host"
+	case errors.Is(err, tenancy.ErrTenantNotReady):
+		status, code, msg = http.StatusServiceUnavailable, CodeTenantNotReady, "this tenant is being provisioned, retry shortly"
+		w.Header().Set("Retry-After", "2")
+	case errors.Is(err, tenancy.ErrTenantSuspended):
+		status, code, msg = http.StatusForbidden, CodeTenantSuspended, "this tenant is suspended"
+	case errors.Is(err, tenancy.ErrUnavailable), errors.Is(err, store.ErrUnavailable):
+		status, code, msg = http.StatusServiceUnavailable, CodeServiceUnavailable, "the database is unavailable, retry later"
+		w.Header().Set("Retry-After", "2")
+	default:
+		var e *Error
+		if errors.As(err, &e) {
+			code, msg = e.Code, e.Message
+			status = statusForCode(e.Code)
+		} else {
+			slog.ErrorContext(r.Context(), "request failed", "request_id", edge.RequestIDFromContext(r.Context()), "err", err)
+		}
+	}
+	WriteErrorBody(w, status, code, msg)
+}
+
+func statusForCode(code string) int {
+	switch code {
+	case CodeRateLimited:
+		return http.StatusTooManyRequests
+	case CodeServiceUnavailable, CodeTenantNotReady:
+		return http.StatusServiceUnavailable
+	case CodeBadUserInput, CodeParseFailed, CodeValidationFailed:
+		return http.StatusBadRequest
+	case CodeForbidden, CodeTenantSuspended:
+		return http.StatusForbidden
+	case CodeTenantNotFound, CodeNotFound:
+		return http.StatusNotFound
+	}
+	return http.StatusInternalServerError
+}
+
+// WriteErrorBody writes {"errors":[{"message":...,"extensions":{"code":...}}]}.
+func WriteErrorBody(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"errors": []map[string]any{{"message": msg, "extensions": map[string]any{"code": code}}},
+	})
+}

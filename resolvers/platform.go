@@ -1,0 +1,186 @@
+package resolvers
+
+import (
+	"context"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/tenantql/tenantql/auth"
+	"github.com/tenantql/tenantql/graph/model"
+	"github.com/tenantql/tenantql/tenancy"
+)
+
+func badInput(format string, args ...any) *Error {
+	return newError(CodeBadUserInput, format, args...)
+}
+
+// checkText refuses NUL bytes, invalid UTF-8 and over-long values.
+func checkText(field, v string, maxBytes int) error {
+	switch {
+	case strings.ContainsRune(v, 0):
+		return badInput("%s must not contain NUL bytes", field)
+	case !utf8.ValidString(v):
+		return badInput("%s must be valid UTF-8", field)
+	case len(v) > maxBytes:
+		return badInput("%s must be at most %d bytes", field, maxBytes)
+	}
+	return nil
+}
+
+// validEmail is a deliberately plain check: one @, a dot in the domain, no
+// spaces; the owner proves the address by using it.
+func validEmail(e string) bool {
+	local, domain, ok := strings.Cut(e, "@")
+	return ok && local != "" && strings.Contains(domain, ".") && !strings.ContainsAny(e, " \t\r\n<>,;\"") &&
+		!strings.HasPrefix(domain, ".") && !strings.HasSuffix(domain, ".") && !strings.Contains(domain, "@")
+}
+
+// createTenant validates the input, hashes the owner's password and
+// registers a PROVISIONING tenant; provisioning continues in the background.
+func (r *Resolver) createTenant(ctx context.Context, in model.CreateTenantInput) (*model.CreateTenantPayload, error) {
+	org := strings.TrimSpace(in.Organization)
+	email := strings.TrimSpace(in.Owner.Email)
+	name := strings.TrimSpace(in.Owner.Name)
+	for _, f := range []struct {
+		field, v string
+		max      int
+	}{
+		{"organization", in.Organization, 100}, {"owner.email", in.Owner.Email, 254},
+		{"owner.name", in.Owner.Name, 100}, {"owner.password", in.Owner.Password, 128},
+	} {
+		if err := checkText(f.field, f.v, f.max); err != nil {
+			return nil, err
+		}
+	}
+	if err := tenancy.ValidateName(org); err != nil {
+		return nil, err
+	}
+	var slug string
+	if in.Slug != nil {
+		if err := checkText("slug", *in.Slug, 40); err != nil {
+			return nil, err
+		}
+		slug = *in.Slug
+	} else {
+		slug = tenancy.SlugFromName(org)
+		if tenancy.ValidateSlug(slug) != nil {
+			return nil, badInput("cannot derive a valid slug from %q: pass slug", org)
+		}
+	}
+	if err := tenancy.ValidateSlug(slug); err != nil {
+		return nil, err
+	}
+	if !validEmail(email) {
+		return nil, badInput("owner.email must be an email address")
+	}
+	if name == "" {
+		return nil, badInput("owner.name must not be empty")
+	}
+	if utf8.RuneCountInString(in.Owner.Password) < 8 {
+		return nil, badInput("owner.password must be at least 8 characters")
+	}
+	hash, err := auth.HashPassword(in.Owner.Password)
+	if err != nil {
+		return nil, err
+	}
+	t, err := r.Registry.Create(ctx, tenancy.NewTenant{
+		Slug: slug, Name: org, OwnerEmail: email, OwnerName: name, OwnerPasswordHash: hash,
+		SeedDemo: in.SeedDemoData != nil && *in.SeedDemoData,
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.Provisioner.Kick()
+	return &model.CreateTenantPayload{Tenant: r.tenantModel(ctx, t)}, nil
+}
+
+// platformOp runs a registry state change and returns the tenant.
+func (r *Resolver) platformOp(ctx context.Context, op func(context.Context, string) (*tenancy.Tenant, error), slug string) (*model.Tenant, error) {
+	t, err := op(ctx, slug)
+	if err != nil {
+		return nil, err
+	}
+	return r.tenantModel(ctx, t), nil
+}
+
+// checkFirst enforces the contract's page size bounds.
+func checkFirst(first *int, def int) (int, error) {
+	n := def
+	if first != nil {
+		n = *first
+	}
+	if n < 1 || n > 100 {
+		return 0, badInput("first must be between 1 and 100")
+	}
+	return n, nil
+}
+
+func (r *Resolver) listTenants(ctx context.Context, first *int, after *string, status *model.TenantStatus) (*model.TenantConnection, error) {
+	n, err := checkFirst(first, 50)
+	if err != nil {
+		return nil, err
+	}
+	o := tenancy.ListOptions{First: n}
+	if after != nil {
+		o.After = *after
+	}
+	if status != nil {
+		s := tenancy.Status(*status)
+		o.Status = &s
+	}
+	page, err := r.Registry.List(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	conn := &model.TenantConnection{
+		Edges:      make([]*model.TenantEdge, 0, len(page.Tenants)),
+		PageInfo:   &model.PageInfo{HasNextPage: page.HasNextPage},
+		TotalCount: page.TotalCount,
+	}
+	for _, t := range page.Tenants {
+		conn.Edges = append(conn.Edges, &model.TenantEdge{Cursor: tenancy.Cursor(t), Node: r.tenantModel(ctx, t)})
+	}
+	if len(conn.Edges) > 0 {
+		c := conn.Edges[len(conn.Edges)-1].Cursor
+		conn.PageInfo.EndCursor = &c
+	}
+	return conn, nil
+}
+
+// tenantStatusChanged streams the tenant: its current state first, then
+// each change, until it is gone or the client leaves.
+func (r *Resolver) tenantStatusChanged(ctx context.Context, slug string) (<-chan *model.Tenant, error) {
+	updates, cancel := r.Registry.SubscribeStatus(slug)
+	t, err := r.Registry.Get(ctx, slug)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	out := make(chan *model.Tenant, 1)
+	out <- r.tenantModel(ctx, t)
+	go func() {
+		defer cancel()
+		defer close(out)
+		last := t
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case cur := <-updates:
+				if cur == nil {
+					return
+				}
+				if cur.Status == last.Status && cur.LastError == last.LastError && cur.UpdatedAt.Equal(last.UpdatedAt) {
+					continue
+				}
+				last = cur
+				select {
+				case out <- r.tenantModel(ctx, cur):
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out, nil
+}

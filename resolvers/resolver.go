@@ -1,0 +1,20 @@
+// Package resolvers turns GraphQL calls into tenancy and store calls, and
+// maps every error to the contract's extensions.code in one presenter.
+package resolvers
+
+import (
+	"log/slog"
+
+	"github.com/tenantql/tenantql/auth"
+	"github.com/tenantql/tenantql/tenancy"
+)
+
+// Resolver is the root resolver; server.go sets its dependencies.
+type Resolver struct {
+	Registry    *tenancy.Registry
+	Provisioner *tenancy.Provisioner
+	Hosts       tenancy.Hosts
+	Tokens      *auth.Tokens
+	AdminToken  string
+	Log         *slog.Logger
+}

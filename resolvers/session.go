@@ -1,0 +1,124 @@
+package resolvers
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/google/uuid"
+
+	"github.com/tenantql/tenantql/auth"
+	"github.com/tenantql/tenantql/store"
+	"github.com/tenantql/tenantql/tenancy"
+)
+
+// session is what one request (or one websocket connection) presents:
+// its bearer token, and the signed-in user once looked up.
+type session struct {
+	bearer string
+
+	once sync.Once
+	user store.User
+	err  error
+}
+
+type sessionKey struct{}
+
+// WithBearer returns ctx carrying the request's bearer token ("" for none).
+func WithBearer(ctx context.Context, token string) context.Context {
+	return context.WithValue(ctx, sessionKey{}, &session{bearer: token})
+}
+
+// BearerToken extracts the token of an "Authorization: Bearer <token>" value.
+func BearerToken(header string) string {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}
+
+// SessionMiddleware stores the Authorization header's bearer token in the
+// request context for the resolvers.
+func SessionMiddleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := WithBearer(r.Context(), BearerToken(r.Header.Get("Authorization")))
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+func sessionFrom(ctx context.Context) *session {
+	if s, ok := ctx.Value(sessionKey{}).(*session); ok {
+		return s
+	}
+	return &session{}
+}
+
+// tenantTarget returns the tenant of the request, or TENANT_REQUIRED.
+func tenantTarget(ctx context.Context) (*tenancy.Target, error) {
+	t, ok := tenancy.FromContext(ctx)
+	if !ok || t.Tenant == nil {
+		return nil, newError(CodeTenantRequired, "this field is served on a tenant host (<slug>.<base domain>)")
+	}
+	return t, nil
+}
+
+// viewer returns the signed-in user of the request's tenant, or
+// UNAUTHENTICATED. The lookup runs once per request.
+func (r *Resolver) viewer(ctx context.Context) (store.User, error) {
+	target, err := tenantTarget(ctx)
+	if err != nil {
+		return store.User{}, err
+	}
+	s := sessionFrom(ctx)
+	s.once.Do(func() {
+		if s.bearer == "" {
+			s.err = newError(CodeUnauthenticated, "sign in first: send Authorization: Bearer <token> from login")
+			return
+		}
+		claims, err := r.Tokens.Verify(s.bearer, target.Tenant.ID.String())
+		if err != nil {
+			s.err = newError(CodeUnauthenticated, "invalid or expired token for this organization")
+			return
+		}
+		id, err := uuid.Parse(claims.UserID)
+		if err != nil {
+			s.err = newError(CodeUnauthenticated, "invalid token")
+			return
+		}
+		s.user, s.err = store.New(target.DB).UserByID(ctx, id)
+		if errors.Is(s.err, store.ErrNotFound) {
+			s.err = newError(CodeUnauthenticated, "the signed-in user no longer exists")
+		}
+	})
+	return s.user, s.err
+}
+
+// platformDirective guards @platform fields: admin host and admin token.
+func (r *Resolver) platformDirective(ctx context.Context, _ any, next graphql.Resolver) (any, error) {
+	t, ok := tenancy.FromContext(ctx)
+	if !ok || !t.Admin {
+		return nil, newError(CodeForbidden, "platform fields are served on the admin host only")
+	}
+	if !auth.AdminTokenMatches(r.AdminToken, sessionFrom(ctx).bearer) {
+		return nil, newError(CodeUnauthenticated, "platform fields need Authorization: Bearer <admin token>")
+	}
+	return next(ctx)
+}
+
+// tenantDirective guards @tenant fields: a tenant host and, unless public,
+// a signed-in user of that tenant.
+func (r *Resolver) tenantDirective(ctx context.Context, _ any, next graphql.Resolver, public *bool) (any, error) {
+	if _, err := tenantTarget(ctx); err != nil {
+		return nil, err
+	}
+	if public == nil || !*public {
+		if _, err := r.viewer(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return next(ctx)
+}

@@ -1,0 +1,68 @@
+package resolvers
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/tenantql/tenantql/auth"
+	"github.com/tenantql/tenantql/graph/model"
+	"github.com/tenantql/tenantql/store"
+)
+
+func userModel(u store.User) *model.User {
+	return &model.User{ID: u.ID.String(), Email: u.Email, Name: u.Name, Role: model.UserRole(u.Role), CreatedAt: u.CreatedAt}
+}
+
+// organization describes the request's tenant.
+func (r *Resolver) organization(ctx context.Context) (*model.Organization, error) {
+	target, err := tenantTarget(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &model.Organization{Slug: target.Tenant.Slug, Name: target.Tenant.Name}, nil
+}
+
+// login checks a user's password and returns a token bound to this tenant.
+// Unknown emails and wrong passwords get the same answer in the same time.
+func (r *Resolver) login(ctx context.Context, email, password string) (*model.AuthPayload, error) {
+	target, err := tenantTarget(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkText("email", email, 254); err != nil {
+		return nil, err
+	}
+	if err := checkText("password", password, 128); err != nil {
+		return nil, err
+	}
+	wrong := newError(CodeUnauthenticated, "wrong email or password")
+	u, err := store.New(target.DB).UserByEmail(ctx, strings.TrimSpace(email))
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalidInput) {
+		_ = auth.CheckNoUser(password)
+		return nil, wrong
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := auth.CheckPassword(u.PasswordHash, password); err != nil {
+		if errors.Is(err, auth.ErrWrongPassword) {
+			return nil, wrong
+		}
+		return nil, err
+	}
+	token, err := r.Tokens.Issue(u.ID.String(), target.Tenant.ID.String())
+	if err != nil {
+		return nil, err
+	}
+	return &model.AuthPayload{Token: token, User: userModel(u)}, nil
+}
+
+// viewerModel returns the signed-in user.
+func (r *Resolver) viewerModel(ctx context.Context) (*model.User, error) {
+	u, err := r.viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return userModel(u), nil
+}

@@ -1,0 +1,340 @@
+// Command tenantql is a multi-tenant GraphQL API server: every organization
+// gets its own PostgreSQL database and role, reached at its own subdomain.
+//
+//go:generate go run github.com/99designs/gqlgen generate
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/tenantql/tenantql/auth"
+	"github.com/tenantql/tenantql/edge"
+	"github.com/tenantql/tenantql/metrics"
+	"github.com/tenantql/tenantql/pglocal"
+	"github.com/tenantql/tenantql/playground"
+	"github.com/tenantql/tenantql/resolvers"
+	"github.com/tenantql/tenantql/store"
+	"github.com/tenantql/tenantql/tenancy"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv))
+}
+
+// app is one wired tenantql process.
+type app struct {
+	cfg         Config
+	log         *slog.Logger
+	cluster     *pglocal.Cluster // development mode only
+	controlURL  string
+	control     *sqlx.DB
+	registry    *tenancy.Registry
+	pools       *tenancy.Pools
+	provisioner *tenancy.Provisioner
+	resolver    *resolvers.Resolver
+	metrics     *metrics.Metrics
+	hosts       tenancy.Hosts
+}
+
+// newApp connects to (or, in development mode, starts) the control
+// database, migrates it and wires every component. Close releases it all.
+func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
+	a := &app{cfg: cfg, log: log, controlURL: cfg.DatabaseURL}
+	if cfg.Dev() {
+		if err := a.startDevDatabase(ctx); err != nil {
+			return nil, err
+		}
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			a.Close()
+		}
+	}()
+	db, err := sqlx.Open("postgres", a.controlURL)
+	if err != nil {
+		return nil, fmt.Errorf("open control database: %w", err)
+	}
+	a.control = db
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(8)
+	db.SetConnMaxIdleTime(time.Minute)
+	pingCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := db.PingContext(pingCtx); err != nil {
+		return nil, fmt.Errorf("connect to the control database: %w", err)
+	}
+	if _, err := tenancy.MigrateControl(ctx, db.DB); err != nil {
+		return nil, fmt.Errorf("migrate control database: %w", err)
+	}
+	sealer, err := tenancy.NewSealer(cfg.SecretKey)
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := auth.NewTokens(cfg.SecretKey, 0)
+	if err != nil {
+		return nil, err
+	}
+	a.metrics = metrics.New()
+	a.pools, err = tenancy.NewPools(tenancy.PoolOptions{
+		ServerURL: a.controlURL, MaxConns: cfg.MaxDBConnections, MaxConnsPerTenant: cfg.MaxConnsTenant,
+		Metrics: a.metrics,
+	}, sealer)
+	if err != nil {
+		return nil, err
+	}
+	a.registry, err = tenancy.NewRegistry(db, sealer, cfg.NamePrefix, log)
+	if err != nil {
+		return nil, err
+	}
+	a.pools.FollowRegistry(a.registry)
+	if err := a.registry.Load(ctx); err != nil {
+		return nil, err
+	}
+	a.provisioner = tenancy.NewProvisioner(db, a.registry, a.pools, seeder{}, tenancy.ProvisionerOptions{
+		Failpoint: failpoint(cfg.Failpoint, log),
+	}, log)
+	a.hosts = tenancy.Hosts{BaseDomain: cfg.BaseDomain, AdminHost: cfg.AdminHost}
+	a.resolver = &resolvers.Resolver{
+		Registry: a.registry, Provisioner: a.provisioner, Hosts: a.hosts,
+		Tokens: tokens, AdminToken: cfg.AdminToken, Log: log,
+	}
+	ok = true
+	return a, nil
+}
+
+// startDevDatabase runs the embedded PostgreSQL under DATA_DIR and makes
+// sure its control database exists.
+func (a *app) startDevDatabase(ctx context.Context) error {
+	if err := a.cfg.devSecrets(); err != nil {
+		return err
+	}
+	dir, err := filepath.Abs(filepath.Join(a.cfg.DataDir, "postgres"))
+	if err != nil {
+		return err
+	}
+	a.cluster, err = pglocal.Start(ctx, pglocal.Options{DataDir: dir, Logger: a.log})
+	if err != nil {
+		return fmt.Errorf("start development PostgreSQL: %w", err)
+	}
+	admin, err := sqlx.Open("postgres", a.cluster.URL("postgres"))
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	var exists bool
+	if err := admin.GetContext(ctx, &exists, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'tenantql')`); err != nil {
+		return fmt.Errorf("check control database: %w", err)
+	}
+	if !exists {
+		if _, err := admin.ExecContext(ctx, `CREATE DATABASE tenantql`); err != nil {
+			var pqErr *pq.Error
+			if !errors.As(err, &pqErr) || pqErr.Code != "42P04" { // duplicate_database: created meanwhile
+				return fmt.Errorf("create control database: %w", err)
+			}
+		}
+	}
+	a.controlURL = a.cluster.URL("tenantql")
+	return nil
+}
+
+// Close releases the pools, the control database and the embedded cluster.
+func (a *app) Close() {
+	if a.pools != nil {
+		a.pools.CloseAll()
+	}
+	if a.control != nil {
+		a.control.Close()
+	}
+	if a.cluster != nil {
+		if err := a.cluster.Stop(); err != nil {
+			a.log.Warn("stop development PostgreSQL", "err", err)
+		}
+	}
+}
+
+// Handler is the whole HTTP surface of the process.
+func (a *app) Handler() http.Handler {
+	router := &tenancy.Router{
+		Registry: a.registry, Pools: a.pools, Hosts: a.hosts, TrustProxy: a.cfg.TrustProxy,
+		Reject: resolvers.WriteHTTPError,
+	}
+	hostKind := func(r *http.Request) string {
+		if t, ok := tenancy.FromContext(r.Context()); ok && t.Tenant != nil {
+			return "tenant"
+		}
+		return "admin"
+	}
+	gql := resolvers.NewHandler(a.resolver, resolvers.HandlerOptions{Introspection: a.cfg.Introspection})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", a.readyz)
+	mux.Handle("/metrics", router.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if t, _ := tenancy.FromContext(r.Context()); !t.Admin {
+			http.NotFound(w, r)
+			return
+		}
+		a.metrics.Handler().ServeHTTP(w, r)
+	})))
+	mux.Handle("/graphql", a.metrics.Middleware("/graphql", hostKind,
+		router.Middleware(resolvers.SessionMiddleware(gql))))
+	mux.Handle(playground.AssetPrefix, playground.Assets())
+	mux.Handle("GET /{$}", router.Middleware(http.HandlerFunc(a.playgroundPage)))
+	return edge.RequestID(mux)
+}
+
+// playgroundPage serves the IDE with a starter query for the host's API.
+func (a *app) playgroundPage(w http.ResponseWriter, r *http.Request) {
+	t, _ := tenancy.FromContext(r.Context())
+	title, query := "tenantql platform", "# Platform API: send Authorization: Bearer <admin token> (Headers tab)\n{\n  tenants(first: 10) {\n    edges { node { slug name status host } }\n  }\n}\n"
+	if t.Tenant != nil {
+		title = "tenantql: " + t.Tenant.Name
+		query = "# " + t.Tenant.Name + ": sign in with login, then send Authorization: Bearer <token>\n{\n  organization { slug name }\n}\n"
+	}
+	playground.Handler(title, "/graphql", query).ServeHTTP(w, r)
+}
+
+// readyz answers 200 while the control database answers.
+func (a *app) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := a.control.PingContext(ctx); err != nil {
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "control database unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+// serve runs the HTTP server and the background work until SIGINT or
+// SIGTERM, then drains in-flight requests and stops.
+func serve(cfg Config, log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+
+	bg, cancelBG := context.WithCancel(context.Background())
+	done := make(chan struct{}, 2)
+	go func() {
+		defer func() { done <- struct{}{} }()
+		if err := a.registry.Watch(bg, tenancy.WatchOptions{ListenerURL: a.controlURL}); err != nil {
+			log.Error("tenant watcher stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		a.provisioner.Run(bg)
+	}()
+
+	srv := &http.Server{
+		Addr:              cfg.ListenAddr,
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	log.Info("tenantql started", "config", cfg)
+	a.printWelcome()
+
+	select {
+	case err := <-errc:
+		cancelBG()
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining requests", "timeout", cfg.ShutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(shutdownCtx)
+	cancelBG()
+	<-done
+	<-done
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// printWelcome tells a developer where to click.
+func (a *app) printWelcome() {
+	_, port, _ := strings.Cut(a.cfg.ListenAddr, ":")
+	if port == "" {
+		port = "80"
+	}
+	hostport := func(h string) string {
+		if port == "80" {
+			return h
+		}
+		return h + ":" + port
+	}
+	fmt.Fprintf(os.Stderr, "\n  Platform API + Playground: http://%s/\n  Tenants:                   http://<slug>.%s/\n",
+		hostport(a.cfg.AdminHost), hostport(a.cfg.BaseDomain))
+	if a.cfg.Dev() {
+		fmt.Fprintf(os.Stderr, "  Admin token (Headers tab: {\"Authorization\": \"Bearer <token>\"}): %s\n  Data: %s\n\n",
+			a.cfg.AdminToken, a.cfg.DataDir)
+	}
+}
+
+// seeder creates the owner and demo data of new tenants through store.
+type seeder struct{}
+
+func (seeder) CreateOwner(ctx context.Context, db *sqlx.DB, o tenancy.Owner) error {
+	_, err := store.New(db).EnsureOwner(ctx, store.NewUser{Email: o.Email, Name: o.Name, Role: store.RoleOwner, PasswordHash: o.PasswordHash})
+	return err
+}
+
+func (seeder) SeedDemo(ctx context.Context, db *sqlx.DB, o tenancy.Owner) error {
+	s := store.New(db)
+	owner, err := s.UserByEmail(ctx, o.Email)
+	if err != nil {
+		return err
+	}
+	return s.SeedDemo(ctx, owner.ID, o.PasswordHash)
+}
+
+// failpoint parses TENANTQL_FAILPOINT ("<step>=<action>", action "exit"
+// or "error"; e.g. "create.after-database=exit"). Empty means inert.
+func failpoint(spec string, log *slog.Logger) func(string) error {
+	if spec == "" {
+		return nil
+	}
+	step, action, _ := strings.Cut(spec, "=")
+	log.Warn("failpoint armed", "step", step, "action", action)
+	return func(name string) error {
+		if name != step {
+			return nil
+		}
+		switch action {
+		case "exit":
+			log.Warn("failpoint: exiting", "step", name)
+			os.Exit(3)
+		case "error":
+			return tenancy.ErrFailpoint
+		}
+		return nil
+	}
+}

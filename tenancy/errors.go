@@ -1,0 +1,38 @@
+// Package tenancy decides which database serves a request: it parses hosts,
+// keeps the tenant registry (control database plus an in-memory routing
+// table), provisions and drops tenant databases and roles, runs tenant
+// migrations and holds the tenant connection pools. It knows nothing of
+// GraphQL.
+package tenancy
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors; wrap them with %w and test them with errors.Is.
+var (
+	// ErrTenantNotFound: no tenant serves that host or slug (or it is being deleted).
+	ErrTenantNotFound = errors.New("tenant not found")
+	// ErrTenantNotReady: the tenant is still being provisioned (or failed to be).
+	ErrTenantNotReady = errors.New("tenant is not ready yet")
+	// ErrTenantSuspended: the tenant exists but is suspended.
+	ErrTenantSuspended = errors.New("tenant is suspended")
+	// ErrSlugTaken: another tenant already has that slug.
+	ErrSlugTaken = errors.New("slug is already taken")
+	// ErrDomainTaken: another tenant (or this one) already has that domain.
+	ErrDomainTaken = errors.New("domain is already taken")
+	// ErrDomainNotFound: the tenant has no such custom domain.
+	ErrDomainNotFound = errors.New("domain not found")
+	// ErrInvalidInput: an argument failed validation; the message says which.
+	ErrInvalidInput = errors.New("invalid input")
+	// ErrWrongState: the operation does not apply to the tenant's current status.
+	ErrWrongState = errors.New("operation not allowed in the tenant's current status")
+	// ErrUnavailable: a database could not be reached or had no free connection in time.
+	ErrUnavailable = errors.New("database unavailable")
+)
+
+// invalid returns an ErrInvalidInput error with a message for the client.
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidInput, fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,95 @@
+package tenancy
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Target is what a request's host resolved to.
+type Target struct {
+	Admin  bool     // the admin host: platform API
+	Tenant *Tenant  // the tenant (nil on the admin host)
+	DB     *sqlx.DB // the tenant's pool (nil on the admin host)
+	Host   string   // normalized host the request used
+	Port   string   // port in the Host header, "" when none
+}
+
+type targetKey struct{}
+
+// WithTarget returns ctx carrying t.
+func WithTarget(ctx context.Context, t *Target) context.Context {
+	return context.WithValue(ctx, targetKey{}, t)
+}
+
+// FromContext returns the request's target; ok is false outside the
+// routing middleware.
+func FromContext(ctx context.Context) (t *Target, ok bool) {
+	t, ok = ctx.Value(targetKey{}).(*Target)
+	return t, ok
+}
+
+// Router is the HTTP middleware mapping the Host header to the admin host
+// or a READY tenant and its pool, from memory only.
+type Router struct {
+	Registry   *Registry
+	Pools      *Pools
+	Hosts      Hosts
+	TrustProxy bool // honour X-Forwarded-Host
+	// Reject writes the answer for a host that cannot be served; err wraps
+	// ErrTenantNotFound, ErrTenantNotReady, ErrTenantSuspended or ErrUnavailable.
+	Reject func(w http.ResponseWriter, r *http.Request, err error)
+}
+
+// RequestHost returns the host a request addressed, honouring
+// X-Forwarded-Host only when trustProxy is set.
+func RequestHost(r *http.Request, trustProxy bool) (host, port string) {
+	h := r.Host
+	if trustProxy {
+		if fh := r.Header.Get("X-Forwarded-Host"); fh != "" {
+			h, _, _ = strings.Cut(fh, ",")
+		}
+	}
+	return NormalizeHost(h)
+}
+
+// Resolve returns the target for a normalized host.
+func (rt *Router) Resolve(host, port string) (*Target, error) {
+	if kind, _ := rt.Hosts.Classify(host); kind == HostAdmin {
+		return &Target{Admin: true, Host: host, Port: port}, nil
+	}
+	t, err := rt.Registry.Route(rt.Hosts, host)
+	if err != nil {
+		return nil, err
+	}
+	db, err := rt.Pools.DB(t)
+	if err != nil {
+		return nil, err
+	}
+	return &Target{Tenant: t, DB: db, Host: host, Port: port}, nil
+}
+
+// Middleware puts the request's Target into its context, or rejects it.
+func (rt *Router) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, port := RequestHost(r, rt.TrustProxy)
+		target, err := rt.Resolve(host, port)
+		if err != nil {
+			rt.Reject(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(WithTarget(r.Context(), target)))
+	})
+}
+
+// FollowRegistry closes a tenant's pool as soon as the tenant stops being
+// READY or disappears, on whichever process made the change.
+func (p *Pools) FollowRegistry(reg *Registry) {
+	reg.OnChange(func(old, cur *Tenant) {
+		if old != nil && (cur == nil || cur.Status != StatusReady) {
+			p.Close(old.ID)
+		}
+	})
+}

@@ -1,0 +1,45 @@
+package tenancy
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	migrate "github.com/rubenv/sql-migrate"
+
+	"github.com/tenantql/tenantql/migrations"
+)
+
+// migrationLockKey is the advisory lock (scoped to one database) that
+// serialises migrations: sql-migrate does no locking of its own.
+const migrationLockKey = 7_305_019_001
+
+// MigrateControl brings the control database up to date.
+func MigrateControl(ctx context.Context, db *sql.DB) (int, error) {
+	return migrateLocked(ctx, db, migrations.ControlSet, migrations.Control())
+}
+
+// MigrateTenantDB brings one tenant database up to date, connected as the
+// tenant's own role, and returns how many migrations ran.
+func MigrateTenantDB(ctx context.Context, db *sql.DB) (int, error) {
+	return migrateLocked(ctx, db, migrations.TenantSet, migrations.Tenant())
+}
+
+// migrateLocked runs set's pending migrations while holding an advisory lock
+// on a connection of its own, so concurrent migrators run one at a time.
+func migrateLocked(ctx context.Context, db *sql.DB, set migrate.MigrationSet, src migrate.MigrationSource) (int, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return 0, dbError("migrate: connect", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
+		return 0, dbError("migrate: lock", err)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLockKey)
+	n, err := set.ExecContext(ctx, db, "postgres", src, migrate.Up)
+	if err != nil {
+		return n, fmt.Errorf("migrate: %w", err)
+	}
+	return n, nil
+}

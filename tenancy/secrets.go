@@ -1,0 +1,98 @@
+package tenancy
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+)
+
+// Sealer encrypts tenant database passwords at rest with AES-256-GCM, under
+// a key derived from SECRET_KEY.
+type Sealer struct {
+	aead cipher.AEAD
+}
+
+// NewSealer derives the encryption key from secretKey (at least 32 bytes).
+func NewSealer(secretKey string) (*Sealer, error) {
+	if len(secretKey) < 32 {
+		return nil, errors.New("tenancy: secret key must be at least 32 characters")
+	}
+	key, err := hkdf.Key(sha256.New, []byte(secretKey), nil, "tenantql role passwords v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("tenancy: derive key: %w", err)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("tenancy: cipher: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("tenancy: gcm: %w", err)
+	}
+	return &Sealer{aead: aead}, nil
+}
+
+// Seal encrypts plaintext; additional (the tenant id) binds it to its row.
+func (s *Sealer) Seal(plaintext, additional []byte) ([]byte, error) {
+	nonce := make([]byte, s.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fmt.Errorf("tenancy: nonce: %w", err)
+	}
+	return s.aead.Seal(nonce, nonce, plaintext, additional), nil
+}
+
+// Open decrypts what Seal returned. It fails if the data, the key or
+// additional differ.
+func (s *Sealer) Open(sealed, additional []byte) ([]byte, error) {
+	n := s.aead.NonceSize()
+	if len(sealed) < n {
+		return nil, errors.New("tenancy: sealed secret too short")
+	}
+	out, err := s.aead.Open(nil, sealed[:n], sealed[n:], additional)
+	if err != nil {
+		return nil, fmt.Errorf("tenancy: open sealed secret (wrong SECRET_KEY?): %w", err)
+	}
+	return out, nil
+}
+
+// newRolePassword returns a random 32-byte password, base64url encoded.
+func newRolePassword() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("tenancy: password: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// scramVerifier returns the SCRAM-SHA-256 verifier PostgreSQL stores for
+// password, so that CREATE/ALTER ROLE never carries the cleartext.
+func scramVerifier(password string) (string, error) {
+	const iterations = 4096
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("tenancy: salt: %w", err)
+	}
+	salted, err := pbkdf2.Key(sha256.New, password, salt, iterations, 32)
+	if err != nil {
+		return "", fmt.Errorf("tenancy: pbkdf2: %w", err)
+	}
+	clientKey := hmacSHA256(salted, "Client Key")
+	storedKey := sha256.Sum256(clientKey)
+	serverKey := hmacSHA256(salted, "Server Key")
+	b64 := base64.StdEncoding
+	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", iterations,
+		b64.EncodeToString(salt), b64.EncodeToString(storedKey[:]), b64.EncodeToString(serverKey)), nil
+}
+
+func hmacSHA256(key []byte, msg string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(msg))
+	return m.Sum(nil)
+}

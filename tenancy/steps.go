@@ -1,0 +1,214 @@
+package tenancy
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/tenantql/tenantql/migrations"
+)
+
+// provision drives a PROVISIONING tenant to READY, one idempotent step
+// after another.
+func (p *Provisioner) provision(ctx context.Context, t *Tenant, j job) error {
+	role, err := p.reg.names.quote(t.RoleName)
+	if err != nil {
+		return err
+	}
+	dbName, err := p.reg.names.quote(t.DBName)
+	if err != nil {
+		return err
+	}
+	steps := []struct {
+		name string
+		run  func() error
+	}{
+		{"role", func() error { return p.ensureRole(ctx, t, role) }},
+		{"database", func() error { return p.ensureDatabase(ctx, t, role, dbName) }},
+		{"privileges", func() error { return p.ensurePrivileges(ctx, role, dbName) }},
+		{"migrate", func() error {
+			return p.withTenantDB(ctx, t, func(db *sqlx.DB) error { _, err := MigrateTenantDB(ctx, db.DB); return err })
+		}},
+		{"owner", func() error {
+			if !j.OwnerEmail.Valid {
+				return nil // created by an earlier pass, which then cleared it
+			}
+			o := Owner{Email: j.OwnerEmail.String, Name: j.OwnerName.String, PasswordHash: j.OwnerPasswordHash.String}
+			return p.withTenantDB(ctx, t, func(db *sqlx.DB) error {
+				if err := p.seeder.CreateOwner(ctx, db, o); err != nil {
+					return err
+				}
+				if j.SeedDemo {
+					return p.seeder.SeedDemo(ctx, db, o)
+				}
+				return nil
+			})
+		}},
+	}
+	if err := p.boundary(ctx, t.ID, StatusProvisioning, "create.start"); err != nil {
+		return err
+	}
+	for _, s := range steps {
+		if err := inStep(s.name, s.run()); err != nil {
+			return err
+		}
+		if err := p.boundary(ctx, t.ID, StatusProvisioning, "create.after-"+s.name); err != nil {
+			return err
+		}
+	}
+	version, err := migrations.LatestID(migrations.Tenant())
+	if err != nil {
+		return err
+	}
+	const q = `UPDATE tenants SET status = 'READY', step = '', attempts = 0, last_error = NULL,
+			schema_version = $3, owner_email = NULL, owner_name = NULL, owner_password_hash = NULL,
+			lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+		WHERE id = $1 AND lease_owner = $2 AND status = 'PROVISIONING'`
+	res, err := p.control.ExecContext(ctx, q, t.ID, p.me, version)
+	if err != nil {
+		return inStep("ready", dbError("mark ready", err))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errLeaseLost
+	}
+	if _, err := p.reg.refresh(ctx, t.ID); err != nil {
+		p.log.Warn("refresh after ready", "tenant", t.Slug, "err", err)
+	}
+	p.log.Info("tenant ready", "tenant", t.Slug, "tenant_id", t.ID)
+	return nil
+}
+
+func (p *Provisioner) exists(ctx context.Context, q, name string) (bool, error) {
+	var ok bool
+	if err := p.control.GetContext(ctx, &ok, q, name); err != nil {
+		return false, dbError("catalog lookup", err)
+	}
+	return ok, nil
+}
+
+// ensureRole creates the tenant's LOGIN role, or resets its password and
+// attributes when it already exists (a crash may have cut the last try).
+func (p *Provisioner) ensureRole(ctx context.Context, t *Tenant, role string) error {
+	pw, err := p.pools.sealer.Open(t.sealedPassword, t.ID[:])
+	if err != nil {
+		return err
+	}
+	verifier, err := scramVerifier(string(pw))
+	if err != nil {
+		return err
+	}
+	found, err := p.exists(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, t.RoleName)
+	if err != nil {
+		return err
+	}
+	attrs := fmt.Sprintf("LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS CONNECTION LIMIT %d PASSWORD %s",
+		p.opts.RoleConnLimit, pq.QuoteLiteral(verifier))
+	verb := "CREATE"
+	if found {
+		verb = "ALTER"
+	}
+	if _, err := p.control.ExecContext(ctx, verb+" ROLE "+role+" WITH "+attrs); err != nil {
+		return dbError("create role", err)
+	}
+	for _, stmt := range []string{
+		"ALTER ROLE " + role + " SET statement_timeout = " + pq.QuoteLiteral(p.opts.StatementTimeout),
+		"ALTER ROLE " + role + " SET idle_in_transaction_session_timeout = '60s'",
+	} {
+		if _, err := p.control.ExecContext(ctx, stmt); err != nil {
+			return dbError("configure role", err)
+		}
+	}
+	// A non-superuser control role needs membership to create a database
+	// owned by the tenant role (and, later, to drop it).
+	var super bool
+	if err := p.control.GetContext(ctx, &super, `SELECT rolsuper FROM pg_roles WHERE rolname = current_user`); err != nil {
+		return dbError("check control role", err)
+	}
+	if !super {
+		if _, err := p.control.ExecContext(ctx, "GRANT "+role+" TO CURRENT_USER"); err != nil {
+			return dbError("grant role", err)
+		}
+	}
+	return nil
+}
+
+// ensureDatabase creates the tenant's database owned by its role.
+func (p *Provisioner) ensureDatabase(ctx context.Context, t *Tenant, role, dbName string) error {
+	found, err := p.exists(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, t.DBName)
+	if err != nil || found {
+		return err
+	}
+	if _, err := p.control.ExecContext(ctx, "CREATE DATABASE "+dbName+" OWNER "+role+" TEMPLATE template0 ENCODING 'UTF8'"); err != nil {
+		return dbError("create database", err)
+	}
+	return nil
+}
+
+// ensurePrivileges makes sure only the tenant's role may connect.
+func (p *Provisioner) ensurePrivileges(ctx context.Context, role, dbName string) error {
+	for _, stmt := range []string{
+		"REVOKE ALL ON DATABASE " + dbName + " FROM PUBLIC",
+		"GRANT CONNECT, TEMPORARY ON DATABASE " + dbName + " TO " + role,
+	} {
+		if _, err := p.control.ExecContext(ctx, stmt); err != nil {
+			return dbError("set privileges", err)
+		}
+	}
+	return nil
+}
+
+// withTenantDB runs f on a short-lived connection as the tenant's own role.
+func (p *Provisioner) withTenantDB(ctx context.Context, t *Tenant, f func(db *sqlx.DB) error) error {
+	dsn, err := p.pools.TenantURL(t)
+	if err != nil {
+		return err
+	}
+	db, err := sqlx.Open("postgres", dsn)
+	if err != nil {
+		return fmt.Errorf("open tenant database: %w", err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(2)
+	return f(db)
+}
+
+// drop removes a DELETING tenant's pool, database, role and row.
+func (p *Provisioner) drop(ctx context.Context, t *Tenant) error {
+	role, err := p.reg.names.quote(t.RoleName)
+	if err != nil {
+		return err
+	}
+	dbName, err := p.reg.names.quote(t.DBName)
+	if err != nil {
+		return err
+	}
+	if err := p.boundary(ctx, t.ID, StatusDeleting, "delete.start"); err != nil {
+		return err
+	}
+	p.pools.Close(t.ID)
+	if _, err := p.control.ExecContext(ctx, "DROP DATABASE IF EXISTS "+dbName+" WITH (FORCE)"); err != nil {
+		return inStep("drop database", dbError("drop database", err))
+	}
+	if err := p.boundary(ctx, t.ID, StatusDeleting, "delete.after-database"); err != nil {
+		return err
+	}
+	if _, err := p.control.ExecContext(ctx, "DROP ROLE IF EXISTS "+role); err != nil {
+		return inStep("drop role", dbError("drop role", err))
+	}
+	if err := p.boundary(ctx, t.ID, StatusDeleting, "delete.after-role"); err != nil {
+		return err
+	}
+	const q = `DELETE FROM tenants WHERE id = $1 AND lease_owner = $2 AND status = 'DELETING'`
+	res, err := p.control.ExecContext(ctx, q, t.ID, p.me)
+	if err != nil {
+		return inStep("delete row", dbError("delete tenant row", err))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errLeaseLost
+	}
+	p.reg.routes.put(t.ID, nil)
+	p.log.Info("tenant deleted", "tenant", t.Slug, "tenant_id", t.ID)
+	return nil
+}
