@@ -58,6 +58,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 			return nil, err
 		}
 	}
+	cfg = a.cfg // development mode filled in the secrets
 	ok := false
 	defer func() {
 		if !ok {
@@ -256,7 +257,7 @@ func serve(cfg Config, log *slog.Logger) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("tenantql started", "config", cfg)
+	log.Info("tenantql started", "config", a.cfg)
 	a.printWelcome()
 
 	select {
