@@ -374,14 +374,14 @@ func (s *Store) ListIssues(ctx context.Context, filter IssueFilter, args PageArg
 	projectID, assigneeID := nullableUUID(filter.ProjectID), nullableUUID(filter.AssigneeID)
 	at, id := ks.args()
 	const where = `($1::uuid IS NULL OR i.project_id = $1)
-		AND ($2::text IS NULL OR p.key = $2)
+		AND ($2::text IS NULL OR i.project_id = (SELECT id FROM projects WHERE key = $2))
 		AND ($3::text IS NULL OR i.status = $3)
 		AND ($4::uuid IS NULL OR i.assignee_id = $4)`
 	const q = `SELECT ` + issueColumns + ` FROM issues i JOIN projects p ON p.id = i.project_id
 		WHERE ` + where + `
 		AND ($5::timestamptz IS NULL OR (i.created_at, i.id) < ($5, $6::uuid))
 		ORDER BY i.created_at DESC, i.id DESC LIMIT $7`
-	const qCount = `SELECT count(*) FROM issues i JOIN projects p ON p.id = i.project_id WHERE ` + where
+	const qCount = `SELECT count(*) FROM issues i WHERE ` + where
 	var rows []Issue
 	var total int
 	err = s.inTx(ctx, "list issues", snapshot(), func(tx *sqlx.Tx) error {

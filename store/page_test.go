@@ -185,7 +185,7 @@ func checkAll[T any](t *testing.T, l lister[T], rows []T, n int) {
 // goroutine inserts rows: every row that existed before comes exactly once.
 func TestPaginationWhileInserting(t *testing.T) {
 	t.Parallel()
-	const n = 30
+	const n = 40
 	f := newFixture(t, n)
 	ctx, s := ctxT(t), f.e.s
 	users := lister[store.User]{fetch: s.ListUsers, key: userKey}
@@ -201,7 +201,7 @@ func TestPaginationWhileInserting(t *testing.T) {
 	t.Run("users", func(t *testing.T) {
 		before := users.ids(users.collect(t, ctx, 100, nil))
 		during := whileInserting(t, f.addUser, func(between func()) []uuid.UUID {
-			rows := users.collect(t, ctx, 4, between)
+			rows := users.collect(t, ctx, 3, between)
 			users.checkOrder(t, rows)
 			return users.ids(rows)
 		})
@@ -210,7 +210,7 @@ func TestPaginationWhileInserting(t *testing.T) {
 	t.Run("projects", func(t *testing.T) {
 		before := projects.ids(projects.collect(t, ctx, 100, nil))
 		during := whileInserting(t, f.addProject, func(between func()) []uuid.UUID {
-			rows := projects.collect(t, ctx, 4, between)
+			rows := projects.collect(t, ctx, 3, between)
 			projects.checkOrder(t, rows)
 			return projects.ids(rows)
 		})
@@ -223,7 +223,7 @@ func TestPaginationWhileInserting(t *testing.T) {
 		t.Run(l.name, func(t *testing.T) {
 			before := l.l.ids(l.l.collect(t, ctx, 100, nil))
 			during := whileInserting(t, f.addIssue, func(between func()) []uuid.UUID {
-				rows := l.l.collect(t, ctx, 4, between)
+				rows := l.l.collect(t, ctx, 3, between)
 				l.l.checkOrder(t, rows)
 				return l.l.ids(rows)
 			})
@@ -233,7 +233,7 @@ func TestPaginationWhileInserting(t *testing.T) {
 	t.Run("comments", func(t *testing.T) {
 		before := comments.ids(comments.collect(t, ctx, 100, nil))
 		during := whileInserting(t, f.addComment, func(between func()) []uuid.UUID {
-			rows := comments.collect(t, ctx, 4, between)
+			rows := comments.collect(t, ctx, 3, between)
 			comments.checkOrder(t, rows)
 			return comments.ids(rows)
 		})
