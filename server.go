@@ -28,6 +28,7 @@ import (
 	"github.com/tenantql/tenantql/resolvers"
 	"github.com/tenantql/tenantql/store"
 	"github.com/tenantql/tenantql/tenancy"
+	"github.com/tenantql/tenantql/webapp"
 )
 
 func main() {
@@ -197,6 +198,7 @@ func (a *app) Handler() http.Handler {
 		router.Middleware(resolvers.SessionMiddleware(gql))))
 	mux.Handle(playground.AssetPrefix, playground.Assets())
 	mux.Handle("GET /{$}", router.Middleware(http.HandlerFunc(a.playgroundPage)))
+	mux.Handle(webapp.Prefix, router.Middleware(webapp.Handler()))
 	return edge.RequestID(mux)
 }
 

@@ -1,0 +1,397 @@
+// The operator console on the admin host: tenants with their status, live
+// through tenantStatusChanged, and the platform mutations. The admin token
+// stays in this tab's sessionStorage.
+import { ApolloProvider, useMutation, useQuery, useSubscription } from '@apollo/client/react';
+import { useCallback, useEffect, useState } from 'react';
+import { errorCode } from '../lib/errors.js';
+import { useLive, useSession } from '../lib/session.js';
+import { adminToken } from '../lib/storage.js';
+import {
+  CREATE_TENANT,
+  DELETE_TENANT,
+  RESUME_TENANT,
+  RETRY_TENANT,
+  SUSPEND_TENANT,
+  TENANT_STATUS_CHANGED,
+  TENANTS,
+  TENANTS_PAGE,
+} from '../operations.js';
+import { Empty, ErrorNote, LiveBadge, Logo, Spinner, Time } from '../ui.jsx';
+
+export function Console() {
+  const [token, setToken] = useState(adminToken.get);
+  const [notice, setNotice] = useState(null);
+  const signOut = useCallback((message = null) => {
+    adminToken.set(null);
+    setToken(null);
+    setNotice(message);
+  }, []);
+  const session = useSession(token, () => signOut('The admin token was not accepted.'));
+
+  useEffect(() => {
+    document.title = 'Operator console · tenantql';
+  }, []);
+
+  return (
+    <ApolloProvider client={session.client}>
+      {token ? (
+        <Operator session={session} onSignOut={() => signOut()} />
+      ) : (
+        <AdminSignIn
+          notice={notice}
+          onSubmit={(t) => {
+            adminToken.set(t);
+            setNotice(null);
+            setToken(t);
+          }}
+        />
+      )}
+    </ApolloProvider>
+  );
+}
+
+function AdminSignIn({ notice, onSubmit }) {
+  const [value, setValue] = useState('');
+  return (
+    <main className="auth">
+      <form
+        className="card auth-card"
+        aria-labelledby="console-title"
+        onSubmit={(e) => {
+          e.preventDefault();
+          onSubmit(value.trim());
+        }}
+      >
+        <div className="auth-brand">
+          <Logo />
+          <span>tenantql</span>
+        </div>
+        <h1 id="console-title">Operator console</h1>
+        <p className="muted">
+          Paste the admin token (printed by <code>tenantql</code> at start in development). It is kept in this tab
+          only.
+        </p>
+        {notice && <ErrorNote error={notice} />}
+        <label>
+          Admin token
+          <input
+            type="password"
+            name="admin-token"
+            autoComplete="off"
+            required
+            autoFocus
+            value={value}
+            onChange={(e) => setValue(e.target.value)}
+          />
+        </label>
+        <button type="submit" className="primary">
+          Open console
+        </button>
+      </form>
+    </main>
+  );
+}
+
+const TRANSITIONAL = new Set(['PROVISIONING', 'DELETING']);
+
+function Operator({ session, onSignOut }) {
+  const live = useLive(session);
+  // Statuses seen per slug since this page opened: "PROVISIONING → READY".
+  const [history, setHistory] = useState({});
+  const record = useCallback((slug, status) => {
+    setHistory((h) => {
+      const seen = h[slug] ?? [];
+      if (seen[seen.length - 1] === status) return h;
+      return { ...h, [slug]: [...seen, status] };
+    });
+  }, []);
+
+  return (
+    <div className="shell">
+      <header className="topbar">
+        <span className="brand">
+          <Logo />
+          <span>tenantql</span>
+          <span className="role">operator console</span>
+        </span>
+        <div className="topbar-right">
+          <LiveBadge state={live} />
+          <button type="button" className="ghost" onClick={onSignOut}>
+            Sign out
+          </button>
+        </div>
+      </header>
+      <main className="console">
+        <NewTenant onCreated={(t) => record(t.slug, t.status)} />
+        <Tenants history={history} record={record} />
+      </main>
+    </div>
+  );
+}
+
+function addTenant(cache, tenant) {
+  cache.updateQuery({ query: TENANTS, variables: { first: TENANTS_PAGE } }, (data) => {
+    const list = data?.tenants;
+    if (!list || list.edges.some((e) => e.node.id === tenant.id)) return undefined;
+    return {
+      ...data,
+      tenants: { ...list, totalCount: list.totalCount + 1, edges: [...list.edges, { __typename: 'TenantEdge', node: tenant }] },
+    };
+  });
+}
+
+function NewTenant({ onCreated }) {
+  const empty = { organization: '', slug: '', name: '', email: '', password: '', demo: true };
+  const [form, setForm] = useState(empty);
+  const [created, setCreated] = useState(null);
+  const [create, { loading, error, reset }] = useMutation(CREATE_TENANT, {
+    update: (cache, { data }) => data?.createTenant && addTenant(cache, data.createTenant.tenant),
+  });
+  const set = (field) => (e) => {
+    const value = e.target.type === 'checkbox' ? e.target.checked : e.target.value;
+    setForm((f) => ({ ...f, [field]: value }));
+    if (error) reset();
+  };
+
+  async function submit(event) {
+    event.preventDefault();
+    try {
+      const { data } = await create({
+        variables: {
+          input: {
+            organization: form.organization.trim(),
+            slug: form.slug.trim() || null,
+            owner: { name: form.name.trim(), email: form.email.trim(), password: form.password },
+            seedDemoData: form.demo,
+          },
+        },
+      });
+      const tenant = data.createTenant.tenant;
+      onCreated(tenant);
+      setCreated(tenant.slug);
+      setForm(empty);
+    } catch {
+      // shown through `error`
+    }
+  }
+
+  return (
+    <section className="card new-tenant" aria-labelledby="new-tenant-title">
+      <h2 id="new-tenant-title">New organization</h2>
+      <form className="grid-form" onSubmit={submit}>
+        <label>
+          Organization name
+          <input name="organization" required value={form.organization} onChange={set('organization')} placeholder="Acme Rockets" />
+        </label>
+        <label>
+          Subdomain
+          <input
+            name="slug"
+            value={form.slug}
+            onChange={set('slug')}
+            placeholder="optional: from the name"
+            pattern="[a-z][a-z0-9\-]{1,38}[a-z0-9]"
+            title="3 to 40 lower-case letters, digits or dashes"
+          />
+        </label>
+        <label>
+          Owner’s name
+          <input name="owner-name" required value={form.name} onChange={set('name')} placeholder="Ada Lovelace" />
+        </label>
+        <label>
+          Owner’s email
+          <input name="owner-email" type="email" required value={form.email} onChange={set('email')} placeholder="ada@acme.test" />
+        </label>
+        <label>
+          Owner’s password
+          <input
+            name="owner-password"
+            type="password"
+            required
+            minLength={8}
+            autoComplete="new-password"
+            value={form.password}
+            onChange={set('password')}
+          />
+        </label>
+        <label className="check">
+          <input name="demo" type="checkbox" checked={form.demo} onChange={set('demo')} />
+          Fill with demo data
+        </label>
+        <div className="form-foot">
+          <button type="submit" className="primary" disabled={loading}>
+            {loading ? 'Creating…' : 'Create organization'}
+          </button>
+          {created && !error && <span className="muted small">Created {created}: watch it become ready below.</span>}
+        </div>
+        <ErrorNote error={error} onDismiss={reset} />
+      </form>
+    </section>
+  );
+}
+
+function Tenants({ history, record }) {
+  const { data, error, loading, refetch } = useQuery(TENANTS, {
+    variables: { first: TENANTS_PAGE },
+    fetchPolicy: 'cache-and-network',
+  });
+  const tenants = data?.tenants.edges.map((e) => e.node) ?? [];
+
+  return (
+    <section className="card" aria-labelledby="tenants-title">
+      <div className="section-head">
+        <h2 id="tenants-title">
+          Organizations {data && <span className="count">{data.tenants.totalCount}</span>}
+        </h2>
+        <button type="button" className="ghost" onClick={() => refetch()} disabled={loading}>
+          Refresh
+        </button>
+      </div>
+      {error && <ErrorNote error={error} onRetry={refetch} />}
+      {!data ? (
+        loading && <Spinner label="Loading organizations…" />
+      ) : tenants.length === 0 ? (
+        <Empty title="No organizations yet.">
+          <p>Create the first one above: it gets its own database and its own subdomain.</p>
+        </Empty>
+      ) : (
+        <table className="tenants" data-testid="tenants">
+          <thead>
+            <tr>
+              <th>Organization</th>
+              <th>Status</th>
+              <th>Created</th>
+              <th aria-label="Actions" />
+            </tr>
+          </thead>
+          <tbody>
+            {tenants.map((t) => (
+              <TenantRow key={t.id} tenant={t} seen={history[t.slug]} record={record} refetch={refetch} />
+            ))}
+          </tbody>
+        </table>
+      )}
+      {data && data.tenants.totalCount > tenants.length && (
+        <p className="muted small">Showing the first {tenants.length} of {data.tenants.totalCount}.</p>
+      )}
+    </section>
+  );
+}
+
+function TenantRow({ tenant, seen, record, refetch }) {
+  const [error, setError] = useState(null);
+  const [confirming, setConfirming] = useState(false);
+  // Each action answers with the tenant: its new status joins the history.
+  const opts = (pick) => ({
+    onError: setError,
+    onCompleted: (data) => {
+      setError(null);
+      record(tenant.slug, pick(data).status);
+    },
+  });
+  const [suspend, s1] = useMutation(SUSPEND_TENANT, opts((d) => d.suspendTenant));
+  const [resume, s2] = useMutation(RESUME_TENANT, opts((d) => d.resumeTenant));
+  const [retry, s3] = useMutation(RETRY_TENANT, opts((d) => d.retryTenant));
+  const [remove, s4] = useMutation(DELETE_TENANT, opts((d) => d.deleteTenant.tenant));
+  const busy = s1.loading || s2.loading || s3.loading || s4.loading;
+  const run = (mutate) => () => {
+    record(tenant.slug, tenant.status); // so the history reads "READY → SUSPENDED"
+    mutate({ variables: { slug: tenant.slug } }).catch(() => {}); // shown through onError
+  };
+  const appURL = `${window.location.protocol}//${tenant.host}/app/`;
+
+  return (
+    <tr data-testid="tenant-row" data-slug={tenant.slug} data-status={tenant.status}>
+      <td>
+        <div className="tenant-name">{tenant.name}</div>
+        <div className="muted small">
+          {tenant.status === 'READY' ? (
+            <a href={appURL} target="_blank" rel="noopener" data-testid="tenant-app-link">
+              {tenant.host}/app/ ↗
+            </a>
+          ) : (
+            tenant.host
+          )}
+        </div>
+      </td>
+      <td>
+        <span className={`badge b-${tenant.status}`} data-testid="tenant-status">
+          {tenant.status}
+        </span>
+        {seen && seen.length > 1 && (
+          <div className="transitions muted small" data-testid="tenant-transitions">
+            {seen.join(' → ')}
+          </div>
+        )}
+        {tenant.lastError && <div className="error-text small">{tenant.lastError}</div>}
+        {TRANSITIONAL.has(tenant.status) && <StatusWatcher slug={tenant.slug} record={record} refetch={refetch} />}
+      </td>
+      <td className="small">
+        <Time value={tenant.createdAt} />
+      </td>
+      <td className="actions">
+        {error && <ErrorNote error={error} onDismiss={() => setError(null)} />}
+        {tenant.status === 'READY' && (
+          <button type="button" className="ghost" disabled={busy} onClick={run(suspend)}>
+            Suspend
+          </button>
+        )}
+        {tenant.status === 'SUSPENDED' && (
+          <button type="button" className="ghost" disabled={busy} onClick={run(resume)}>
+            Resume
+          </button>
+        )}
+        {tenant.status === 'FAILED' && (
+          <button type="button" className="ghost" disabled={busy} onClick={run(retry)}>
+            Retry
+          </button>
+        )}
+        {tenant.status !== 'DELETING' &&
+          (confirming ? (
+            <span className="confirm">
+              Delete {tenant.slug} and its database?
+              <button
+                type="button"
+                className="danger"
+                disabled={busy}
+                onClick={() => {
+                  setConfirming(false);
+                  run(remove)();
+                }}
+              >
+                Delete
+              </button>
+              <button type="button" className="ghost" onClick={() => setConfirming(false)}>
+                Cancel
+              </button>
+            </span>
+          ) : (
+            <button type="button" className="ghost danger-text" disabled={busy} onClick={() => setConfirming(true)}>
+              Delete
+            </button>
+          ))}
+      </td>
+    </tr>
+  );
+}
+
+/**
+ * Follows one tenant while it is PROVISIONING or DELETING. The first event is
+ * its current state; the subscription ends when the tenant is gone, and
+ * then the row leaves the list.
+ */
+function StatusWatcher({ slug, record, refetch }) {
+  const gone = () => refetch();
+  useSubscription(TENANT_STATUS_CHANGED, {
+    variables: { slug },
+    onData: ({ data }) => {
+      const t = data.data?.tenantStatusChanged;
+      if (t) record(slug, t.status);
+    },
+    onComplete: gone,
+    onError: (err) => {
+      if (errorCode(err) === 'NOT_FOUND') gone();
+    },
+  });
+  return null;
+}

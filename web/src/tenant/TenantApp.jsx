@@ -1,0 +1,102 @@
+// An organization's app at its own host: sign in, then its projects and
+// issue board. The user's token is kept in this origin's localStorage.
+import { ApolloProvider, useMutation } from '@apollo/client/react';
+import { useCallback, useEffect, useState } from 'react';
+import { useSession } from '../lib/session.js';
+import { userToken } from '../lib/storage.js';
+import { LOGIN } from '../operations.js';
+import { ErrorNote, Logo } from '../ui.jsx';
+import { Workspace } from './Workspace.jsx';
+
+export function TenantApp({ org }) {
+  const [token, setToken] = useState(userToken.get);
+  const [notice, setNotice] = useState(null);
+
+  const signOut = useCallback((message = null) => {
+    userToken.set(null);
+    setToken(null);
+    setNotice(message);
+  }, []);
+  const session = useSession(token, () => signOut('Your session has ended. Please sign in again.'));
+
+  useEffect(() => {
+    document.title = `${org.name} · tenantql`;
+  }, [org.name]);
+
+  return (
+    <ApolloProvider client={session.client}>
+      {token ? (
+        <Workspace org={org} session={session} onSignOut={() => signOut()} />
+      ) : (
+        <SignIn
+          org={org}
+          notice={notice}
+          onSignedIn={(t) => {
+            userToken.set(t);
+            setNotice(null);
+            setToken(t);
+          }}
+        />
+      )}
+    </ApolloProvider>
+  );
+}
+
+function SignIn({ org, notice, onSignedIn }) {
+  const [login, { loading, error, reset }] = useMutation(LOGIN);
+  const [email, setEmail] = useState('');
+  const [password, setPassword] = useState('');
+
+  async function submit(event) {
+    event.preventDefault();
+    try {
+      const { data } = await login({ variables: { email: email.trim(), password } });
+      if (data?.login?.token) onSignedIn(data.login.token);
+    } catch {
+      // shown through `error`
+    }
+  }
+
+  return (
+    <main className="auth">
+      <form className="card auth-card" onSubmit={submit} aria-labelledby="signin-title">
+        <div className="auth-brand">
+          <Logo />
+          <span>tenantql</span>
+        </div>
+        <h1 id="signin-title" data-testid="org-name">
+          {org.name}
+        </h1>
+        <p className="muted">Sign in to {org.name}’s issue tracker.</p>
+        {notice && !error && <p className="notice">{notice}</p>}
+        <ErrorNote error={error} onDismiss={reset} />
+        <label>
+          Email
+          <input
+            type="email"
+            name="email"
+            autoComplete="username"
+            required
+            autoFocus
+            value={email}
+            onChange={(e) => setEmail(e.target.value)}
+          />
+        </label>
+        <label>
+          Password
+          <input
+            type="password"
+            name="password"
+            autoComplete="current-password"
+            required
+            value={password}
+            onChange={(e) => setPassword(e.target.value)}
+          />
+        </label>
+        <button type="submit" className="primary" disabled={loading}>
+          {loading ? 'Signing in…' : 'Sign in'}
+        </button>
+      </form>
+    </main>
+  );
+}
