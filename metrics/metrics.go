@@ -24,6 +24,9 @@ type Metrics struct {
 	connsOpen    prometheus.Gauge
 	connWait     prometheus.Histogram
 	connTimeouts prometheus.Counter
+	dbCreated    *prometheus.CounterVec
+	connReclaim  prometheus.Counter
+	sparesReady  prometheus.Gauge
 }
 
 // New registers tenantql's collectors plus the Go and process collectors.
@@ -45,7 +48,13 @@ func New() *Metrics {
 		Buckets: []float64{0, .001, .005, .01, .05, .1, .5, 1, 3},
 	})
 	m.connTimeouts = prometheus.NewCounter(prometheus.CounterOpts{Name: "tenantql_tenant_connection_wait_timeouts_total", Help: "Requests that got no connection slot in time."})
+	m.dbCreated = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tenantql_tenant_databases_created_total", Help: "Tenant databases made, by source: spare, template or template0.",
+	}, []string{"source"})
+	m.sparesReady = prometheus.NewGauge(prometheus.GaugeOpts{Name: "tenantql_spare_databases_ready", Help: "Spare tenant databases ready to be claimed (as last counted by this process's refill)."})
+	m.connReclaim = prometheus.NewCounter(prometheus.CounterOpts{Name: "tenantql_tenant_connections_reclaimed_total", Help: "Idle tenant connections closed to give their slot to another tenant."})
 	m.reg.MustRegister(m.requests, m.duration, m.poolsOpen, m.poolEvicted, m.poolClosed, m.connsOpen, m.connWait, m.connTimeouts,
+		m.dbCreated, m.sparesReady, m.connReclaim,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -84,6 +93,15 @@ func (m *Metrics) ConnWait(d time.Duration, ok bool) {
 		m.connTimeouts.Inc()
 	}
 }
+
+// ConnReclaimed implements tenancy.PoolMetrics.
+func (m *Metrics) ConnReclaimed() { m.connReclaim.Inc() }
+
+// DatabaseCreated implements tenancy.ReserveMetrics.
+func (m *Metrics) DatabaseCreated(source string) { m.dbCreated.WithLabelValues(source).Inc() }
+
+// SparesReady implements tenancy.ReserveMetrics.
+func (m *Metrics) SparesReady(n int) { m.sparesReady.Set(float64(n)) }
 
 type statusWriter struct {
 	http.ResponseWriter

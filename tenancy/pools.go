@@ -32,6 +32,10 @@ type PoolOptions struct {
 	// MaxPools bounds how many tenant pools stay open (least recently used
 	// closed first when idle). Defaults to 1000.
 	MaxPools int
+	// NamePrefix starts tenant database and role names, as given to
+	// NewRegistry (DefaultNamePrefix when ""): a pool opens only on a
+	// tenant-shaped name, never on a spare or the template.
+	NamePrefix string
 	// Metrics receives pool events; nil records nothing.
 	Metrics PoolMetrics
 }
@@ -43,6 +47,8 @@ type PoolMetrics interface {
 	ConnOpened()
 	ConnClosed()
 	ConnWait(d time.Duration, ok bool)
+	// ConnReclaimed counts an idle connection closed to free a slot for another tenant.
+	ConnReclaimed()
 }
 
 type noMetrics struct{}
@@ -52,6 +58,7 @@ func (noMetrics) PoolClosed(bool)              {}
 func (noMetrics) ConnOpened()                  {}
 func (noMetrics) ConnClosed()                  {}
 func (noMetrics) ConnWait(time.Duration, bool) {}
+func (noMetrics) ConnReclaimed()               {}
 
 // Pools holds one lazily opened *sqlx.DB per tenant, each logging in as the
 // tenant's own role, under one global connection budget.
@@ -59,6 +66,7 @@ type Pools struct {
 	opts   PoolOptions
 	server *url.URL
 	sealer *Sealer
+	names  naming
 	slots  chan struct{} // one token per open PostgreSQL connection
 
 	mu    sync.Mutex
@@ -67,8 +75,9 @@ type Pools struct {
 }
 
 type tenantPool struct {
-	id uuid.UUID
-	db *sqlx.DB
+	id   uuid.UUID
+	db   *sqlx.DB
+	gate chan struct{} // one token per request using db (see Enter)
 }
 
 // NewPools returns an empty set of pools.
@@ -95,8 +104,12 @@ func NewPools(o PoolOptions, sealer *Sealer) (*Pools, error) {
 	if o.Metrics == nil {
 		o.Metrics = noMetrics{}
 	}
+	names, err := newNaming(o.NamePrefix)
+	if err != nil {
+		return nil, err
+	}
 	return &Pools{
-		opts: o, server: u, sealer: sealer,
+		opts: o, server: u, sealer: sealer, names: names,
 		slots: make(chan struct{}, o.MaxConns),
 		pools: map[uuid.UUID]*list.Element{}, lru: list.New(),
 	}, nil
@@ -114,10 +127,44 @@ func (p *Pools) DB(t *Tenant) (*sqlx.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.pools[t.ID] = p.lru.PushFront(&tenantPool{id: t.ID, db: db})
+	p.pools[t.ID] = p.lru.PushFront(&tenantPool{id: t.ID, db: db, gate: make(chan struct{}, p.opts.MaxConnsPerTenant)})
 	p.opts.Metrics.PoolOpened()
 	p.evictLocked()
 	return db, nil
+}
+
+// Enter admits one request to the tenant's open pool: at most
+// MaxConnsPerTenant requests of a tenant use it at once, so a request never
+// queues without bound inside database/sql behind a busy tenant's others.
+// It waits at most AcquireTimeout, then returns ErrUnavailable. Call leave
+// once the request is done. A tenant with no open pool is admitted at once.
+func (p *Pools) Enter(ctx context.Context, id uuid.UUID) (leave func(), err error) {
+	p.mu.Lock()
+	var gate chan struct{}
+	if e, ok := p.pools[id]; ok {
+		gate = e.Value.(*tenantPool).gate
+	}
+	p.mu.Unlock()
+	if gate == nil {
+		return func() {}, nil
+	}
+	leave = func() { <-gate }
+	select {
+	case gate <- struct{}{}:
+		return leave, nil
+	default:
+	}
+	timer := time.NewTimer(p.opts.AcquireTimeout)
+	defer timer.Stop()
+	select {
+	case gate <- struct{}{}:
+		return leave, nil
+	case <-timer.C:
+		p.opts.Metrics.ConnWait(p.opts.AcquireTimeout, false)
+		return nil, fmt.Errorf("%w: tenant busy: no free database connection within %s", ErrUnavailable, p.opts.AcquireTimeout)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: tenant busy: %v", ErrUnavailable, ctx.Err())
+	}
 }
 
 // evictLocked closes least recently used pools that hold no connection in
@@ -169,14 +216,21 @@ func (p *Pools) CloseAll() {
 
 // Stats reports the open pools and the connections they hold.
 type Stats struct {
-	Pools, Open, InUse, Idle int
+	Pools int // open tenant pools
+	// Conns is the number of PostgreSQL connections holding a slot of the
+	// budget (at most MaxConns): sockets being dialed or open, and closed
+	// ones whose server process has not exited yet.
+	Conns int
+	// Open, InUse and Idle sum database/sql's statistics; Open also counts
+	// connections still waiting for a slot.
+	Open, InUse, Idle int
 }
 
 // Stats sums the pools' statistics.
 func (p *Pools) Stats() Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := Stats{Pools: p.lru.Len()}
+	s := Stats{Pools: p.lru.Len(), Conns: len(p.slots)}
 	for e := p.lru.Front(); e != nil; e = e.Next() {
 		st := e.Value.(*tenantPool).db.Stats()
 		s.Open += st.OpenConnections
@@ -206,6 +260,9 @@ func (p *Pools) TenantURL(t *Tenant) (string, error) {
 }
 
 func (p *Pools) open(t *Tenant) (*sqlx.DB, error) {
+	if !p.names.pattern.MatchString(t.DBName) || !p.names.pattern.MatchString(t.RoleName) {
+		return nil, fmt.Errorf("tenancy: tenant %s: refusing database %q", t.ID, t.DBName)
+	}
 	dsn, err := p.TenantURL(t)
 	if err != nil {
 		return nil, err
@@ -227,16 +284,24 @@ func (p *Pools) open(t *Tenant) (*sqlx.DB, error) {
 // back, and waits at most AcquireTimeout.
 func (p *Pools) acquire(ctx context.Context) error {
 	start := time.Now()
-	select {
-	case p.slots <- struct{}{}:
-		p.opts.Metrics.ConnWait(0, true)
-		return nil
-	default:
+	// Take a free slot; with the budget full, close idle connections of
+	// the least recently used pools (each returns once its backend is
+	// gone) until a slot is ours; only when every connection is in use,
+	// wait for one.
+	for {
+		select {
+		case p.slots <- struct{}{}:
+			p.opts.Metrics.ConnWait(time.Since(start), true)
+			return nil
+		default:
+		}
+		if ctx.Err() != nil || time.Since(start) > p.opts.AcquireTimeout || !p.reclaimIdle() {
+			break
+		}
 	}
-	p.reclaimIdle()
-	timer := time.NewTimer(p.opts.AcquireTimeout)
+	timer := time.NewTimer(p.opts.AcquireTimeout - time.Since(start))
 	defer timer.Stop()
-	retry := time.NewTicker(20 * time.Millisecond)
+	retry := time.NewTicker(5 * time.Millisecond)
 	defer retry.Stop()
 	for {
 		select {
@@ -255,23 +320,31 @@ func (p *Pools) acquire(ctx context.Context) error {
 	}
 }
 
-// reclaimIdle closes the idle connections of the least recently used pool
-// that has any, so that a busier tenant can use the slot.
-func (p *Pools) reclaimIdle() {
+// reclaimIdle closes one idle connection of the least recently used pool
+// that has any, so that a busier tenant can use the slot. It returns once
+// the connection's server process is gone (see budgetConn.Close), and
+// reports whether there was one.
+func (p *Pools) reclaimIdle() bool {
 	p.mu.Lock()
 	var victim *sqlx.DB
+	idle := 0
 	for e := p.lru.Back(); e != nil; e = e.Prev() {
 		db := e.Value.(*tenantPool).db
-		if db.Stats().Idle > 0 {
+		if idle = db.Stats().Idle; idle > 0 {
 			victim = db
 			break
 		}
 	}
 	p.mu.Unlock()
-	if victim != nil {
-		victim.SetMaxIdleConns(0) // closes its idle connections now
-		victim.SetMaxIdleConns(p.opts.MaxConnsPerTenant)
+	if victim == nil {
+		return false
 	}
+	// Lowering the idle limit closes the idle connections above it now
+	// (a limit of 0 keeps none).
+	victim.SetMaxIdleConns(idle - 1)
+	victim.SetMaxIdleConns(p.opts.MaxConnsPerTenant)
+	p.opts.Metrics.ConnReclaimed()
+	return true
 }
 
 func (p *Pools) release() {
@@ -311,10 +384,27 @@ type budgetConn struct {
 	net.Conn
 	once    sync.Once
 	release func()
+	err     error
 }
 
+// Close closes the socket and gives the slot back once the server process
+// has exited: PostgreSQL leaves the socket open until its backend is gone
+// (and out of pg_stat_activity), so reading until EOF after lib/pq's
+// Terminate message makes the budget count real backends, not sockets.
 func (c *budgetConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(c.release)
-	return err
+	c.once.Do(func() {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(closeWait))
+		var buf [64]byte
+		for {
+			if _, err := c.Conn.Read(buf[:]); err != nil {
+				break
+			}
+		}
+		c.err = c.Conn.Close()
+		c.release()
+	})
+	return c.err
 }
+
+// closeWait bounds how long Close waits for the server process to exit.
+const closeWait = 2 * time.Second

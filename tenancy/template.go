@@ -190,12 +190,20 @@ func (r *Reserve) ensureTemplate(ctx context.Context) error {
 		return dbError("reserve: template privileges", err)
 	}
 	// Migrate as the template's own role, so that its objects belong to
-	// it and a clone can hand them over with REASSIGN OWNED.
-	db, err := r.open(r.tpl, r.tpl)
+	// it and a clone can hand them over with REASSIGN OWNED; the role
+	// owns the public schema too, which the clone's role then gets.
+	db, err := r.open(r.tpl, "")
 	if err != nil {
 		return err
 	}
-	db.SetMaxOpenConns(1)
+	_, err = db.ExecContext(ctx, "ALTER SCHEMA public OWNER TO "+name)
+	db.Close()
+	if err != nil {
+		return dbError("reserve: template schema owner", err)
+	}
+	if db, err = r.open(r.tpl, r.tpl); err != nil {
+		return err
+	}
 	_, err = migrations.TenantSet.ExecContext(ctx, db.DB, "postgres", migrations.Tenant(), migrate.Up)
 	db.Close()
 	if err != nil {
