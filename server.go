@@ -113,6 +113,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	a.resolver = &resolvers.Resolver{
 		Registry: a.registry, Provisioner: a.provisioner, Hosts: a.hosts,
 		Tokens: tokens, AdminToken: cfg.AdminToken, Log: log,
+		Pools: a.pools,
 	}
 	ok = true
 	return a, nil
@@ -195,7 +196,7 @@ func (a *app) Handler() http.Handler {
 		a.metrics.Handler().ServeHTTP(w, r)
 	})))
 	mux.Handle("/graphql", a.metrics.Middleware("/graphql", hostKind,
-		router.Middleware(resolvers.SessionMiddleware(gql))))
+		router.Middleware(resolvers.SessionMiddleware(resolvers.LoaderMiddleware(gql)))))
 	mux.Handle(playground.AssetPrefix, playground.Assets())
 	mux.Handle("GET /{$}", router.Middleware(http.HandlerFunc(a.playgroundPage)))
 	mux.Handle(webapp.Prefix, router.Middleware(webapp.Handler()))

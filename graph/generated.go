@@ -6922,7 +6922,7 @@ func (ec *executionContext) unmarshalInputUpdateIssueInput(ctx context.Context, 
 			if err != nil {
 				return it, err
 			}
-			it.AssigneeID = data
+			it.AssigneeID = graphql.OmittableOf(data)
 		}
 	}
 	return it, nil

@@ -17,4 +17,9 @@ type Resolver struct {
 	Tokens      *auth.Tokens
 	AdminToken  string
 	Log         *slog.Logger
+	// Pools opens the tenant databases; the issueChanged hub LISTENs
+	// through their URLs.
+	Pools *tenancy.Pools
+
+	issueHub issueHub // one LISTEN connection per tenant with subscribers
 }

@@ -7,7 +7,6 @@ package resolvers
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/tenantql/tenantql/graph"
 	"github.com/tenantql/tenantql/graph/model"
@@ -15,27 +14,27 @@ import (
 
 // Author is the resolver for the author field.
 func (r *commentResolver) Author(ctx context.Context, obj *model.Comment) (*model.User, error) {
-	panic(fmt.Errorf("not implemented: Author - author"))
+	return r.userField(ctx, obj.AuthorID)
 }
 
 // Project is the resolver for the project field.
 func (r *issueResolver) Project(ctx context.Context, obj *model.Issue) (*model.Project, error) {
-	panic(fmt.Errorf("not implemented: Project - project"))
+	return r.issueProject(ctx, obj)
 }
 
 // Assignee is the resolver for the assignee field.
 func (r *issueResolver) Assignee(ctx context.Context, obj *model.Issue) (*model.User, error) {
-	panic(fmt.Errorf("not implemented: Assignee - assignee"))
+	return r.userField(ctx, obj.AssigneeID)
 }
 
 // Reporter is the resolver for the reporter field.
 func (r *issueResolver) Reporter(ctx context.Context, obj *model.Issue) (*model.User, error) {
-	panic(fmt.Errorf("not implemented: Reporter - reporter"))
+	return r.userField(ctx, obj.ReporterID)
 }
 
 // Comments is the resolver for the comments field.
 func (r *issueResolver) Comments(ctx context.Context, obj *model.Issue, first *int, after *string) (*model.CommentConnection, error) {
-	panic(fmt.Errorf("not implemented: Comments - comments"))
+	return r.issueComments(ctx, obj, first, after)
 }
 
 // Login is the resolver for the login field.
@@ -45,37 +44,37 @@ func (r *mutationResolver) Login(ctx context.Context, email string, password str
 
 // CreateUser is the resolver for the createUser field.
 func (r *mutationResolver) CreateUser(ctx context.Context, input model.CreateUserInput) (*model.User, error) {
-	panic(fmt.Errorf("not implemented: CreateUser - createUser"))
+	return r.createUser(ctx, input)
 }
 
 // CreateProject is the resolver for the createProject field.
 func (r *mutationResolver) CreateProject(ctx context.Context, input model.CreateProjectInput) (*model.Project, error) {
-	panic(fmt.Errorf("not implemented: CreateProject - createProject"))
+	return r.createProject(ctx, input)
 }
 
 // CreateIssue is the resolver for the createIssue field.
 func (r *mutationResolver) CreateIssue(ctx context.Context, input model.CreateIssueInput) (*model.Issue, error) {
-	panic(fmt.Errorf("not implemented: CreateIssue - createIssue"))
+	return r.createIssue(ctx, input)
 }
 
 // UpdateIssue is the resolver for the updateIssue field.
 func (r *mutationResolver) UpdateIssue(ctx context.Context, key string, input model.UpdateIssueInput) (*model.Issue, error) {
-	panic(fmt.Errorf("not implemented: UpdateIssue - updateIssue"))
+	return r.updateIssue(ctx, key, input)
 }
 
 // DeleteIssue is the resolver for the deleteIssue field.
 func (r *mutationResolver) DeleteIssue(ctx context.Context, key string) (bool, error) {
-	panic(fmt.Errorf("not implemented: DeleteIssue - deleteIssue"))
+	return r.deleteIssue(ctx, key)
 }
 
 // AddComment is the resolver for the addComment field.
 func (r *mutationResolver) AddComment(ctx context.Context, issueKey string, body string) (*model.Comment, error) {
-	panic(fmt.Errorf("not implemented: AddComment - addComment"))
+	return r.addComment(ctx, issueKey, body)
 }
 
 // Issues is the resolver for the issues field.
 func (r *projectResolver) Issues(ctx context.Context, obj *model.Project, first *int, after *string, filter *model.IssueFilter) (*model.IssueConnection, error) {
-	panic(fmt.Errorf("not implemented: Issues - issues"))
+	return r.projectIssues(ctx, obj, first, after, filter)
 }
 
 // Organization is the resolver for the organization field.
@@ -90,32 +89,32 @@ func (r *queryResolver) Viewer(ctx context.Context) (*model.User, error) {
 
 // Users is the resolver for the users field.
 func (r *queryResolver) Users(ctx context.Context, first *int, after *string) (*model.UserConnection, error) {
-	panic(fmt.Errorf("not implemented: Users - users"))
+	return r.listUsers(ctx, first, after)
 }
 
 // Projects is the resolver for the projects field.
 func (r *queryResolver) Projects(ctx context.Context, first *int, after *string) (*model.ProjectConnection, error) {
-	panic(fmt.Errorf("not implemented: Projects - projects"))
+	return r.listProjects(ctx, first, after)
 }
 
 // Project is the resolver for the project field.
 func (r *queryResolver) Project(ctx context.Context, key string) (*model.Project, error) {
-	panic(fmt.Errorf("not implemented: Project - project"))
+	return r.projectByKey(ctx, key)
 }
 
 // Issue is the resolver for the issue field.
 func (r *queryResolver) Issue(ctx context.Context, key string) (*model.Issue, error) {
-	panic(fmt.Errorf("not implemented: Issue - issue"))
+	return r.issueByKey(ctx, key)
 }
 
 // Issues is the resolver for the issues field.
 func (r *queryResolver) Issues(ctx context.Context, first *int, after *string, filter *model.IssueFilter) (*model.IssueConnection, error) {
-	panic(fmt.Errorf("not implemented: Issues - issues"))
+	return r.listIssues(ctx, nil, first, after, filter)
 }
 
 // IssueChanged is the resolver for the issueChanged field.
 func (r *subscriptionResolver) IssueChanged(ctx context.Context, projectKey string) (<-chan *model.Issue, error) {
-	panic(fmt.Errorf("not implemented: IssueChanged - issueChanged"))
+	return r.issueChanged(ctx, projectKey)
 }
 
 // Comment returns graph.CommentResolver implementation.

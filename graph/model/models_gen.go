@@ -8,6 +8,8 @@ import (
 	"io"
 	"strconv"
 	"time"
+
+	"github.com/99designs/gqlgen/graphql"
 )
 
 type AuthPayload struct {
@@ -179,10 +181,10 @@ type TenantEdge struct {
 }
 
 type UpdateIssueInput struct {
-	Title       *string      `json:"title,omitempty"`
-	Description *string      `json:"description,omitempty"`
-	Status      *IssueStatus `json:"status,omitempty"`
-	AssigneeID  *string      `json:"assigneeId,omitempty"`
+	Title       *string                    `json:"title,omitempty"`
+	Description *string                    `json:"description,omitempty"`
+	Status      *IssueStatus               `json:"status,omitempty"`
+	AssigneeID  graphql.Omittable[*string] `json:"assigneeId,omitempty"`
 }
 
 type User struct {

@@ -1,0 +1,328 @@
+package resolvers
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/lib/pq"
+
+	"github.com/tenantql/tenantql/graph/model"
+	"github.com/tenantql/tenantql/store"
+	"github.com/tenantql/tenantql/tenancy"
+)
+
+// Tuning of the issue hub.
+const (
+	issueSubBuffer       = 64               // events a subscriber may lag behind before it is dropped
+	issueListenTimeout   = 10 * time.Second // to open the LISTEN connection
+	issueLoadTimeout     = 5 * time.Second  // to read a changed issue
+	listenerMinReconnect = 250 * time.Millisecond
+	listenerMaxReconnect = 30 * time.Second
+)
+
+// issueHub fans the issue_changed notifications of tenant databases out
+// to this process's issueChanged subscribers. It keeps one LISTEN
+// connection (a pq.Listener, logged in as the tenant's own role) per
+// tenant database that has at least one subscriber here, keyed by tenant
+// id, so no subscriber ever sees another tenant's events. The connection
+// closes when the tenant's last subscriber leaves, or as soon as the
+// tenant stops being READY (suspended, deleted): its subscriptions then
+// complete. Each notification costs one query (the issue by id), whatever
+// the number of subscribers.
+//
+// The zero value is ready to use; its methods are the Resolver's, which
+// holds the dependencies (Registry, Pools, Log).
+type issueHub struct {
+	watchOnce sync.Once
+
+	mu    sync.Mutex
+	feeds map[uuid.UUID]*issueFeed
+}
+
+// issueFeed is the LISTEN connection of one tenant and its subscribers.
+type issueFeed struct {
+	tenantID uuid.UUID
+	ready    chan struct{} // closed once LISTEN is acknowledged, or failed (err set)
+	err      error
+
+	// guarded by issueHub.mu
+	listener *pq.Listener // nil until ready
+	closing  bool
+	subs     map[*issueSub]struct{}
+}
+
+// issueSub is one subscriber: the issues of one project.
+type issueSub struct {
+	feed      *issueFeed
+	projectID uuid.UUID
+	ch        chan store.Issue // closed by the hub when the feed ends or the subscriber lags
+}
+
+// issueChanged streams every issue of the project created or updated
+// from now on, by this process or any other sharing the database.
+// Returns NOT_FOUND for an unknown project key.
+func (r *Resolver) issueChanged(ctx context.Context, projectKey string) (<-chan *model.Issue, error) {
+	target, err := tenantTarget(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p, err := store.New(target.DB).ProjectByKey(ctx, projectKey)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := r.subscribeIssues(ctx, target.Tenant, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan *model.Issue)
+	go func() {
+		defer close(out)
+		defer r.unsubscribeIssues(sub)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case is, ok := <-sub.ch:
+				if !ok {
+					return
+				}
+				// the event's nested fields get loaders of their own
+				renewLoaders(ctx)
+				select {
+				case out <- issueModel(is):
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out, nil
+}
+
+// subscribeIssues registers a subscriber for the project's issues and
+// returns once the tenant's LISTEN is in place, so no later change is
+// missed.
+func (r *Resolver) subscribeIssues(ctx context.Context, t *tenancy.Tenant, projectID uuid.UUID) (*issueSub, error) {
+	h := &r.issueHub
+	h.watchOnce.Do(func() {
+		r.Registry.OnChange(func(old, cur *tenancy.Tenant) {
+			if old != nil && (cur == nil || cur.Status != tenancy.StatusReady) {
+				r.closeIssueFeed(old.ID)
+			}
+		})
+	})
+	h.mu.Lock()
+	if h.feeds == nil {
+		h.feeds = map[uuid.UUID]*issueFeed{}
+	}
+	f := h.feeds[t.ID]
+	if f == nil {
+		f = &issueFeed{tenantID: t.ID, ready: make(chan struct{}), subs: map[*issueSub]struct{}{}}
+		h.feeds[t.ID] = f
+		go r.startIssueFeed(f, t)
+	}
+	sub := &issueSub{feed: f, projectID: projectID, ch: make(chan store.Issue, issueSubBuffer)}
+	f.subs[sub] = struct{}{}
+	h.mu.Unlock()
+
+	select {
+	case <-f.ready:
+		if f.err != nil {
+			r.unsubscribeIssues(sub)
+			return nil, f.err
+		}
+		return sub, nil
+	case <-ctx.Done():
+		r.unsubscribeIssues(sub)
+		return nil, ctx.Err()
+	}
+}
+
+// unsubscribeIssues removes sub; the last one out closes the feed.
+func (r *Resolver) unsubscribeIssues(sub *issueSub) {
+	h := &r.issueHub
+	f := sub.feed
+	h.mu.Lock()
+	delete(f.subs, sub)
+	last := len(f.subs) == 0 && h.feeds[f.tenantID] == f
+	h.mu.Unlock()
+	if last {
+		r.closeIssueFeed(f.tenantID)
+	}
+}
+
+// closeIssueFeed stops the tenant's feed, if any: its LISTEN connection
+// closes and its subscribers' channels close. It never blocks.
+func (r *Resolver) closeIssueFeed(tenantID uuid.UUID) {
+	h := &r.issueHub
+	h.mu.Lock()
+	f := h.feeds[tenantID]
+	if f == nil {
+		h.mu.Unlock()
+		return
+	}
+	// a subscriber that joined meanwhile keeps the feed open
+	if len(f.subs) > 0 && r.tenantReady(tenantID) {
+		h.mu.Unlock()
+		return
+	}
+	delete(h.feeds, tenantID)
+	f.closing = true
+	l := f.listener
+	h.mu.Unlock()
+	if l != nil {
+		go l.Close() // runIssueFeed then ends and closes the subscribers
+	}
+}
+
+// tenantReady reports whether the routing table has the tenant READY.
+func (r *Resolver) tenantReady(id uuid.UUID) bool {
+	t, err := r.Registry.Cached(id)
+	return err == nil && t.Status == tenancy.StatusReady
+}
+
+// startIssueFeed opens the tenant's LISTEN connection, then runs the feed.
+func (r *Resolver) startIssueFeed(f *issueFeed, t *tenancy.Tenant) {
+	l, err := r.listenIssues(f, t)
+	h := &r.issueHub
+	h.mu.Lock()
+	if err != nil {
+		r.Log.Error("issueChanged: cannot LISTEN on the tenant database", "tenant", t.Slug, "err", err)
+		f.err = newError(CodeServiceUnavailable, "cannot follow issue changes now, retry later")
+		if h.feeds[f.tenantID] == f {
+			delete(h.feeds, f.tenantID)
+		}
+		for sub := range f.subs {
+			delete(f.subs, sub)
+			close(sub.ch)
+		}
+		h.mu.Unlock()
+		close(f.ready)
+		return
+	}
+	f.listener = l
+	closing := f.closing
+	h.mu.Unlock()
+	close(f.ready)
+	if closing {
+		_ = l.Close()
+	}
+	r.runIssueFeed(f, l, t)
+}
+
+// listenIssues connects as the tenant's role and LISTENs on
+// store.IssueChangedChannel, giving up after issueListenTimeout.
+func (r *Resolver) listenIssues(f *issueFeed, t *tenancy.Tenant) (*pq.Listener, error) {
+	if r.Pools == nil {
+		return nil, errors.New("resolvers: Resolver.Pools is not set")
+	}
+	dsn, err := r.Pools.TenantURL(t)
+	if err != nil {
+		return nil, err
+	}
+	l := pq.NewListener(dsn, listenerMinReconnect, listenerMaxReconnect, func(ev pq.ListenerEventType, err error) {
+		switch ev {
+		case pq.ListenerEventDisconnected, pq.ListenerEventConnectionAttemptFailed:
+			if !r.tenantReady(f.tenantID) {
+				r.closeIssueFeed(f.tenantID) // deleted or suspended: stop reconnecting
+				return
+			}
+			r.Log.Warn("issueChanged: LISTEN connection lost, reconnecting", "tenant", t.Slug, "event", ev.String(), "err", err)
+		}
+	})
+	errc := make(chan error, 1)
+	go func() { errc <- l.Listen(store.IssueChangedChannel) }()
+	timer := time.NewTimer(issueListenTimeout)
+	defer timer.Stop()
+	select {
+	case err = <-errc:
+	case <-timer.C:
+		err = errors.New("timed out")
+	}
+	if err != nil {
+		_ = l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// runIssueFeed delivers each notified issue to the subscribers of its
+// project until the listener closes, then closes the subscribers.
+func (r *Resolver) runIssueFeed(f *issueFeed, l *pq.Listener, t *tenancy.Tenant) {
+	h := &r.issueHub
+	for n := range l.Notify {
+		if n == nil {
+			// reconnected: changes made while disconnected were not seen
+			continue
+		}
+		id, err := uuid.Parse(n.Extra)
+		if err != nil {
+			continue
+		}
+		is, err := r.changedIssue(t.ID, id)
+		if err != nil {
+			if !errors.Is(err, store.ErrNotFound) { // deleted meanwhile: nothing to tell
+				r.Log.Warn("issueChanged: cannot read the changed issue", "tenant", t.Slug, "err", err)
+			}
+			continue
+		}
+		h.mu.Lock()
+		for sub := range f.subs {
+			if sub.projectID != is.ProjectID {
+				continue
+			}
+			select {
+			case sub.ch <- is:
+			default:
+				// too far behind: end its subscription rather than skip events
+				r.Log.Warn("issueChanged: subscriber too slow, closing its subscription", "tenant", t.Slug)
+				delete(f.subs, sub)
+				close(sub.ch)
+			}
+		}
+		h.mu.Unlock()
+	}
+	h.mu.Lock()
+	if h.feeds[f.tenantID] == f {
+		delete(h.feeds, f.tenantID)
+	}
+	for sub := range f.subs {
+		delete(f.subs, sub)
+		close(sub.ch)
+	}
+	h.mu.Unlock()
+}
+
+// changedIssue reads a notified issue on the tenant's pool, unless the
+// tenant stopped being READY.
+func (r *Resolver) changedIssue(tenantID, issueID uuid.UUID) (store.Issue, error) {
+	t, err := r.Registry.Cached(tenantID)
+	if err != nil || t.Status != tenancy.StatusReady {
+		r.closeIssueFeed(tenantID) // the registry hook may not have run yet
+		return store.Issue{}, store.ErrNotFound
+	}
+	db, err := r.Pools.DB(t)
+	if err != nil {
+		return store.Issue{}, err
+	}
+	if !r.tenantReady(tenantID) {
+		// suspended or deleted meanwhile: do not keep the pool DB reopened
+		r.Pools.Close(tenantID)
+		r.closeIssueFeed(tenantID)
+		return store.Issue{}, store.ErrNotFound
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), issueLoadTimeout)
+	defer cancel()
+	return store.New(db).IssueByID(ctx, issueID)
+}
+
+// IssueFeeds returns the number of tenants whose issue changes this
+// process follows (one LISTEN connection each), for tests and metrics.
+func (r *Resolver) IssueFeeds() int {
+	r.issueHub.mu.Lock()
+	defer r.issueHub.mu.Unlock()
+	return len(r.issueHub.feeds)
+}

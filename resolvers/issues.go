@@ -1,0 +1,368 @@
+package resolvers
+
+import (
+	"context"
+	"errors"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/tenantql/tenantql/auth"
+	"github.com/tenantql/tenantql/graph/model"
+	"github.com/tenantql/tenantql/store"
+)
+
+// Password rules of createUser (the store validates every other field; a
+// malformed project or issue key is simply one that names nothing).
+const (
+	minPasswordLen = 8   // characters
+	maxPasswordLen = 128 // bytes, checked before hashing
+)
+
+// tenantStore returns the store on the request's tenant database.
+func tenantStore(ctx context.Context) (*store.Store, error) {
+	target, err := tenantTarget(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return store.New(target.DB), nil
+}
+
+// pageArgs checks first (1..100, default def) and after.
+func pageArgs(first *int, after *string, def int) (store.PageArgs, error) {
+	n, err := checkFirst(first, def)
+	if err != nil {
+		return store.PageArgs{}, err
+	}
+	args := store.PageArgs{First: n}
+	if after != nil {
+		args.After = *after // the store refuses what is not its cursor
+	}
+	return args, nil
+}
+
+func (r *Resolver) listUsers(ctx context.Context, first *int, after *string) (*model.UserConnection, error) {
+	args, err := pageArgs(first, after, 50)
+	if err != nil {
+		return nil, err
+	}
+	s, err := tenantStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	page, err := s.ListUsers(ctx, args)
+	if err != nil {
+		return nil, err
+	}
+	return userConnection(page), nil
+}
+
+func (r *Resolver) listProjects(ctx context.Context, first *int, after *string) (*model.ProjectConnection, error) {
+	args, err := pageArgs(first, after, 50)
+	if err != nil {
+		return nil, err
+	}
+	s, err := tenantStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	page, err := s.ListProjects(ctx, args)
+	if err != nil {
+		return nil, err
+	}
+	return projectConnection(page), nil
+}
+
+// projectByKey returns the project, or null when no project has key
+// (including malformed keys).
+func (r *Resolver) projectByKey(ctx context.Context, key string) (*model.Project, error) {
+	s, err := tenantStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.ProjectByKey(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return projectModel(p), nil
+}
+
+// issueByKey returns the issue, or null for an unknown or malformed key.
+func (r *Resolver) issueByKey(ctx context.Context, key string) (*model.Issue, error) {
+	s, err := tenantStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	is, err := s.IssueByKey(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return issueModel(is), nil
+}
+
+// issueFilter converts the GraphQL filter; projectID, when set, narrows
+// it to one project (Project.issues).
+func issueFilter(in *model.IssueFilter, projectID *uuid.UUID) (store.IssueFilter, error) {
+	f := store.IssueFilter{ProjectID: projectID}
+	if in == nil {
+		return f, nil
+	}
+	f.ProjectKey = in.ProjectKey // an unknown or malformed key matches nothing
+	if in.Status != nil {
+		st := store.IssueStatus(*in.Status)
+		f.Status = &st
+	}
+	if in.AssigneeID != nil {
+		id, err := parseID("filter.assigneeId", *in.AssigneeID)
+		if err != nil {
+			return f, err
+		}
+		f.AssigneeID = &id
+	}
+	return f, nil
+}
+
+// listIssues pages through the issues that match filter, newest first;
+// projectID (from Project.issues) narrows them to one project.
+func (r *Resolver) listIssues(ctx context.Context, projectID *uuid.UUID, first *int, after *string, filter *model.IssueFilter) (*model.IssueConnection, error) {
+	args, err := pageArgs(first, after, 20)
+	if err != nil {
+		return nil, err
+	}
+	f, err := issueFilter(filter, projectID)
+	if err != nil {
+		return nil, err
+	}
+	s, err := tenantStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	page, err := s.ListIssues(ctx, f, args)
+	if err != nil {
+		return nil, err
+	}
+	return issueConnection(page), nil
+}
+
+// projectIssues is Project.issues.
+func (r *Resolver) projectIssues(ctx context.Context, p *model.Project, first *int, after *string, filter *model.IssueFilter) (*model.IssueConnection, error) {
+	id, err := uuid.Parse(p.ID)
+	if err != nil {
+		return nil, err
+	}
+	return r.listIssues(ctx, &id, first, after, filter)
+}
+
+// issueComments is Issue.comments: the first page through the batched
+// loader (one query for all issues of the response), later pages directly.
+func (r *Resolver) issueComments(ctx context.Context, is *model.Issue, first *int, after *string) (*model.CommentConnection, error) {
+	args, err := pageArgs(first, after, 20)
+	if err != nil {
+		return nil, err
+	}
+	id, err := uuid.Parse(is.ID)
+	if err != nil {
+		return nil, err
+	}
+	l, err := loadersFor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var page store.Page[store.Comment]
+	if args.After == "" {
+		page, err = l.firstComments(args.First).Load(ctx, id)
+	} else {
+		page, err = l.store.ListComments(ctx, id, args)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return commentConnection(page), nil
+}
+
+// issueProject is Issue.project, batched.
+func (r *Resolver) issueProject(ctx context.Context, is *model.Issue) (*model.Project, error) {
+	id, err := uuid.Parse(is.ProjectID)
+	if err != nil {
+		return nil, err
+	}
+	l, err := loadersFor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p, err := l.project(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return projectModel(p), nil
+}
+
+// userField resolves a user reference (assignee, reporter, author),
+// batched; "" means none.
+func (r *Resolver) userField(ctx context.Context, userID string) (*model.User, error) {
+	if userID == "" {
+		return nil, nil
+	}
+	id, err := uuid.Parse(userID)
+	if err != nil {
+		return nil, err
+	}
+	l, err := loadersFor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u, err := l.user(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return userModel(u), nil
+}
+
+// createUser adds a user to the organization. Only an OWNER or ADMIN may,
+// and only an OWNER may create another OWNER.
+func (r *Resolver) createUser(ctx context.Context, in model.CreateUserInput) (*model.User, error) {
+	me, err := r.viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	role := store.RoleMember
+	if in.Role != nil {
+		role = store.Role(*in.Role)
+	}
+	switch {
+	case me.Role != store.RoleOwner && me.Role != store.RoleAdmin:
+		return nil, newError(CodeForbidden, "only an OWNER or ADMIN may create users")
+	case role == store.RoleOwner && me.Role != store.RoleOwner:
+		return nil, newError(CodeForbidden, "only an OWNER may create another OWNER")
+	}
+	if err := checkText("password", in.Password, maxPasswordLen); err != nil {
+		return nil, err
+	}
+	if utf8.RuneCountInString(in.Password) < minPasswordLen {
+		return nil, badInput("password must be at least %d characters", minPasswordLen)
+	}
+	if !role.Valid() {
+		return nil, badInput("role must be OWNER, ADMIN or MEMBER")
+	}
+	s, err := tenantStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	hash, err := auth.HashPassword(in.Password)
+	if err != nil {
+		return nil, err
+	}
+	u, err := s.CreateUser(ctx, store.NewUser{Email: in.Email, Name: in.Name, Role: role, PasswordHash: hash})
+	if err != nil {
+		return nil, err
+	}
+	return userModel(u), nil
+}
+
+// createProject adds a project; a key already in use is CONFLICT.
+func (r *Resolver) createProject(ctx context.Context, in model.CreateProjectInput) (*model.Project, error) {
+	s, err := tenantStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.CreateProject(ctx, in.Key, in.Name)
+	if err != nil {
+		return nil, err
+	}
+	return projectModel(p), nil
+}
+
+// createIssue files an issue reported by the signed-in user.
+func (r *Resolver) createIssue(ctx context.Context, in model.CreateIssueInput) (*model.Issue, error) {
+	me, err := r.viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ni := store.NewIssue{ProjectKey: in.ProjectKey, Title: in.Title, ReporterID: me.ID}
+	if in.Description != nil {
+		ni.Description = *in.Description
+	}
+	if in.Status != nil {
+		ni.Status = store.IssueStatus(*in.Status)
+	}
+	if in.AssigneeID != nil {
+		id, err := parseID("assigneeId", *in.AssigneeID)
+		if err != nil {
+			return nil, err
+		}
+		ni.AssigneeID = &id
+	}
+	s, err := tenantStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	is, err := s.CreateIssue(ctx, ni)
+	if err != nil {
+		return nil, err
+	}
+	return issueModel(is), nil
+}
+
+// updateIssue changes the fields present in input; assigneeId: null
+// unassigns, an absent assigneeId leaves the assignee as it is.
+func (r *Resolver) updateIssue(ctx context.Context, key string, in model.UpdateIssueInput) (*model.Issue, error) {
+	patch := store.IssuePatch{Title: in.Title, Description: in.Description}
+	if in.Status != nil {
+		st := store.IssueStatus(*in.Status)
+		patch.Status = &st
+	}
+	if v, set := in.AssigneeID.ValueOK(); set {
+		if v == nil {
+			patch.ClearAssignee = true
+		} else {
+			id, err := parseID("assigneeId", *v)
+			if err != nil {
+				return nil, err
+			}
+			patch.AssigneeID = &id
+		}
+	}
+	s, err := tenantStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	is, err := s.UpdateIssue(ctx, key, patch)
+	if err != nil {
+		return nil, err
+	}
+	return issueModel(is), nil
+}
+
+func (r *Resolver) deleteIssue(ctx context.Context, key string) (bool, error) {
+	s, err := tenantStore(ctx)
+	if err != nil {
+		return false, err
+	}
+	if err := s.DeleteIssue(ctx, key); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// addComment adds the signed-in user's comment to an issue.
+func (r *Resolver) addComment(ctx context.Context, issueKey, body string) (*model.Comment, error) {
+	me, err := r.viewer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s, err := tenantStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.AddComment(ctx, issueKey, me.ID, body)
+	if err != nil {
+		return nil, err
+	}
+	return commentModel(c), nil
+}

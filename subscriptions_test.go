@@ -1,0 +1,499 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// The two websocket subprotocols gqlgen serves.
+const (
+	protoTransportWS = "graphql-transport-ws" // graphql-ws library, current
+	protoLegacyWS    = "graphql-ws"           // subscriptions-transport-ws, legacy
+)
+
+// wsMessage is one protocol message.
+type wsMessage struct {
+	ID      string          `json:"id,omitempty"`
+	Type    string          `json:"type"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+// wsClient is a minimal GraphQL-over-websocket client for both protocols.
+type wsClient struct {
+	t     testing.TB
+	proto string
+	conn  *websocket.Conn
+	msgs  chan wsMessage // from the server, pings answered
+}
+
+// dialWS opens a subscription connection to host with the protocol proto,
+// sending header on the upgrade request and init as connection_init's
+// payload, and waits for connection_ack.
+func (ta *testApp) dialWS(t testing.TB, host, proto string, header http.Header, init map[string]any) *wsClient {
+	t.Helper()
+	c, err := ta.tryDialWS(t, host, proto, header, init)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// tryDialWS is dialWS returning the failure.
+func (ta *testApp) tryDialWS(t testing.TB, host, proto string, header http.Header, init map[string]any) (*wsClient, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ta.srv.URL, "http")+"/graphql", &websocket.DialOptions{
+		Host: host, HTTPHeader: header, Subprotocols: []string{proto},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", host, err)
+	}
+	conn.SetReadLimit(1 << 20)
+	c := &wsClient{t: t, proto: proto, conn: conn, msgs: make(chan wsMessage, 100)}
+	t.Cleanup(func() { _ = conn.Close(websocket.StatusNormalClosure, "") })
+	go c.readLoop()
+	c.send(wsMessage{Type: "connection_init", Payload: mustJSON(init)})
+	for {
+		m, ok := c.next(5 * time.Second)
+		if !ok {
+			return nil, fmt.Errorf("no connection_ack")
+		}
+		switch m.Type {
+		case "connection_ack":
+			return c, nil
+		case "ka":
+		default:
+			return nil, fmt.Errorf("connection_init answered %s %s", m.Type, m.Payload)
+		}
+	}
+}
+
+func mustJSON(v any) json.RawMessage {
+	if v == nil {
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func (c *wsClient) readLoop() {
+	defer close(c.msgs)
+	for {
+		_, b, err := c.conn.Read(context.Background())
+		if err != nil {
+			return
+		}
+		var m wsMessage
+		if err := json.Unmarshal(b, &m); err != nil {
+			c.t.Errorf("bad websocket message %q", b)
+			return
+		}
+		if m.Type == "ping" {
+			c.send(wsMessage{Type: "pong"})
+			continue
+		}
+		c.msgs <- m
+	}
+}
+
+func (c *wsClient) send(m wsMessage) {
+	b, _ := json.Marshal(m)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = c.conn.Write(ctx, websocket.MessageText, b)
+}
+
+// next returns the next message other than keep-alives, or false after
+// timeout or once the connection closed.
+func (c *wsClient) next(timeout time.Duration) (wsMessage, bool) {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		select {
+		case m, ok := <-c.msgs:
+			if !ok {
+				return wsMessage{}, false
+			}
+			if m.Type == "ka" || m.Type == "pong" {
+				continue
+			}
+			return m, true
+		case <-timer.C:
+			return wsMessage{}, false
+		}
+	}
+}
+
+// subscribe starts operation id.
+func (c *wsClient) subscribe(id, query string, vars map[string]any) {
+	typ := "subscribe"
+	if c.proto == protoLegacyWS {
+		typ = "start"
+	}
+	c.send(wsMessage{ID: id, Type: typ, Payload: mustJSON(map[string]any{"query": query, "variables": vars})})
+}
+
+// stop ends operation id from the client side.
+func (c *wsClient) stop(id string) {
+	typ := "complete"
+	if c.proto == protoLegacyWS {
+		typ = "stop"
+	}
+	c.send(wsMessage{ID: id, Type: typ})
+}
+
+// wsEvent is what a subscription operation produced: data, errors or its end.
+type wsEvent struct {
+	ID       string
+	Data     map[string]any
+	Errors   []map[string]any
+	Complete bool
+}
+
+// Code returns the first error's extensions.code.
+func (e wsEvent) Code() string {
+	if len(e.Errors) == 0 {
+		return ""
+	}
+	c, _ := field(e.Errors[0], "extensions", "code").(string)
+	return c
+}
+
+// event returns the next event of any operation, failing the test after
+// timeout.
+func (c *wsClient) event(timeout time.Duration) wsEvent {
+	c.t.Helper()
+	e, ok := c.tryEvent(timeout)
+	if !ok {
+		c.t.Fatalf("%s: no event within %s", c.proto, timeout)
+	}
+	return e
+}
+
+// tryEvent returns the next event, false after timeout.
+func (c *wsClient) tryEvent(timeout time.Duration) (wsEvent, bool) {
+	c.t.Helper()
+	m, ok := c.next(timeout)
+	if !ok {
+		return wsEvent{}, false
+	}
+	e := wsEvent{ID: m.ID}
+	switch m.Type {
+	case "next", "data":
+		var p struct {
+			Data   map[string]any   `json:"data"`
+			Errors []map[string]any `json:"errors"`
+		}
+		if err := json.Unmarshal(m.Payload, &p); err != nil {
+			c.t.Fatalf("payload %s: %v", m.Payload, err)
+		}
+		e.Data, e.Errors = p.Data, p.Errors
+	case "error":
+		// graphql-transport-ws: an array of errors; graphql-ws: one error
+		var errs []map[string]any
+		if json.Unmarshal(m.Payload, &errs) != nil {
+			var one map[string]any
+			_ = json.Unmarshal(m.Payload, &one)
+			errs = []map[string]any{one}
+		}
+		e.Errors = errs
+	case "complete":
+		e.Complete = true
+	default:
+		c.t.Fatalf("%s: unexpected message %s %s", c.proto, m.Type, m.Payload)
+	}
+	return e, true
+}
+
+// issueEvent returns the next issueChanged event, failing on errors.
+func (c *wsClient) issueEvent(timeout time.Duration) map[string]any {
+	c.t.Helper()
+	e := c.event(timeout)
+	if len(e.Errors) > 0 || e.Complete || e.Data == nil {
+		c.t.Fatalf("%s: want an issue, got %+v", c.proto, e)
+	}
+	return field(e.Data, "issueChanged").(map[string]any)
+}
+
+// syncIssues waits until the subscription is live: gqlgen gives no signal
+// for that, so it updates probe (an issue of the subscribed project) as
+// user until the subscription delivers the change, then drops what the
+// earlier probes produced.
+func (c *wsClient) syncIssues(user *tenantUser, probe string) {
+	c.t.Helper()
+	for i := range 80 {
+		title := fmt.Sprintf("sync %d %d", time.Now().UnixNano(), i)
+		user.must(c.t, `mutation($k: String!, $t: String!) { updateIssue(key: $k, input: {title: $t}) { key } }`,
+			map[string]any{"k": probe, "t": title})
+		deadline := time.Now().Add(250 * time.Millisecond)
+		for {
+			e, ok := c.tryEvent(time.Until(deadline))
+			if !ok {
+				break
+			}
+			if len(e.Errors) > 0 || e.Complete {
+				c.t.Fatalf("%s: subscription failed while syncing: %+v", c.proto, e)
+			}
+			if field(e.Data, "issueChanged", "title") == title {
+				return
+			}
+		}
+	}
+	c.t.Fatalf("%s: the subscription never delivered a change", c.proto)
+}
+
+const issueChangedSub = `subscription($p: String!) { issueChanged(projectKey: $p) {
+	key title status project { key } assignee { name } reporter { name }
+	comments(first: 3) { totalCount edges { node { body author { name } } } } } }`
+
+func bearer(token string) http.Header {
+	return http.Header{"Authorization": {"Bearer " + token}}
+}
+
+func TestIssueChangedBothProtocols(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, nil)
+	ta.createTenant(t, "subs", false)
+	owner := ta.owner(t, "subs")
+	owner.createProject(t, "WEB", "Website")
+	owner.createProject(t, "API", "API")
+	owner.createIssue(t, map[string]any{"projectKey": "WEB", "title": "probe"})
+	_, bob := owner.newUser(t, "bob", "MEMBER")
+
+	for _, proto := range []string{protoTransportWS, protoLegacyWS} {
+		t.Run(proto, func(t *testing.T) {
+			c := ta.dialWS(t, tenantHost("subs"), proto, nil, map[string]any{"Authorization": "Bearer " + owner.token})
+			c.subscribe("1", issueChangedSub, map[string]any{"p": "WEB"})
+			c.syncIssues(owner, "WEB-1")
+
+			// created, by another user
+			key := bob.createIssue(t, map[string]any{"projectKey": "WEB", "title": "created " + proto})
+			is := c.issueEvent(5 * time.Second)
+			if is["key"] != key || is["title"] != "created "+proto || is["status"] != "TODO" ||
+				field(is, "project", "key") != "WEB" || field(is, "reporter", "name") != "bob" || is["assignee"] != nil {
+				t.Fatalf("created event = %v", is)
+			}
+			// another project's issue is not delivered; the next event is the update
+			bob.createIssue(t, map[string]any{"projectKey": "API", "title": "elsewhere"})
+			owner.must(t, `mutation($k: String!) { addComment(issueKey: $k, body: "first") { id } }`, map[string]any{"k": key})
+			owner.must(t, `mutation($k: String!) { updateIssue(key: $k, input: {status: IN_PROGRESS}) { key } }`, map[string]any{"k": key})
+			is = c.issueEvent(5 * time.Second)
+			if is["key"] != key || is["status"] != "IN_PROGRESS" || field(is, "comments", "totalCount") != 1.0 {
+				t.Fatalf("updated event = %v", is)
+			}
+			// each event is resolved afresh: no dataloader cache from the last one
+			bob.must(t, `mutation($k: String!) { addComment(issueKey: $k, body: "second") { id } }`, map[string]any{"k": key})
+			owner.must(t, `mutation($k: String!) { updateIssue(key: $k, input: {title: "renamed"}) { key } }`, map[string]any{"k": key})
+			is = c.issueEvent(5 * time.Second)
+			cs := nodes(gqlResponse{Data: is}, "comments")
+			if is["title"] != "renamed" || len(cs) != 2 || field(cs[1], "author", "name") != "bob" {
+				t.Fatalf("second update event = %v", is)
+			}
+			// deleting sends nothing; stopping ends the operation
+			owner.must(t, `mutation($k: String!) { deleteIssue(key: $k) }`, map[string]any{"k": key})
+			c.stop("1")
+			if e, ok := c.tryEvent(time.Second); ok && !e.Complete {
+				t.Fatalf("after stop: %+v", e)
+			}
+		})
+	}
+}
+
+func TestIssueChangedAuthentication(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, nil)
+	ta.createTenant(t, "wsauth", false)
+	ta.createTenant(t, "wsother", false)
+	owner := ta.owner(t, "wsauth")
+	other := ta.owner(t, "wsother")
+	owner.createProject(t, "WEB", "Website")
+	owner.createIssue(t, map[string]any{"projectKey": "WEB", "title": "probe"})
+
+	cases := []struct {
+		name   string
+		header http.Header
+		init   map[string]any
+		code   string
+	}{
+		{"init Authorization", nil, map[string]any{"Authorization": "Bearer " + owner.token}, ""},
+		{"init headers.Authorization", nil, map[string]any{"headers": map[string]any{"Authorization": "Bearer " + owner.token}}, ""},
+		{"init authToken", nil, map[string]any{"authToken": owner.token}, ""},
+		{"upgrade header", bearer(owner.token), nil, ""},
+		{"init wins over the upgrade header", bearer("garbage"), map[string]any{"authToken": owner.token}, ""},
+		{"no token", nil, nil, "UNAUTHENTICATED"},
+		{"garbage token", nil, map[string]any{"authToken": "a.b.c"}, "UNAUTHENTICATED"},
+		{"another tenant's token", nil, map[string]any{"authToken": other.token}, "UNAUTHENTICATED"},
+		{"admin token", nil, map[string]any{"authToken": testAdminToken}, "UNAUTHENTICATED"},
+	}
+	for _, proto := range []string{protoTransportWS, protoLegacyWS} {
+		for _, tc := range cases {
+			c := ta.dialWS(t, tenantHost("wsauth"), proto, tc.header, tc.init)
+			c.subscribe("1", issueChangedSub, map[string]any{"p": "WEB"})
+			if tc.code != "" {
+				if e := c.event(5 * time.Second); e.Code() != tc.code {
+					t.Errorf("%s %s: got %+v, want %s", proto, tc.name, e, tc.code)
+				}
+				continue
+			}
+			c.syncIssues(owner, "WEB-1")
+		}
+		// unknown or malformed project keys: NOT_FOUND when subscribing
+		c := ta.dialWS(t, tenantHost("wsauth"), proto, nil, map[string]any{"authToken": owner.token})
+		for i, p := range []string{"GHOST", "not a key"} {
+			id := fmt.Sprint(i + 1)
+			c.subscribe(id, issueChangedSub, map[string]any{"p": p})
+			e := c.event(5 * time.Second)
+			for e.Complete { // of the operation before
+				e = c.event(5 * time.Second)
+			}
+			if e.Code() != "NOT_FOUND" || e.ID != id {
+				t.Errorf("%s: project %q: %+v", proto, p, e)
+			}
+		}
+		// on the admin host the field needs a tenant
+		c = ta.dialWS(t, "example.test", proto, bearer(testAdminToken), nil)
+		c.subscribe("1", issueChangedSub, map[string]any{"p": "WEB"})
+		if e := c.event(5 * time.Second); e.Code() != "TENANT_REQUIRED" {
+			t.Errorf("%s: issueChanged on the admin host: %+v", proto, e)
+		}
+	}
+}
+
+func TestIssueChangedAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, nil)
+	ta.createTenant(t, "multi", false)
+	second := ta.secondProcess(t)
+	owner := ta.owner(t, "multi")
+	owner.createProject(t, "WEB", "Website")
+	owner.createIssue(t, map[string]any{"projectKey": "WEB", "title": "probe"})
+	onSecond := second.as("multi", owner.token) // one database, so one set of users and tokens
+
+	for _, proto := range []string{protoTransportWS, protoLegacyWS} {
+		// subscribed on the first process, changed through the second
+		c1 := ta.dialWS(t, tenantHost("multi"), proto, bearer(owner.token), nil)
+		c1.subscribe("a", issueChangedSub, map[string]any{"p": "WEB"})
+		c1.syncIssues(owner, "WEB-1")
+		// and the other way round
+		c2 := second.dialWS(t, tenantHost("multi"), proto, nil, map[string]any{"authToken": owner.token})
+		c2.subscribe("b", issueChangedSub, map[string]any{"p": "WEB"})
+		c2.syncIssues(onSecond, "WEB-1")
+		// both see each change, whichever process made it; c1 drops what c2's sync produced
+		drainIssues(c1, 300*time.Millisecond)
+
+		k1 := onSecond.createIssue(t, map[string]any{"projectKey": "WEB", "title": "made on the second process"})
+		k2 := owner.createIssue(t, map[string]any{"projectKey": "WEB", "title": "made on the first process"})
+		for _, c := range []*wsClient{c1, c2} {
+			if a, b := c.issueEvent(5*time.Second), c.issueEvent(5*time.Second); a["key"] != k1 || b["key"] != k2 {
+				t.Fatalf("%s: events %v, %v; want %s then %s", proto, a["key"], b["key"], k1, k2)
+			}
+		}
+	}
+}
+
+// drainIssues drops the events arriving within quiet of each other.
+func drainIssues(c *wsClient, quiet time.Duration) {
+	for {
+		if _, ok := c.tryEvent(quiet); !ok {
+			return
+		}
+	}
+}
+
+func TestIssueChangedIsolationAndLifecycle(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, nil)
+	ta.createTenant(t, "ev-a", false)
+	ta.createTenant(t, "ev-b", false)
+	a, b := ta.owner(t, "ev-a"), ta.owner(t, "ev-b")
+	for _, u := range []*tenantUser{a, b} {
+		u.createProject(t, "WEB", "Website")
+		u.createIssue(t, map[string]any{"projectKey": "WEB", "title": "probe"})
+	}
+	ca := ta.dialWS(t, tenantHost("ev-a"), protoTransportWS, bearer(a.token), nil)
+	cb := ta.dialWS(t, tenantHost("ev-b"), protoTransportWS, bearer(b.token), nil)
+	ca.subscribe("1", issueChangedSub, map[string]any{"p": "WEB"})
+	cb.subscribe("1", issueChangedSub, map[string]any{"p": "WEB"})
+	ca.syncIssues(a, "WEB-1")
+	cb.syncIssues(b, "WEB-1")
+
+	// same project key, same issue numbers: each sees only its own
+	a.createIssue(t, map[string]any{"projectKey": "WEB", "title": "A's second"})
+	b.createIssue(t, map[string]any{"projectKey": "WEB", "title": "B's second"})
+	if is := ca.issueEvent(5 * time.Second); is["key"] != "WEB-2" || is["title"] != "A's second" {
+		t.Fatalf("A got %v", is)
+	}
+	if is := cb.issueEvent(5 * time.Second); is["key"] != "WEB-2" || is["title"] != "B's second" {
+		t.Fatalf("B got %v", is)
+	}
+	if e, ok := cb.tryEvent(500 * time.Millisecond); ok {
+		t.Fatalf("B got a further event: %+v", e)
+	}
+
+	// one LISTEN connection per tenant database, however many subscribers
+	ca2 := ta.dialWS(t, tenantHost("ev-a"), protoLegacyWS, bearer(a.token), nil)
+	ca2.subscribe("x", issueChangedSub, map[string]any{"p": "WEB"})
+	ca2.syncIssues(a, "WEB-1")
+	drainIssues(ca, 300*time.Millisecond)
+	ta.waitListeners(t, "ev-a", 1)
+	ta.waitListeners(t, "ev-b", 1)
+	// the last subscriber out closes it
+	ca.stop("1")
+	ca2.stop("x")
+	ta.waitListeners(t, "ev-a", 0)
+
+	// a suspended tenant's subscriptions end, and its LISTEN connection closes
+	mustOK(t, ta.admin(t, `mutation { suspendTenant(slug: "ev-b") { status } }`, nil))
+	if e := cb.event(10 * time.Second); !e.Complete {
+		t.Fatalf("after suspension: %+v", e)
+	}
+	ta.waitListeners(t, "ev-b", 0)
+	mustOK(t, ta.admin(t, `mutation { resumeTenant(slug: "ev-b") { status } }`, nil))
+	ta.waitRouted(t, tenantHost("ev-b"), 200)
+
+	// a deleted tenant's too, without the listener retrying against the
+	// dropped database
+	cb = ta.dialWS(t, tenantHost("ev-b"), protoTransportWS, bearer(b.token), nil)
+	cb.subscribe("2", issueChangedSub, map[string]any{"p": "WEB"})
+	cb.syncIssues(b, "WEB-1")
+	mustOK(t, ta.admin(t, `mutation { deleteTenant(slug: "ev-b") { tenant { status } } }`, nil))
+	if e, ok := cb.tryEvent(10 * time.Second); ok && !e.Complete {
+		t.Fatalf("after deletion: %+v", e)
+	}
+	ta.waitStatus(t, "ev-b", "GONE")
+	if n := ta.resolver.IssueFeeds(); n != 0 {
+		t.Fatalf("%d issue feeds left open", n)
+	}
+}
+
+// waitListeners waits until the tenant's database has n sessions LISTENing.
+func (ta *testApp) waitListeners(t testing.TB, slug string, n int) {
+	t.Helper()
+	tn, err := ta.registry.Get(t.Context(), slug)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	for range 200 {
+		const q = `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query ILIKE 'LISTEN%'`
+		if err := ta.control.Get(&got, q, tn.DBName); err != nil {
+			t.Fatal(err)
+		}
+		if got == n {
+			return
+		}
+		sleepBriefly()
+	}
+	t.Fatalf("tenant %s has %d LISTEN sessions, want %d", slug, got, n)
+}
