@@ -121,8 +121,8 @@ function Comments({ issue }) {
   }
 
   return (
-    <section className="comments" aria-label="Comments">
-      <h3>
+    <section className="comments" aria-labelledby="comments-title">
+      <h3 id="comments-title">
         Comments <span className="count">{issue.comments.totalCount}</span>
       </h3>
       {comments.length === 0 ? (
@@ -142,7 +142,7 @@ function Comments({ issue }) {
       <form className="stack" onSubmit={submit}>
         <ErrorNote error={error} onDismiss={reset} />
         <textarea
-          aria-label="Comment"
+          aria-label="New comment"
           placeholder="Write a comment…"
           rows={3}
           required

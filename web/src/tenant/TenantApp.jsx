@@ -1,5 +1,6 @@
 // An organization's app at its own host: sign in, then its projects and
 // issue board. The user's token is kept in this origin's localStorage.
+// org ({ slug, name }) may be null while the host query is in flight.
 import { ApolloProvider, useMutation } from '@apollo/client/react';
 import { useCallback, useEffect, useState } from 'react';
 import { useSession } from '../lib/session.js';
@@ -20,8 +21,8 @@ export function TenantApp({ org }) {
   const session = useSession(token, () => signOut('Your session has ended. Please sign in again.'));
 
   useEffect(() => {
-    document.title = `${org.name} · tenantql`;
-  }, [org.name]);
+    if (org) document.title = `${org.name} · tenantql`;
+  }, [org]);
 
   return (
     <ApolloProvider client={session.client}>
@@ -65,9 +66,9 @@ function SignIn({ org, notice, onSignedIn }) {
           <span>tenantql</span>
         </div>
         <h1 id="signin-title" data-testid="org-name">
-          {org.name}
+          {org?.name ?? 'Sign in'}
         </h1>
-        <p className="muted">Sign in to {org.name}’s issue tracker.</p>
+        <p className="muted">{org ? `Sign in to ${org.name}’s issue tracker.` : 'Sign in to your issue tracker.'}</p>
         {notice && !error && <p className="notice">{notice}</p>}
         <ErrorNote error={error} onDismiss={reset} />
         <label>

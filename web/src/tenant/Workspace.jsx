@@ -27,7 +27,7 @@ export function Workspace({ org, session, onSignOut }) {
       <header className="topbar">
         <a className="brand" href="/app/" onClick={linkHandler('')}>
           <Logo />
-          <span data-testid="org-name">{org.name}</span>
+          <span data-testid="org-name">{org?.name ?? ''}</span>
         </a>
         <div className="topbar-right">
           <LiveBadge state={live} />
@@ -62,7 +62,7 @@ export function Workspace({ org, session, onSignOut }) {
               </li>
             ))}
           </ul>
-          {data && <NewProject />}
+          {projects.length > 0 && <NewProject />}
         </nav>
         <main className="content">
           {projectKey ? (

@@ -1,0 +1,288 @@
+// The example app end to end in Chromium: the operator console creates
+// organizations, people sign in at their organization's subdomain, work on
+// the board and see each other's changes live; another organization sees
+// none of it. Screenshots of every screen go to the artefacts directory.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { ADMIN_TOKEN, appURL, appStatus, gqlInPage, launch, median, newPage, shoot, shootDocs, until } from './lib.mjs';
+
+const ACME = { slug: 'acme', name: 'Acme Rockets', owner: 'Ada Lovelace', email: 'ada@acme.test', password: 'correct horse' };
+const GLOBEX = { slug: 'globex', name: 'Globex', owner: 'Hank Scorpio', email: 'hank@globex.test', password: 'volcano lair' };
+const INITECH = { slug: 'initech', name: 'Initech', owner: 'Bill Lumbergh', email: 'bill@initech.test', password: 'tps reports', demo: true };
+const BOB = { name: 'Bob Builder', email: 'bob@acme.test', password: 'can we fix it' };
+
+let browser;
+before(async () => {
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+});
+
+/** Fails on console errors or uncaught exceptions the page collected. */
+function assertClean(page, allow = []) {
+  const problems = page.problems.filter((p) => !allow.some((re) => re.test(p)));
+  assert.deepEqual(problems, [], 'the page logged errors');
+}
+
+const card = (page, status, key) => page.locator(`[data-testid="column-${status}"] [data-testid="issue-card"][data-key="${key}"]`);
+const cardTitled = (page, status, title) =>
+  page.locator(`[data-testid="column-${status}"] [data-testid="issue-card"]`).filter({ hasText: title });
+const tenantRow = (page, slug) => page.locator(`[data-testid="tenant-row"][data-slug="${slug}"]`);
+
+async function createFromConsole(page, org) {
+  await page.getByLabel('Organization name').fill(org.name);
+  await page.getByLabel('Subdomain').fill(org.slug);
+  await page.getByLabel('Owner’s name').fill(org.owner);
+  await page.getByLabel('Owner’s email').fill(org.email);
+  await page.getByLabel('Owner’s password').fill(org.password);
+  await page.getByLabel('Fill with demo data').setChecked(Boolean(org.demo));
+  await page.getByRole('button', { name: 'Create organization' }).click();
+  // Shown at once as PROVISIONING, then READY through tenantStatusChanged.
+  await tenantRow(page, org.slug).waitFor();
+  await page.locator(`[data-testid="tenant-row"][data-slug="${org.slug}"][data-status="READY"]`).waitFor({ timeout: 60_000 });
+}
+
+async function signIn(page, slug, who, path = '') {
+  await page.goto(appURL(slug, path));
+  await page.getByLabel('Email').fill(who.email);
+  await page.getByLabel('Password').fill(who.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByTestId('viewer').filter({ hasText: who.owner ?? who.name }).waitFor();
+}
+
+test('the app at /app/, end to end', { timeout: 300_000 }, async (t) => {
+  let admin; // the operator's page on the admin host
+  let ada; // Acme's owner
+  let bob; // an Acme member, in another browser context
+
+  await t.test('unknown hosts get no app', async () => {
+    assert.equal(await appStatus('nobody'), 404);
+    assert.equal(await appStatus(''), 200);
+  });
+
+  await t.test('the console: sign in with the admin token, create organizations live', async () => {
+    admin = await newPage(browser);
+    await admin.goto(appURL(''));
+    await admin.getByRole('heading', { name: 'Operator console' }).waitFor();
+    await shoot(admin, 'console-sign-in');
+
+    // a wrong token is refused and the form comes back
+    await admin.getByLabel('Admin token').fill('not-the-token');
+    await admin.getByRole('button', { name: 'Open console' }).click();
+    await admin.getByText('The admin token was not accepted.').waitFor();
+
+    await admin.getByLabel('Admin token').fill(ADMIN_TOKEN);
+    await admin.getByRole('button', { name: 'Open console' }).click();
+    await admin.getByText('No organizations yet.').waitFor();
+    await shoot(admin, 'console-empty');
+
+    await createFromConsole(admin, ACME);
+    const seen = await tenantRow(admin, ACME.slug).getByTestId('tenant-transitions').textContent();
+    assert.equal(seen, 'PROVISIONING → READY', 'the console showed the status change live');
+    await shoot(admin, 'console-acme-ready');
+
+    await createFromConsole(admin, GLOBEX);
+    await createFromConsole(admin, INITECH);
+    const link = tenantRow(admin, ACME.slug).getByTestId('tenant-app-link');
+    assert.equal(await link.getAttribute('href'), appURL(ACME.slug));
+    await shoot(admin, 'console-three-ready');
+    await shootDocs(admin, 'console.png');
+    assertClean(admin);
+  });
+
+  await t.test('Acme: sign in, create a project, create, move and comment an issue', async () => {
+    ada = await newPage(browser);
+    await ada.goto(appURL(ACME.slug));
+    assert.equal(await ada.getByTestId('org-name').textContent(), ACME.name);
+    await shoot(ada, 'acme-sign-in');
+
+    // the server's message on a wrong password
+    await ada.getByLabel('Email').fill(ACME.email);
+    await ada.getByLabel('Password').fill('wrong password');
+    await ada.getByRole('button', { name: 'Sign in' }).click();
+    await ada.getByRole('alert').waitFor();
+    await shoot(ada, 'acme-sign-in-error');
+
+    await ada.getByLabel('Password').fill(ACME.password);
+    await ada.getByRole('button', { name: 'Sign in' }).click();
+    await ada.getByText('Welcome! Create your first project.').waitFor();
+    await shoot(ada, 'acme-no-projects');
+
+    await ada.getByRole('main').getByLabel('Name').fill('Website');
+    await ada.getByRole('main').getByLabel('Key').fill('web');
+    await ada.getByRole('main').getByRole('button', { name: 'Create project' }).click();
+    await ada.waitForURL(appURL(ACME.slug, 'p/WEB'));
+    await ada.getByTestId('board').waitFor();
+    await ada.getByText('Nothing to do.').waitFor();
+    await shoot(ada, 'acme-empty-board');
+
+    await ada.getByLabel('New issue title').fill('Fix the header');
+    await ada.getByRole('button', { name: 'Add issue' }).click();
+    await card(ada, 'TODO', 'WEB-1').waitFor();
+    await ada.getByRole('button', { name: 'Move WEB-1 to In progress' }).click();
+    await card(ada, 'IN_PROGRESS', 'WEB-1').waitFor();
+
+    // drag and drop works too
+    await ada.getByLabel('New issue title').fill('Write the launch post');
+    await ada.getByRole('button', { name: 'Add issue' }).click();
+    await card(ada, 'TODO', 'WEB-2').waitFor();
+    await card(ada, 'TODO', 'WEB-2').dragTo(ada.getByTestId('column-DONE'));
+    await card(ada, 'DONE', 'WEB-2').waitFor();
+
+    await card(ada, 'IN_PROGRESS', 'WEB-1').getByRole('link').click();
+    await ada.waitForURL(appURL(ACME.slug, 'p/WEB/WEB-1'));
+    const panel = ada.getByTestId('issue-panel');
+    await panel.getByRole('heading', { name: 'Fix the header' }).waitFor();
+    await panel.getByText('No comments yet.').waitFor();
+    await panel.getByLabel('New comment').fill('On it: the logo overlaps the menu.');
+    await panel.getByRole('button', { name: 'Comment' }).click();
+    await panel.getByTestId('comment').filter({ hasText: 'the logo overlaps the menu' }).waitFor();
+    await shoot(ada, 'acme-issue-details');
+
+    // a deep link survives a reload (the server answers it with index.html)
+    await ada.reload();
+    await ada.getByTestId('issue-panel').getByRole('heading', { name: 'Fix the header' }).waitFor();
+    await card(ada, 'IN_PROGRESS', 'WEB-1').waitFor();
+    assertClean(ada);
+  });
+
+  await t.test('Acme: another user sees changes live', async () => {
+    const created = await gqlInPage(
+      ada,
+      `mutation($in: CreateUserInput!) { createUser(input: $in) { id name role } }`,
+      { in: { ...BOB, role: 'MEMBER' } },
+    );
+    assert.equal(created.body.errors, undefined, JSON.stringify(created.body.errors));
+    assert.equal(created.body.data.createUser.role, 'MEMBER');
+
+    bob = await newPage(browser);
+    await signIn(bob, ACME.slug, BOB, 'p/WEB');
+    await card(bob, 'IN_PROGRESS', 'WEB-1').waitFor();
+    await ada.goto(appURL(ACME.slug, 'p/WEB'));
+    await card(ada, 'IN_PROGRESS', 'WEB-1').waitFor();
+    for (const p of [ada, bob]) await p.locator('[data-testid="live"][data-state="connected"]').waitFor();
+
+    // Ada creates and moves an issue: it appears and moves on Bob's board
+    await ada.getByLabel('New issue title').fill('Live from Ada');
+    await ada.getByRole('button', { name: 'Add issue' }).click();
+    await cardTitled(bob, 'TODO', 'Live from Ada').waitFor({ timeout: 10_000 });
+    await shoot(bob, 'acme-bob-sees-new-issue');
+    await ada.getByRole('button', { name: 'Move WEB-3 to In progress' }).click();
+    await card(bob, 'IN_PROGRESS', 'WEB-3').waitFor({ timeout: 10_000 });
+
+    // and the other way round
+    await bob.getByRole('button', { name: 'Move WEB-1 to Done' }).click();
+    await card(ada, 'DONE', 'WEB-1').waitFor({ timeout: 10_000 });
+    await shoot(ada, 'acme-ada-sees-bobs-move');
+    await shoot(bob, 'acme-bob-board');
+    assertClean(ada);
+    assertClean(bob);
+  });
+
+  await t.test('Globex sees none of it, and Acme’s token is worthless there', async () => {
+    const hank = await newPage(browser);
+    await hank.goto(appURL(GLOBEX.slug));
+    assert.equal(await hank.getByTestId('org-name').textContent(), GLOBEX.name);
+    // no token of Acme's reached this origin: it asks to sign in
+    await hank.getByRole('button', { name: 'Sign in' }).waitFor();
+    assert.equal(await hank.evaluate(() => localStorage.length), 0);
+
+    const acmeToken = await ada.evaluate(() => localStorage.getItem('tenantql.token'));
+    assert.ok(acmeToken);
+    const res = await gqlInPage(hank, '{ viewer { email } projects(first: 5) { totalCount } }', {}, acmeToken);
+    assert.equal(res.body.errors?.[0]?.extensions?.code, 'UNAUTHENTICATED');
+
+    await signIn(hank, GLOBEX.slug, GLOBEX);
+    await hank.getByText('Welcome! Create your first project.').waitFor();
+    const text = await hank.locator('body').innerText();
+    for (const leak of ['Acme', 'Fix the header', 'Live from Ada', 'Website', 'Bob']) {
+      assert.ok(!text.includes(leak), `Globex's app shows "${leak}"`);
+    }
+    await hank.goto(appURL(GLOBEX.slug, 'p/WEB/WEB-1'));
+    await hank.getByText('There is no project WEB.').waitFor();
+    await shoot(hank, 'globex-sees-nothing');
+    assertClean(hank);
+    await hank.context().close();
+  });
+
+  await t.test('a session that ends sends the user back to sign in; sign out forgets the token', async () => {
+    await bob.evaluate(() => localStorage.setItem('tenantql.token', 'expired.or.forged'));
+    await bob.reload();
+    await bob.getByText('Your session has ended. Please sign in again.').waitFor();
+    assert.equal(await bob.evaluate(() => localStorage.getItem('tenantql.token')), null);
+    await shoot(bob, 'acme-session-ended');
+
+    await signIn(bob, ACME.slug, BOB, 'p/WEB');
+    await bob.getByRole('button', { name: 'Sign out' }).click();
+    await bob.getByRole('button', { name: 'Sign in' }).waitFor();
+    assert.equal(await bob.evaluate(() => localStorage.getItem('tenantql.token')), null);
+    await bob.context().close();
+  });
+
+  await t.test('the README board: a demo organization', async () => {
+    const bill = await newPage(browser);
+    await signIn(bill, INITECH.slug, INITECH, 'p/WEB');
+    await bill.getByTestId('board').waitFor();
+    await bill.locator('[data-testid="issue-card"]').first().waitFor();
+    await bill.locator('[data-testid="live"][data-state="connected"]').waitFor();
+    await shoot(bill, 'initech-demo-board');
+    // with an issue's details and comments open
+    await bill.locator('[data-testid="column-IN_PROGRESS"] [data-testid="issue-card"]').nth(2).getByRole('link').click();
+    await bill.getByTestId('issue-panel').getByTestId('comment').first().waitFor();
+    await shoot(bill, 'initech-issue-details');
+    await shootDocs(bill, 'board.png');
+    assertClean(bill);
+    await bill.context().close();
+  });
+
+  await t.test('the console: suspend, resume and delete', async () => {
+    await tenantRow(admin, GLOBEX.slug).getByRole('button', { name: 'Suspend' }).click();
+    await admin.locator(`[data-testid="tenant-row"][data-slug="globex"][data-status="SUSPENDED"]`).waitFor();
+    await until(async () => (await appStatus(GLOBEX.slug)) === 403, 'globex answers 403 while suspended');
+    await shoot(admin, 'console-globex-suspended');
+
+    await tenantRow(admin, GLOBEX.slug).getByRole('button', { name: 'Resume' }).click();
+    await admin.locator(`[data-testid="tenant-row"][data-slug="globex"][data-status="READY"]`).waitFor();
+    await until(async () => (await appStatus(GLOBEX.slug)) === 200, 'globex answers 200 once resumed');
+
+    await tenantRow(admin, GLOBEX.slug).getByRole('button', { name: 'Delete' }).click();
+    await tenantRow(admin, GLOBEX.slug).getByText('Delete globex and its database?').waitFor();
+    await tenantRow(admin, GLOBEX.slug).getByRole('button', { name: 'Delete', exact: true }).click();
+    await tenantRow(admin, GLOBEX.slug).waitFor({ state: 'detached', timeout: 60_000 });
+    assert.equal(await appStatus(GLOBEX.slug), 404);
+    await shoot(admin, 'console-globex-deleted');
+    assertClean(admin);
+  });
+
+  await t.test('page load to board: median of 10 loads on a warm server', async () => {
+    // The app marks 'tenantql:board-visible' once the first board has
+    // rendered with its issues; its startTime counts from navigation start.
+    const measure = async (page) => {
+      await page.goto(appURL(INITECH.slug, 'p/WEB'));
+      await page.getByTestId('board').waitFor();
+      await page.waitForFunction(() => performance.getEntriesByName('tenantql:board-visible').length > 0);
+      return page.evaluate(() => performance.getEntriesByName('tenantql:board-visible')[0].startTime);
+    };
+    const page = await newPage(browser);
+    await signIn(page, INITECH.slug, INITECH, 'p/WEB');
+    for (let i = 0; i < 3; i++) await measure(page); // warm up server and browser cache
+    const warm = [];
+    for (let i = 0; i < 10; i++) warm.push(await measure(page));
+
+    // each load in a new browser context: nothing cached, the token set first
+    const token = await page.evaluate(() => localStorage.getItem('tenantql.token'));
+    const cold = [];
+    for (let i = 0; i < 10; i++) {
+      const fresh = await newPage(browser);
+      await fresh.context().addInitScript((t) => localStorage.setItem('tenantql.token', t), token);
+      cold.push(await measure(fresh));
+      await fresh.context().close();
+    }
+    const fmt = (xs) => xs.map((x) => x.toFixed(0)).join(', ');
+    console.log(`page load → board visible, warm server, browser cache warm: median ${median(warm).toFixed(0)} ms (${fmt(warm)})`);
+    console.log(`page load → board visible, warm server, browser cache empty: median ${median(cold).toFixed(0)} ms (${fmt(cold)})`);
+    assert.ok(median(warm) < 5000, 'the board takes too long');
+    assertClean(page);
+  });
+});

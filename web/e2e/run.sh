@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Browser tests of the app at /app/: Debian's Chromium driven by
+# playwright-core (pinned in web/package-lock.json; it never downloads a
+# browser) against a freshly built tenantql.
+#
+#   web/e2e/run.sh            run the tests; screenshots go to web/e2e/artifacts/
+#   web/e2e/run.sh --docs     also refresh docs/screenshots/{board,console}.png
+#
+# Installs Debian's chromium when it is missing and the npm packages with
+# `npm ci`. Uses the PostgreSQL of TEST_DATABASE_URL when set (a database
+# of its own is created there and dropped afterwards), otherwise starts a
+# throwaway cluster with internal/pgtest/withcluster. Needs Go, Node >= 20
+# and PostgreSQL's server binaries, like the Go tests.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+web=$(cd "$here/.." && pwd)
+root=$(cd "$web/.." && pwd)
+
+if [ "${1:-}" = --docs ]; then
+	export TENANTQL_DOCS_SCREENSHOTS="$root/docs/screenshots"
+	shift
+fi
+
+if [ -z "${TENANTQL_E2E_INSIDE:-}" ]; then
+	if [ ! -x /usr/bin/chromium ]; then
+		echo "e2e: installing Debian's chromium" >&2
+		sudo=""
+		[ "$(id -u)" = 0 ] || sudo=sudo
+		$sudo apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+	fi
+	(cd "$web" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2)
+	bin=$(mktemp -d)
+	trap 'rm -rf "$bin"' EXIT
+	(cd "$root" && go build -o "$bin/tenantql" .)
+	status=0
+	(cd "$root" && TENANTQL_E2E_INSIDE=1 TENANTQL_BIN="$bin/tenantql" \
+		go run ./internal/pgtest/withcluster bash "$here/run.sh" "$@") || status=$?
+	exit $status
+fi
+
+# Inside: TEST_DATABASE_URL points at a PostgreSQL superuser.
+: "${TEST_DATABASE_URL:?}" "${TENANTQL_BIN:?}"
+work=$(mktemp -d)
+port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+db="webapp_e2e_${port}"
+prefix="e${port}_"
+control_url=$(node -e 'const u=new URL(process.argv[1]); u.pathname="/"+process.argv[2]; console.log(u.href)' "$TEST_DATABASE_URL" "$db")
+random() { node -e 'console.log(require("crypto").randomBytes(24).toString("base64url"))'; }
+export TENANTQL_PORT=$port TENANTQL_ADMIN_TOKEN="e2e-$(random)" TENANTQL_ARTIFACTS="$here/artifacts"
+
+server_pid=""
+cleanup() {
+	if [ -n "$server_pid" ]; then
+		kill -TERM "$server_pid" 2>/dev/null || true
+		wait "$server_pid" 2>/dev/null || true
+	fi
+	# Tenant databases and roles of this run, then its control database.
+	psql -qAt "$TEST_DATABASE_URL" -c "SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE);', datname) FROM pg_database WHERE starts_with(datname, '$prefix')
+		UNION ALL SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE);', '$db')" 2>/dev/null |
+		psql -q "$TEST_DATABASE_URL" >/dev/null 2>&1 || true
+	psql -qAt "$TEST_DATABASE_URL" -c "SELECT format('DROP ROLE IF EXISTS %I;', rolname) FROM pg_roles WHERE starts_with(rolname, '$prefix')" 2>/dev/null |
+		psql -q "$TEST_DATABASE_URL" >/dev/null 2>&1 || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+psql -q "$TEST_DATABASE_URL" -c "CREATE DATABASE $db" >/dev/null
+rm -rf "$TENANTQL_ARTIFACTS"
+mkdir -p "$TENANTQL_ARTIFACTS"
+
+DATABASE_URL="$control_url" ADMIN_TOKEN="$TENANTQL_ADMIN_TOKEN" SECRET_KEY="e2e-secret-$(random)" \
+	BASE_DOMAIN=localhost LISTEN_ADDR="127.0.0.1:$port" TENANT_NAME_PREFIX="$prefix" LOG_LEVEL=warn \
+	"$TENANTQL_BIN" serve >"$TENANTQL_ARTIFACTS/server.log" 2>&1 &
+server_pid=$!
+ready=""
+for _ in $(seq 1 150); do
+	if curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then ready=1; break; fi
+	kill -0 "$server_pid" 2>/dev/null || break
+	sleep 0.1
+done
+if [ -z "$ready" ]; then
+	echo "e2e: the server did not start:" >&2
+	tail -30 "$TENANTQL_ARTIFACTS/server.log" >&2
+	exit 1
+fi
+
+status=0
+(cd "$web" && node --test --test-concurrency=1 --test-reporter=spec e2e/*.test.mjs) || status=$?
+if [ $status -ne 0 ]; then
+	echo "--- server log (last 40 lines; all of it in $TENANTQL_ARTIFACTS/server.log)" >&2
+	tail -40 "$TENANTQL_ARTIFACTS/server.log" >&2
+fi
+exit $status
