@@ -6,12 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tenantql/tenantql/edge"
+	"github.com/tenantql/tenantql/resolvers"
 )
 
 // Config is everything tenantql reads from its environment.
@@ -28,11 +32,27 @@ type Config struct {
 	MaxDBConnections int
 	MaxConnsTenant   int
 	Introspection    bool
+	FieldSuggestions bool // "Did you mean ...?" hints in validation errors
 	LogLevel         slog.Level
 	LogFormat        string // "text" or "json"
 	ShutdownTimeout  time.Duration
 	NamePrefix       string // TENANT_NAME_PREFIX: start of tenant database and role names
 	Failpoint        string // TENANTQL_FAILPOINT, tests only
+
+	// The GraphQL edge's limits (docs/limits.md).
+	Limits            resolvers.Limits // MAX_TOKENS, MAX_DEPTH, MAX_ALIASES, MAX_DIRECTIVES_PER_FIELD, MAX_COMPLEXITY
+	MaxBodyBytes      int64            // MAX_BODY_BYTES
+	RateLimitRPS      float64          // RATE_LIMIT_RPS: per tenant (and admin host); 0 turns it off
+	RateLimitBurst    int              // RATE_LIMIT_BURST
+	WSMaxPerTenant    int              // WS_MAX_CONNECTIONS_PER_TENANT
+	WSInitTimeout     time.Duration    // WS_INIT_TIMEOUT_SECONDS
+	WSKeepAlive       time.Duration    // WS_KEEPALIVE_SECONDS
+	APQTenants        int              // APQ_CACHE_TENANTS
+	APQBytesPerTenant int              // APQ_CACHE_BYTES_PER_TENANT
+	ReadHeaderTimeout time.Duration    // HTTP_READ_HEADER_TIMEOUT_SECONDS
+	ReadTimeout       time.Duration    // HTTP_READ_TIMEOUT_SECONDS
+	WriteTimeout      time.Duration    // HTTP_WRITE_TIMEOUT_SECONDS (websockets are not affected)
+	IdleTimeout       time.Duration    // HTTP_IDLE_TIMEOUT_SECONDS
 }
 
 // Dev reports whether tenantql runs on its embedded development PostgreSQL.
@@ -59,6 +79,12 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	if c.Introspection, err = parseBool(getenv, "INTROSPECTION", c.Dev()); err != nil {
+		return c, err
+	}
+	if c.FieldSuggestions, err = parseBool(getenv, "FIELD_SUGGESTIONS", c.Dev()); err != nil {
+		return c, err
+	}
+	if err := c.loadEdge(getenv); err != nil {
 		return c, err
 	}
 	if c.MaxDBConnections, err = parseInt(getenv, "MAX_DB_CONNECTIONS", 64); err != nil {
@@ -97,6 +123,82 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	return c, nil
 }
 
+// loadEdge reads the limits of the GraphQL edge, with their defaults, and
+// checks them: every limit, timeout and size must be at least 1 (the rate
+// limit may be 0: off).
+func (c *Config) loadEdge(getenv func(string) string) error {
+	ints := []struct {
+		dst  *int
+		name string
+		def  int
+	}{
+		{&c.Limits.MaxTokens, "MAX_TOKENS", resolvers.DefaultMaxTokens},
+		{&c.Limits.MaxDepth, "MAX_DEPTH", resolvers.DefaultMaxDepth},
+		{&c.Limits.MaxAliases, "MAX_ALIASES", resolvers.DefaultMaxAliases},
+		{&c.Limits.MaxDirectivesPerField, "MAX_DIRECTIVES_PER_FIELD", resolvers.DefaultMaxDirectivesPerField},
+		{&c.Limits.MaxComplexity, "MAX_COMPLEXITY", resolvers.DefaultMaxComplexity},
+		{&c.WSMaxPerTenant, "WS_MAX_CONNECTIONS_PER_TENANT", 500},
+		{&c.APQTenants, "APQ_CACHE_TENANTS", resolvers.DefaultAPQTenants},
+		{&c.APQBytesPerTenant, "APQ_CACHE_BYTES_PER_TENANT", resolvers.DefaultAPQBytes},
+	}
+	for _, v := range ints {
+		n, err := parseInt(getenv, v.name, v.def)
+		if err != nil {
+			return err
+		}
+		if n < 1 || n > 1_000_000_000 {
+			return fmt.Errorf("%s: want 1 to 1000000000, got %d", v.name, n)
+		}
+		*v.dst = n
+	}
+	body, err := parseInt(getenv, "MAX_BODY_BYTES", edge.DefaultMaxBodyBytes)
+	if err != nil {
+		return err
+	}
+	if body < 1 {
+		return fmt.Errorf("MAX_BODY_BYTES: want a positive number of bytes, got %d", body)
+	}
+	c.MaxBodyBytes = int64(body)
+
+	if v := getenv("RATE_LIMIT_RPS"); v != "" {
+		if c.RateLimitRPS, err = strconv.ParseFloat(v, 64); err != nil || c.RateLimitRPS < 0 || math.IsInf(c.RateLimitRPS, 0) || math.IsNaN(c.RateLimitRPS) {
+			return fmt.Errorf("RATE_LIMIT_RPS: want requests per second (0 turns the limit off), got %q", v)
+		}
+	} else {
+		c.RateLimitRPS = 100
+	}
+	if c.RateLimitBurst, err = parseInt(getenv, "RATE_LIMIT_BURST", max(1, int(2*c.RateLimitRPS))); err != nil {
+		return err
+	}
+	if c.RateLimitBurst < 1 {
+		return fmt.Errorf("RATE_LIMIT_BURST: want at least 1, got %d", c.RateLimitBurst)
+	}
+
+	durations := []struct {
+		dst  *time.Duration
+		name string
+		def  time.Duration
+	}{
+		{&c.WSInitTimeout, "WS_INIT_TIMEOUT_SECONDS", resolvers.DefaultWSInitTimeout},
+		{&c.WSKeepAlive, "WS_KEEPALIVE_SECONDS", resolvers.DefaultWSKeepAlive},
+		{&c.ReadHeaderTimeout, "HTTP_READ_HEADER_TIMEOUT_SECONDS", 10 * time.Second},
+		{&c.ReadTimeout, "HTTP_READ_TIMEOUT_SECONDS", 30 * time.Second},
+		{&c.WriteTimeout, "HTTP_WRITE_TIMEOUT_SECONDS", 60 * time.Second},
+		{&c.IdleTimeout, "HTTP_IDLE_TIMEOUT_SECONDS", 120 * time.Second},
+	}
+	for _, d := range durations {
+		secs, err := parseInt(getenv, d.name, int(d.def/time.Second))
+		if err != nil {
+			return err
+		}
+		if secs < 1 || secs > 86400 {
+			return fmt.Errorf("%s: want 1 to 86400 seconds, got %d", d.name, secs)
+		}
+		*d.dst = time.Duration(secs) * time.Second
+	}
+	return nil
+}
+
 // LogValue prints the configuration with secrets masked.
 func (c Config) LogValue() slog.Value {
 	mask := func(s string) string {
@@ -122,7 +224,10 @@ func (c Config) LogValue() slog.Value {
 		slog.String("admin_token", mask(c.AdminToken)), slog.String("secret_key", mask(c.SecretKey)),
 		slog.Bool("trust_proxy", c.TrustProxy), slog.Any("cors_origins", c.CORSOrigins),
 		slog.Int("max_db_connections", c.MaxDBConnections), slog.Int("max_db_connections_per_tenant", c.MaxConnsTenant),
-		slog.Bool("introspection", c.Introspection),
+		slog.Bool("introspection", c.Introspection), slog.Bool("field_suggestions", c.FieldSuggestions),
+		slog.Any("limits", c.Limits), slog.Int64("max_body_bytes", c.MaxBodyBytes),
+		slog.Float64("rate_limit_rps", c.RateLimitRPS), slog.Int("rate_limit_burst", c.RateLimitBurst),
+		slog.Int("ws_max_connections_per_tenant", c.WSMaxPerTenant),
 	)
 }
 

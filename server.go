@@ -181,7 +181,16 @@ func (a *app) Handler() http.Handler {
 		}
 		return "admin"
 	}
-	gql := resolvers.NewHandler(a.resolver, resolvers.HandlerOptions{Introspection: a.cfg.Introspection})
+	gql := resolvers.NewHandler(a.resolver, resolvers.HandlerOptions{
+		Introspection: a.cfg.Introspection, Suggestions: a.cfg.FieldSuggestions, Limits: a.cfg.Limits,
+		WSInitTimeout: a.cfg.WSInitTimeout, WSKeepAlive: a.cfg.WSKeepAlive, WSMessageBytes: a.cfg.MaxBodyBytes,
+		APQTenants: a.cfg.APQTenants, APQBytesPerTenant: a.cfg.APQBytesPerTenant,
+	})
+	guard := edge.NewGuard(edge.Options{
+		Hosts: a.hosts, CORSOrigins: a.cfg.CORSOrigins, MaxBodyBytes: a.cfg.MaxBodyBytes,
+		RateLimit: a.cfg.RateLimitRPS, RateBurst: a.cfg.RateLimitBurst, MaxWebsockets: a.cfg.WSMaxPerTenant,
+		WriteError: resolvers.WriteErrorBody,
+	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -196,11 +205,11 @@ func (a *app) Handler() http.Handler {
 		a.metrics.Handler().ServeHTTP(w, r)
 	})))
 	mux.Handle("/graphql", a.metrics.Middleware("/graphql", hostKind,
-		router.Middleware(resolvers.SessionMiddleware(resolvers.LoaderMiddleware(gql)))))
+		router.Middleware(guard.Wrap(resolvers.SessionMiddleware(resolvers.LoaderMiddleware(gql))))))
 	mux.Handle(playground.AssetPrefix, playground.Assets())
 	mux.Handle("GET /{$}", router.Middleware(http.HandlerFunc(a.playgroundPage)))
 	mux.Handle(webapp.Prefix, router.Middleware(webapp.Handler()))
-	return edge.RequestID(mux)
+	return edge.RequestID(edge.AccessLog(a.log, mux))
 }
 
 // playgroundPage serves the IDE with a starter query for the host's API.
@@ -253,9 +262,10 @@ func serve(cfg Config, log *slog.Logger) error {
 	srv := &http.Server{
 		Addr:              cfg.ListenAddr,
 		Handler:           a.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout, // hijacked websockets lose their deadlines: not cut
+		IdleTimeout:       cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)

@@ -2,6 +2,7 @@ package resolvers
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"sync"
 	"time"
@@ -12,27 +13,58 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	coderws "github.com/coder/websocket"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/validator/core"
+	"github.com/vektah/gqlparser/v2/validator/rules"
 
 	"github.com/tenantql/tenantql/graph"
 	"github.com/tenantql/tenantql/tenancy"
 )
 
+// Defaults of HandlerOptions fields left zero.
+const (
+	DefaultWSInitTimeout  = 10 * time.Second
+	DefaultWSKeepAlive    = 15 * time.Second
+	DefaultAPQTenants     = 256     // tenants whose persisted queries are kept
+	DefaultAPQBytes       = 1 << 20 // bytes of persisted queries kept per tenant
+	DefaultWSMessageBytes = 1 << 20 // largest websocket message read
+)
+
 // HandlerOptions configure the GraphQL HTTP handler.
 type HandlerOptions struct {
-	Introspection bool          // allow __schema/__type queries
-	WSInitTimeout time.Duration // time a websocket client has to send connection_init; defaults to 10s
-	WSKeepAlive   time.Duration // keep-alive ping interval; defaults to 15s
+	Introspection bool   // allow __schema/__type queries
+	Suggestions   bool   // "Did you mean ...?" hints in validation errors
+	Limits        Limits // operation limits; zero fields take their defaults
+
+	WSInitTimeout     time.Duration // time a websocket client has to send connection_init; defaults to DefaultWSInitTimeout
+	WSKeepAlive       time.Duration // keep-alive ping interval; defaults to DefaultWSKeepAlive
+	WSMessageBytes    int64         // largest websocket message; defaults to DefaultWSMessageBytes
+	APQTenants        int           // per-tenant APQ caches kept, least recently used dropped; defaults to DefaultAPQTenants
+	APQBytesPerTenant int           // bytes of queries each tenant's APQ cache keeps; defaults to DefaultAPQBytes
 }
 
 // NewHandler returns the GraphQL endpoint: POST JSON, GET for queries,
-// websocket subscriptions, APQ with a cache per tenant, and the presenter.
+// websocket subscriptions, APQ with a cache per tenant, the operation
+// limits and the presenter. Errors raised before execution (parse,
+// validation, limits) answer HTTP 400, as Apollo Server does; a mutation
+// over GET is refused with 405 before it runs.
 func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 	if o.WSInitTimeout <= 0 {
-		o.WSInitTimeout = 10 * time.Second
+		o.WSInitTimeout = DefaultWSInitTimeout
 	}
 	if o.WSKeepAlive <= 0 {
-		o.WSKeepAlive = 15 * time.Second
+		o.WSKeepAlive = DefaultWSKeepAlive
+	}
+	if o.WSMessageBytes <= 0 {
+		o.WSMessageBytes = DefaultWSMessageBytes
+	}
+	if o.APQTenants <= 0 {
+		o.APQTenants = DefaultAPQTenants
+	}
+	if o.APQBytesPerTenant <= 0 {
+		o.APQBytesPerTenant = DefaultAPQBytes
 	}
 	cfg := graph.Config{Resolvers: r}
 	cfg.Directives.Platform = r.platformDirective
@@ -44,20 +76,129 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 		Implementation:        transport.CoderWebsocketImplementation{AcceptOptions: coderws.AcceptOptions{InsecureSkipVerify: true}},
 		InitFunc:              websocketInit,
 		InitTimeout:           o.WSInitTimeout,
-		KeepAlivePingInterval: o.WSKeepAlive,
+		KeepAlivePingInterval: o.WSKeepAlive, // graphql-ws: "ka" messages
+		PingPongInterval:      o.WSKeepAlive, // graphql-transport-ws: ping, and close when no pong comes
+		PayloadReadLimit:      &o.WSMessageBytes,
 	})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
 
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	docs := newDocumentCache(1000, maxCachedQueryBytes)
+	srv.SetQueryCache(docs)
+	srv.SetDisableSuggestion(!o.Suggestions)
+	if !o.Suggestions {
+		srv.SetValidationRulesFn(rulesWithoutSuggestions)
+	}
 	if o.Introspection {
 		srv.Use(extension.Introspection{})
 	}
-	srv.Use(extension.AutomaticPersistedQuery{Cache: newTenantAPQCache(100)})
+	// Order matters: APQ fills in the query, then the limits check it.
+	srv.Use(extension.AutomaticPersistedQuery{Cache: newTenantAPQCache(o.APQTenants, o.APQBytesPerTenant)})
+	srv.Use(limitsExtension{l: o.Limits.withDefaults(), parsed: docs})
+	srv.Use(getQueriesOnly{})
 	srv.SetErrorPresenter(Presenter(r.Log))
 	srv.SetRecoverFunc(Recover(r.Log))
-	return srv
+	return graphqlHandler{srv: srv}
+}
+
+// rulesWithoutSuggestions is the default validation rule set with every
+// rule that suggests names ("Did you mean ...?") swapped for its variant
+// that does not, so a schema cannot be guessed from error messages.
+// (gqlgen's SetDisableSuggestion swaps FieldsOnCorrectType and ScalarLeafs.)
+func rulesWithoutSuggestions() *rules.Rules {
+	rs := rules.NewDefaultRules()
+	for _, swap := range []struct {
+		old string
+		new core.Rule
+	}{
+		{rules.KnownArgumentNamesRule.Name, rules.KnownArgumentNamesRuleWithoutSuggestions},
+		{rules.KnownTypeNamesRule.Name, rules.KnownTypeNamesRuleWithoutSuggestions},
+		{rules.ValuesOfCorrectTypeRule.Name, rules.ValuesOfCorrectTypeRuleWithoutSuggestions},
+	} {
+		rs.RemoveRule(swap.old)
+		rs.AddRule(swap.new.Name, swap.new.RuleFunc)
+	}
+	return rs
+}
+
+// graphqlHandler is gqlgen's server with the HTTP statuses of the
+// contract: gqlgen answers 422 for a request error under Accept:
+// application/json, Apollo Server and the contract say 400; a refusal
+// may set its own status (405 for a mutation over GET).
+type graphqlHandler struct {
+	srv *handler.Server
+}
+
+func (h graphqlHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Upgrade") != "" { // websocket: the writer is hijacked
+		h.srv.ServeHTTP(w, r)
+		return
+	}
+	st := &httpState{method: r.Method}
+	sw := &statusWriter{ResponseWriter: w, st: st}
+	h.srv.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), httpStateKey{}, st)))
+}
+
+type httpStateKey struct{}
+
+// httpState is the HTTP side of one request, for the extensions: its
+// method, and the status and Allow header a refusal asks for.
+type httpState struct {
+	method string
+	status int
+	allow  string
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	st    *httpState
+	wrote bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.wrote {
+		return
+	}
+	w.wrote = true
+	switch {
+	case w.st.status != 0:
+		code = w.st.status
+		if w.st.allow != "" {
+			w.Header().Set("Allow", w.st.allow)
+		}
+	case code == http.StatusUnprocessableEntity:
+		code = http.StatusBadRequest
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// getQueriesOnly refuses mutations and subscriptions sent over GET (405,
+// Allow: POST) before they run: a GET must be safe to repeat and to
+// prefetch.
+type getQueriesOnly struct{}
+
+func (getQueriesOnly) ExtensionName() string                   { return "GetQueriesOnly" }
+func (getQueriesOnly) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (getQueriesOnly) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	st, ok := ctx.Value(httpStateKey{}).(*httpState)
+	if !ok || st.method != http.MethodGet || oc.Operation == nil || oc.Operation.Operation == ast.Query {
+		return nil
+	}
+	st.status, st.allow = http.StatusMethodNotAllowed, http.MethodPost
+	err := gqlerror.Errorf("%s operations are not allowed over GET: send them with POST (Content-Type: application/json)", oc.Operation.Operation)
+	err.Extensions = map[string]any{"code": CodeValidationFailed}
+	return err
 }
 
 // websocketInit authenticates a subscription connection from the
@@ -90,39 +231,110 @@ func websocketInit(ctx context.Context, p transport.InitPayload) (context.Contex
 	return WithBearer(ctx, token), nil, nil
 }
 
+// maxCachedQueryBytes is the longest query text kept in the document and
+// APQ caches: a longer one (a huge string literal is one token) is parsed
+// or resent each time, so the caches stay small.
+const maxCachedQueryBytes = 64 << 10
+
+// documentCache is the executor's cache of parsed, validated documents,
+// shared by all tenants (a document depends on the schema only): gqlgen's
+// LRU, without the documents of overlong queries.
+type documentCache struct {
+	lru      *lru.LRU[*ast.QueryDocument]
+	maxQuery int
+}
+
+func newDocumentCache(size, maxQuery int) documentCache {
+	return documentCache{lru: lru.New[*ast.QueryDocument](size), maxQuery: maxQuery}
+}
+
+func (c documentCache) Get(ctx context.Context, query string) (*ast.QueryDocument, bool) {
+	return c.lru.Get(ctx, query)
+}
+
+func (c documentCache) Add(ctx context.Context, query string, doc *ast.QueryDocument) {
+	if len(query) <= c.maxQuery {
+		c.lru.Add(ctx, query, doc)
+	}
+}
+
 // tenantAPQCache keeps automatic persisted queries per tenant (and one set
 // for the admin host), so a tenant can neither probe nor evict another's.
+// It keeps the caches of at most tenants tenants, dropping the least
+// recently used, and at most bytesPerTenant bytes of hashes and queries
+// in each, dropping a tenant's least recently used queries first.
 type tenantAPQCache struct {
-	size   int
-	mu     sync.Mutex
-	caches map[string]*lru.LRU[string]
+	bytesPerTenant int
+
+	mu      sync.Mutex
+	tenants *simplelru.LRU[string, *apqCache]
 }
 
-func newTenantAPQCache(size int) *tenantAPQCache {
-	return &tenantAPQCache{size: size, caches: map[string]*lru.LRU[string]{}}
+// apqCache is one tenant's queries by hash; guarded by tenantAPQCache.mu.
+type apqCache struct {
+	bytes   int
+	queries *simplelru.LRU[string, string]
 }
 
-func (c *tenantAPQCache) forRequest(ctx context.Context) *lru.LRU[string] {
-	key := "admin"
+func newTenantAPQCache(tenants, bytesPerTenant int) *tenantAPQCache {
+	l, err := simplelru.NewLRU[string, *apqCache](tenants, nil)
+	if err != nil {
+		panic(err) // only for tenants <= 0, which NewHandler rules out
+	}
+	return &tenantAPQCache{bytesPerTenant: bytesPerTenant, tenants: l}
+}
+
+func apqKey(ctx context.Context) string {
 	if t, ok := tenancy.FromContext(ctx); ok && t.Tenant != nil {
-		key = t.Tenant.ID.String()
+		return t.Tenant.ID.String()
+	}
+	return "admin"
+}
+
+// Get returns the query the request's tenant stored under hash.
+func (c *tenantAPQCache) Get(ctx context.Context, hash string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tc, ok := c.tenants.Get(apqKey(ctx))
+	if !ok {
+		return "", false
+	}
+	return tc.queries.Get(hash)
+}
+
+// Add stores query under hash for the request's tenant.
+func (c *tenantAPQCache) Add(ctx context.Context, hash, query string) {
+	size := len(hash) + len(query)
+	if size > c.bytesPerTenant || len(query) > maxCachedQueryBytes {
+		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	l, ok := c.caches[key]
+	key := apqKey(ctx)
+	tc, ok := c.tenants.Get(key)
 	if !ok {
-		l = lru.New[string](c.size)
-		c.caches[key] = l
+		tc = &apqCache{}
+		tc.queries, _ = simplelru.NewLRU[string, string](math.MaxInt32, func(h, q string) { tc.bytes -= len(h) + len(q) })
+		c.tenants.Add(key, tc)
 	}
-	return l
+	if tc.queries.Contains(hash) {
+		return
+	}
+	tc.queries.Add(hash, query)
+	tc.bytes += size
+	for tc.bytes > c.bytesPerTenant {
+		tc.queries.RemoveOldest()
+	}
 }
 
-func (c *tenantAPQCache) Get(ctx context.Context, key string) (string, bool) {
-	return c.forRequest(ctx).Get(ctx, key)
+// len reports how many tenants' caches are kept.
+func (c *tenantAPQCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.tenants.Len()
 }
 
-func (c *tenantAPQCache) Add(ctx context.Context, key, value string) {
-	c.forRequest(ctx).Add(ctx, key, value)
-}
-
-var _ graphql.Cache[string] = (*tenantAPQCache)(nil)
+var (
+	_ graphql.Cache[string]             = (*tenantAPQCache)(nil)
+	_ graphql.Cache[*ast.QueryDocument] = documentCache{}
+)

@@ -1,0 +1,204 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/tenantql/tenantql/tenancy"
+)
+
+// The contract's extensions.code values the edge answers with (the same
+// strings as resolvers.Code*; edge sits below resolvers and cannot import it).
+const (
+	codeForbidden       = "FORBIDDEN"
+	codeBadRequest      = "GRAPHQL_VALIDATION_FAILED" // a request that is not a GraphQL-over-HTTP request we serve
+	codeQueryTooComplex = "QUERY_TOO_COMPLEX"
+	codeRateLimited     = "RATE_LIMITED"
+)
+
+// Defaults of Options fields left zero.
+const (
+	DefaultMaxBodyBytes = 1 << 20 // 1 MiB, the contract's limit
+	DefaultRateBuckets  = 10000
+)
+
+// Options configure a Guard.
+type Options struct {
+	// Hosts names the admin host and the base domain; a host's own names
+	// are allowed origins on it.
+	Hosts tenancy.Hosts
+	// CORSOrigins are further origins ("https://app.example.com", lower
+	// case) allowed to call every host.
+	CORSOrigins []string
+	// MaxBodyBytes bounds a POST body: a larger one is 413. Defaults to
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// RateLimit is the sustained number of requests per second each tenant
+	// (and the admin host) may make; 0 or less turns rate limiting off.
+	RateLimit float64
+	// RateBurst is the size of each tenant's token bucket. Defaults to
+	// twice RateLimit, at least 1.
+	RateBurst int
+	// RateBuckets bounds how many tenants' buckets are kept; the least
+	// recently used is forgotten (a forgotten bucket comes back full).
+	// Defaults to DefaultRateBuckets.
+	RateBuckets int
+	// MaxWebsockets caps the open websocket connections of one tenant
+	// (and of the admin host); 0 or less means no cap.
+	MaxWebsockets int
+	// WriteError writes a refusal as a GraphQL error body with one error
+	// carrying code. Defaults to a plain JSON writer of the same shape.
+	WriteError func(w http.ResponseWriter, status int, code, message string)
+}
+
+// Guard is the HTTP edge of the GraphQL endpoint. It runs after host
+// routing (tenancy.Router) and before gqlgen, and refuses what must never
+// reach GraphQL: origins the host does not allow (CORS), methods and
+// content types we do not serve, cross-site simple requests (CSRF),
+// oversized and batched bodies, tenants over their rate or websocket cap.
+type Guard struct {
+	o          Options
+	buckets    *buckets    // nil when rate limiting is off
+	websockets *connCounts // nil when uncapped
+}
+
+// NewGuard returns a Guard with o's defaults applied.
+func NewGuard(o Options) *Guard {
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.RateBuckets <= 0 {
+		o.RateBuckets = DefaultRateBuckets
+	}
+	if o.RateBurst <= 0 {
+		o.RateBurst = max(1, int(2*o.RateLimit))
+	}
+	if o.WriteError == nil {
+		o.WriteError = writeErrorBody
+	}
+	g := &Guard{o: o}
+	if o.RateLimit > 0 {
+		g.buckets = newBuckets(rate.Limit(o.RateLimit), o.RateBurst, o.RateBuckets)
+	}
+	if o.MaxWebsockets > 0 {
+		g.websockets = newConnCounts(o.MaxWebsockets)
+	}
+	return g
+}
+
+// Wrap returns next behind the guard. It must run inside the tenancy
+// router's middleware: it reads the request's tenancy.Target.
+func (g *Guard) Wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		target, _ := tenancy.FromContext(r.Context())
+		key, name := tenantKey(target)
+		noteTenant(r.Context(), name)
+
+		if !g.cors(w, r, target) {
+			return
+		}
+		switch r.Method {
+		case http.MethodOptions: // preflights were answered by cors
+			w.Header().Set("Allow", allowedMethods)
+			w.WriteHeader(http.StatusNoContent)
+			return
+		case http.MethodGet, http.MethodPost:
+		default:
+			w.Header().Set("Allow", allowedMethods)
+			g.refuse(w, http.StatusMethodNotAllowed, codeBadRequest,
+				fmt.Sprintf("method %s is not served here: use POST (application/json), GET for queries, or a websocket", r.Method))
+			return
+		}
+		if g.buckets != nil {
+			if wait, ok := g.buckets.take(key, time.Now()); !ok {
+				w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
+				g.refuse(w, http.StatusTooManyRequests, codeRateLimited, fmt.Sprintf(
+					"rate limit exceeded: %g requests per second (burst %d) for this organization; retry later", g.o.RateLimit, g.o.RateBurst))
+				return
+			}
+		}
+		if isWebsocketUpgrade(r) {
+			g.serveWebsocket(w, r, key, next)
+			return
+		}
+		if !g.csrf(w, r) {
+			return
+		}
+		if r.Method == http.MethodPost && !g.readBody(w, r) {
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// serveWebsocket runs a websocket connection within the tenant's cap.
+func (g *Guard) serveWebsocket(w http.ResponseWriter, r *http.Request, key string, next http.Handler) {
+	if g.websockets != nil {
+		if !g.websockets.acquire(key) {
+			w.Header().Set("Retry-After", "10")
+			g.refuse(w, http.StatusTooManyRequests, codeRateLimited, fmt.Sprintf(
+				"too many open websocket connections for this organization (limit %d); close one or retry later", g.o.MaxWebsockets))
+			return
+		}
+		defer g.websockets.release(key)
+	}
+	next.ServeHTTP(w, r) // returns when the connection closes
+}
+
+func (g *Guard) refuse(w http.ResponseWriter, status int, code, msg string) {
+	g.o.WriteError(w, status, code, msg)
+}
+
+const allowedMethods = "GET, POST, OPTIONS"
+
+// tenantKey returns the key of the request's buckets and counters (the
+// tenant id, or "admin") and the name for logs (the slug, or "admin").
+func tenantKey(t *tenancy.Target) (key, name string) {
+	if t == nil || t.Tenant == nil {
+		return "admin", "admin"
+	}
+	return t.Tenant.ID.String(), t.Tenant.Slug
+}
+
+func isWebsocketUpgrade(r *http.Request) bool {
+	return r.Method == http.MethodGet && strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+}
+
+// retryAfterSeconds rounds a wait up to whole seconds, at least 1.
+func retryAfterSeconds(d time.Duration) int {
+	return max(1, int((d+time.Second-1)/time.Second))
+}
+
+// writeErrorBody writes {"errors":[{"message":...,"extensions":{"code":...}}]}.
+func writeErrorBody(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"errors": []map[string]any{{"message": msg, "extensions": map[string]any{"code": code}}},
+	})
+}
+
+type accessKey struct{}
+
+// accessRecord is what inner handlers tell the access log.
+type accessRecord struct {
+	tenant string
+}
+
+func withAccessRecord(ctx context.Context, rec *accessRecord) context.Context {
+	return context.WithValue(ctx, accessKey{}, rec)
+}
+
+// noteTenant tells the access log which tenant served the request.
+func noteTenant(ctx context.Context, name string) {
+	if rec, ok := ctx.Value(accessKey{}).(*accessRecord); ok {
+		rec.tenant = name
+	}
+}
