@@ -441,6 +441,18 @@ func TestIssueChangedIsolationAndLifecycle(t *testing.T) {
 		t.Fatalf("B got a further event: %+v", e)
 	}
 
+	// a LISTEN connection killed under a READY tenant reconnects by itself
+	tn, err := ta.registry.Get(t.Context(), "ev-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var killed int
+	if err := ta.control.Get(&killed, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = $1 AND query ILIKE 'LISTEN%'`, tn.DBName); err != nil || killed != 1 {
+		t.Fatalf("terminated %d LISTEN sessions (%v)", killed, err)
+	}
+	ca.syncIssues(a, "WEB-1")
+
 	// one LISTEN connection per tenant database, however many subscribers
 	ca2 := ta.dialWS(t, tenantHost("ev-a"), protoLegacyWS, bearer(a.token), nil)
 	ca2.subscribe("x", issueChangedSub, map[string]any{"p": "WEB"})
