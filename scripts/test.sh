@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
-# The test suite: Go tests (unit, end to end over HTTP, fault and race
-# tests) on one throwaway PostgreSQL cluster, started here unless
-# TEST_DATABASE_URL is set. Extra arguments go to `go test`.
+# The test suite, on one throwaway PostgreSQL cluster (fsync off) started
+# here unless TEST_DATABASE_URL is set:
+#   1. Go tests: unit, end to end over HTTP, fault and race tests;
+#   2. client tests: Apollo Client in Node and the Playground in Debian's
+#      Chromium (installed with apt when missing; npm packages pinned).
+# Extra arguments go to `go test`. SKIP_CLIENT_TESTS=1 skips step 2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-go run ./internal/pgtest/withcluster go test -count=1 -timeout 20m "$@" ./...
+go run ./internal/pgtest/withcluster bash -c '
+  set -euo pipefail
+  go test -count=1 -timeout 20m "$@" ./...
+  if [ "${SKIP_CLIENT_TESTS:-}" != 1 ]; then
+    ./clients/run.sh
+  fi
+' tests "$@"
