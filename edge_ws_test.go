@@ -80,7 +80,10 @@ func (w *wsConn) next() (map[string]any, error) {
 			w.t.Fatalf("websocket message %q: %v", b, err)
 		}
 		switch m["type"] {
-		case "ka", "ping", "pong":
+		case "ping": // graphql-transport-ws keep-alive: unanswered, the server hangs up
+			w.send(map[string]any{"type": "pong"})
+			continue
+		case "ka", "pong":
 			continue
 		}
 		return m, nil

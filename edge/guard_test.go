@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -427,4 +428,33 @@ func TestAccessLog(t *testing.T) {
 	if strings.Contains(buf.String(), "secret") {
 		t.Errorf("log leaks a secret: %s", buf.String())
 	}
+}
+
+// FuzzOriginAllowed: whatever the Origin header says, it is allowed only
+// when it is in CORSOrigins or its host is one of the tenant's own names.
+func FuzzOriginAllowed(f *testing.F) {
+	for _, s := range []string{"http://acme.example.test", "https://issues.acme.org:8443", "https://app.partner.test",
+		"http://acme.example.test@evil.test", "http://evil.test#acme.example.test", "http://[::1]", "http://acme.example.test.",
+		"HTTPS://ACME.EXAMPLE.TEST", "http://acme.example.test%2eevil.test", "//acme.example.test", "null"} {
+		f.Add(s)
+	}
+	g := NewGuard(Options{Hosts: testHosts, CORSOrigins: []string{"https://app.partner.test"}})
+	target := acme()
+	f.Fuzz(func(t *testing.T, origin string) {
+		if !g.OriginAllowed(target, origin) {
+			return
+		}
+		o := strings.TrimSuffix(strings.ToLower(origin), "/")
+		if o == "https://app.partner.test" {
+			return
+		}
+		u, err := url.Parse(o)
+		if err != nil {
+			t.Fatalf("allowed an unparsable origin %q", origin)
+		}
+		host := strings.TrimSuffix(u.Hostname(), ".")
+		if (u.Scheme != "http" && u.Scheme != "https") || (host != "acme.example.test" && host != "issues.acme.org") {
+			t.Fatalf("allowed %q (scheme %q, host %q)", origin, u.Scheme, host)
+		}
+	})
 }
