@@ -93,7 +93,8 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	a.metrics = metrics.New()
 	a.pools, err = tenancy.NewPools(tenancy.PoolOptions{
 		ServerURL: a.controlURL, MaxConns: cfg.MaxDBConnections, MaxConnsPerTenant: cfg.MaxConnsTenant,
-		Metrics: a.metrics,
+		NamePrefix: cfg.NamePrefix,
+		Metrics:    a.metrics,
 	}, sealer)
 	if err != nil {
 		return nil, err
