@@ -53,6 +53,11 @@ type Config struct {
 	ReadTimeout       time.Duration    // HTTP_READ_TIMEOUT_SECONDS
 	WriteTimeout      time.Duration    // HTTP_WRITE_TIMEOUT_SECONDS (websockets are not affected)
 	IdleTimeout       time.Duration    // HTTP_IDLE_TIMEOUT_SECONDS
+	// Provisioner: PROVISION_LEASE_SECONDS (default 60), PROVISION_MAX_ATTEMPTS
+	// (default 5), PROVISION_BACKOFF_MS (first retry delay, default 1000).
+	ProvisionLease       time.Duration
+	ProvisionMaxAttempts int
+	ProvisionBackoff     time.Duration
 }
 
 // Dev reports whether tenantql runs on its embedded development PostgreSQL.
@@ -98,6 +103,21 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	c.ShutdownTimeout = time.Duration(secs) * time.Second
+	if secs, err = parseInt(getenv, "PROVISION_LEASE_SECONDS", 60); err != nil {
+		return c, err
+	}
+	c.ProvisionLease = time.Duration(secs) * time.Second
+	if c.ProvisionMaxAttempts, err = parseInt(getenv, "PROVISION_MAX_ATTEMPTS", 5); err != nil {
+		return c, err
+	}
+	ms, err := parseInt(getenv, "PROVISION_BACKOFF_MS", 1000)
+	if err != nil {
+		return c, err
+	}
+	c.ProvisionBackoff = time.Duration(ms) * time.Millisecond
+	if c.ProvisionLease < time.Second || c.ProvisionMaxAttempts < 1 || c.ProvisionBackoff < time.Millisecond {
+		return c, errors.New("PROVISION_LEASE_SECONDS, PROVISION_MAX_ATTEMPTS and PROVISION_BACKOFF_MS must be positive")
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(orDefault(getenv("LOG_LEVEL"), "info"))); err != nil {
 		return c, fmt.Errorf("LOG_LEVEL: %w", err)
 	}
@@ -228,6 +248,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("limits", c.Limits), slog.Int64("max_body_bytes", c.MaxBodyBytes),
 		slog.Float64("rate_limit_rps", c.RateLimitRPS), slog.Int("rate_limit_burst", c.RateLimitBurst),
 		slog.Int("ws_max_connections_per_tenant", c.WSMaxPerTenant),
+		slog.Duration("provision_lease", c.ProvisionLease), slog.Int("provision_max_attempts", c.ProvisionMaxAttempts),
+		slog.Duration("provision_backoff", c.ProvisionBackoff),
 	)
 }
 

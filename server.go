@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -60,6 +61,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		}
 	}
 	cfg = a.cfg // development mode filled in the secrets
+	a.controlURL = withConnectTimeout(a.controlURL)
 	ok := false
 	defer func() {
 		if !ok {
@@ -107,8 +109,11 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	if err := a.registry.Load(ctx); err != nil {
 		return nil, err
 	}
+	fp := failpoint(cfg.Failpoint, log)
+	a.registry.SetFailpoint(fp)
 	a.provisioner = tenancy.NewProvisioner(db, a.registry, a.pools, seeder{}, tenancy.ProvisionerOptions{
-		Failpoint: failpoint(cfg.Failpoint, log),
+		Lease: cfg.ProvisionLease, MaxAttempts: cfg.ProvisionMaxAttempts, BaseBackoff: cfg.ProvisionBackoff,
+		Failpoint: fp,
 	}, log)
 	a.hosts = tenancy.Hosts{BaseDomain: cfg.BaseDomain, AdminHost: cfg.AdminHost}
 	a.resolver = &resolvers.Resolver{
@@ -331,9 +336,10 @@ func (seeder) SeedDemo(ctx context.Context, db *sqlx.DB, o tenancy.Owner) error 
 	return s.SeedDemo(ctx, owner.ID, o.PasswordHash)
 }
 
-// failpoint parses TENANTQL_FAILPOINT ("<step>=<action>", action "exit"
-// or "error"; e.g. "create.after-database=exit"). Empty means inert.
-func failpoint(spec string, log *slog.Logger) func(string) error {
+// failpoint parses TENANTQL_FAILPOINT ("<boundary>=<action>", action
+// "exit" (status 3) or "error"; e.g. "create.after-database=exit"; the
+// boundaries are tenancy.Boundaries). Empty means inert.
+func failpoint(spec string, log *slog.Logger) tenancy.Failpoint {
 	if spec == "" {
 		return nil
 	}
@@ -352,4 +358,21 @@ func failpoint(spec string, log *slog.Logger) func(string) error {
 		}
 		return nil
 	}
+}
+
+// withConnectTimeout bounds connection attempts to the control database
+// (and, through it, tenant databases) when the URL does not: a PostgreSQL
+// that is down or unreachable must fail requests fast, not hang them.
+func withConnectTimeout(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return rawURL
+	}
+	q := u.Query()
+	if q.Get("connect_timeout") != "" {
+		return rawURL
+	}
+	q.Set("connect_timeout", "5")
+	u.RawQuery = q.Encode()
+	return u.String()
 }

@@ -57,6 +57,13 @@ func classify(err error) (code, msg string, ok bool) {
 	switch {
 	case errors.As(err, &e):
 		return e.Code, e.Message, true
+	// the request's tenant changed under it (see tenancy.Target.Recheck)
+	case errors.Is(err, tenancy.ErrTenantGone):
+		return CodeTenantNotFound, "this tenant has been deleted", true
+	case errors.Is(err, tenancy.ErrTenantSuspended):
+		return CodeTenantSuspended, "this tenant is suspended", true
+	case errors.Is(err, tenancy.ErrTenantNotReady):
+		return CodeTenantNotReady, "this tenant is not ready, retry shortly", true
 	case errors.Is(err, tenancy.ErrInvalidInput), errors.Is(err, store.ErrInvalidInput):
 		return CodeBadUserInput, clientMessage(err), true
 	case errors.Is(err, tenancy.ErrSlugTaken), errors.Is(err, tenancy.ErrDomainTaken),
@@ -108,6 +115,7 @@ func Presenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			return &out
 		}
 		out := graphql.DefaultErrorPresenter(ctx, err)
+		err = recheckTenant(ctx, err)
 		code, msg, ok := classify(err)
 		if !ok {
 			id := edge.RequestIDFromContext(ctx)
@@ -121,6 +129,24 @@ func Presenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		out.Extensions = map[string]any{"code": code}
 		return out
 	}
+}
+
+// recheckTenant turns a failure of the request's tenant database into what
+// really happened when the tenant was meanwhile deleted or suspended (its
+// pool closed, its database dropped under the request): the same answer
+// a new request gets, instead of an internal or unavailable error.
+func recheckTenant(ctx context.Context, err error) error {
+	if code, _, _ := classify(err); code != CodeInternal && code != CodeServiceUnavailable {
+		return err
+	}
+	t, ok := tenancy.FromContext(ctx)
+	if !ok {
+		return err
+	}
+	if rerr := t.Recheck(ctx, err); rerr != nil {
+		return fmt.Errorf("%w (after: %v)", rerr, err)
+	}
+	return err
 }
 
 // Recover turns a resolver panic into a masked internal error.
@@ -137,7 +163,7 @@ func Recover(log *slog.Logger) graphql.RecoverFunc {
 func WriteHTTPError(w http.ResponseWriter, r *http.Request, err error) {
 	status, code, msg := http.StatusInternalServerError, CodeInternal, "internal server error"
 	switch {
-	case errors.Is(err, tenancy.ErrTenantNotFound):
+	case errors.Is(err, tenancy.ErrTenantNotFound), errors.Is(err, tenancy.ErrTenantGone):
 		status, code, msg = http.StatusNotFound, CodeTenantNotFound, "no tenant serves this host"
 	case errors.Is(err, tenancy.ErrTenantNotReady):
 		status, code, msg = http.StatusServiceUnavailable, CodeTenantNotReady, "this tenant is being provisioned, retry shortly"

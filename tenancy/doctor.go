@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/tenantql/tenantql/migrations"
 )
@@ -12,7 +13,7 @@ import (
 // Problem is one inconsistency between the control database and
 // PostgreSQL's catalogs.
 type Problem struct {
-	Kind     string // orphan-database, orphan-role, missing-database, missing-role, owner, role-attributes, public-connect, schema-version
+	Kind     string // orphan-database, orphan-role, missing-database, missing-role, owner, role-attributes, public-connect, own-connect, foreign-connect, schema-version
 	Object   string // database, role or tenant slug concerned
 	Detail   string
 	Repaired bool
@@ -29,15 +30,30 @@ func (p Problem) String() string {
 // Doctor compares the tenants table with pg_database and pg_roles: every
 // tenant database and role must belong to exactly one tenant, and every
 // READY or SUSPENDED tenant must have its database (owned by its role,
-// CONNECT revoked from PUBLIC), a safe LOGIN role and the latest
-// migrations. With repair it drops orphans, re-applies privileges and
-// migrates; it never touches a tenant's data otherwise.
+// which may connect, while PUBLIC and other tenants' roles may not), a
+// safe LOGIN role and the latest migrations. Only names of this
+// deployment's prefix are considered. With repair it drops orphans,
+// re-applies privileges and migrates; it never touches a tenant's data
+// otherwise. Tenants still PROVISIONING or DELETING belong to the
+// provisioner and are only checked for orphans. It is safe to run while
+// servers create and delete tenants.
 func (r *Registry) Doctor(ctx context.Context, pools *Pools, repair bool) ([]Problem, error) {
 	var problems []Problem
 	add := func(p Problem) { problems = append(problems, p) }
 
 	if err := r.Load(ctx); err != nil {
 		return nil, err
+	}
+	// The catalogs first, then the rows: a tenant row is inserted before
+	// its database and role are created and deleted after they are
+	// dropped, so an object seen first and still there afterwards, with no
+	// row, is a real orphan, even while tenants are created and deleted.
+	var dbs, roles []string
+	if err := r.db.SelectContext(ctx, &dbs, `SELECT datname FROM pg_database WHERE datname ~ $1`, r.names.catalogPattern()); err != nil {
+		return nil, dbError("doctor: databases", err)
+	}
+	if err := r.db.SelectContext(ctx, &roles, `SELECT rolname FROM pg_roles WHERE rolname ~ $1`, r.names.catalogPattern()); err != nil {
+		return nil, dbError("doctor: roles", err)
 	}
 	var rows []struct {
 		Slug          string `db:"slug"`
@@ -55,32 +71,46 @@ func (r *Registry) Doctor(ctx context.Context, pools *Pools, repair bool) ([]Pro
 		dbOwner[t.DBName] = t.Slug
 		roleOwner[t.RoleName] = t.Slug
 	}
+	stillThere := func(q, name string) (bool, error) {
+		var ok bool
+		if err := r.db.GetContext(ctx, &ok, q, name); err != nil {
+			return false, dbError("doctor: recheck", err)
+		}
+		return ok, nil
+	}
 
 	// Orphans: tenant-named databases and roles no row accounts for.
-	var dbs, roles []string
-	if err := r.db.SelectContext(ctx, &dbs, `SELECT datname FROM pg_database WHERE datname ~ $1`, r.names.catalogPattern()); err != nil {
-		return nil, dbError("doctor: databases", err)
-	}
-	if err := r.db.SelectContext(ctx, &roles, `SELECT rolname FROM pg_roles WHERE rolname ~ $1`, r.names.catalogPattern()); err != nil {
-		return nil, dbError("doctor: roles", err)
-	}
 	for _, d := range dbs {
-		if _, ok := dbOwner[d]; !ok {
-			p := Problem{Kind: "orphan-database", Object: d, Detail: "no tenant row owns it"}
-			if repair {
-				p.Repaired = r.repair(ctx, "DROP DATABASE IF EXISTS %s WITH (FORCE)", d)
-			}
-			add(p)
+		if _, ok := dbOwner[d]; ok {
+			continue
 		}
+		if ok, err := stillThere(`SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, d); err != nil || !ok {
+			if err != nil {
+				return nil, err
+			}
+			continue // dropped meanwhile by the tenant's deletion
+		}
+		p := Problem{Kind: "orphan-database", Object: d, Detail: "no tenant row owns it"}
+		if repair {
+			p.Repaired = r.repair(ctx, "DROP DATABASE IF EXISTS %s WITH (FORCE)", d)
+		}
+		add(p)
 	}
 	for _, role := range roles {
-		if _, ok := roleOwner[role]; !ok {
-			p := Problem{Kind: "orphan-role", Object: role, Detail: "no tenant row owns it"}
-			if repair {
-				p.Repaired = r.repair(ctx, "DROP ROLE IF EXISTS %s", role)
-			}
-			add(p)
+		if _, ok := roleOwner[role]; ok {
+			continue
 		}
+		if ok, err := stillThere(`SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, role); err != nil || !ok {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		p := Problem{Kind: "orphan-role", Object: role, Detail: "no tenant row owns it"}
+		if repair {
+			p.Repaired = r.repair(ctx, "DROP ROLE IF EXISTS %s", role)
+		}
+		add(p)
 	}
 
 	latest, err := migrations.LatestID(migrations.Tenant())
@@ -92,11 +122,13 @@ func (r *Registry) Doctor(ctx context.Context, pools *Pools, repair bool) ([]Pro
 			continue // in progress: the provisioner owns it
 		}
 		var c struct {
-			DBExists     bool   `db:"db_exists"`
-			RoleExists   bool   `db:"role_exists"`
-			Owner        string `db:"owner"`
-			SafeRole     bool   `db:"safe_role"`
-			PublicAccess bool   `db:"public_connect"`
+			DBExists     bool           `db:"db_exists"`
+			RoleExists   bool           `db:"role_exists"`
+			Owner        string         `db:"owner"`
+			SafeRole     bool           `db:"safe_role"`
+			PublicAccess bool           `db:"public_connect"`
+			OwnConnect   bool           `db:"own_connect"`
+			Foreign      pq.StringArray `db:"foreign_connect"`
 		}
 		const q = `SELECT
 			EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS db_exists,
@@ -105,8 +137,13 @@ func (r *Registry) Doctor(ctx context.Context, pools *Pools, repair bool) ([]Pro
 			COALESCE((SELECT rolcanlogin AND NOT rolsuper AND NOT rolcreatedb AND NOT rolcreaterole
 				AND NOT rolreplication AND NOT rolbypassrls FROM pg_roles WHERE rolname = $2), false) AS safe_role,
 			COALESCE((SELECT datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(datacl) a
-				WHERE a.grantee = 0 AND a.privilege_type = 'CONNECT') FROM pg_database WHERE datname = $1), false) AS public_connect`
-		if err := r.db.GetContext(ctx, &c, q, t.DBName, t.RoleName); err != nil {
+				WHERE a.grantee = 0 AND a.privilege_type = 'CONNECT') FROM pg_database WHERE datname = $1), false) AS public_connect,
+			COALESCE((SELECT has_database_privilege($2, $1, 'CONNECT')
+				WHERE EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2)), false) AS own_connect,
+			COALESCE((SELECT array_agg(DISTINCT g.rolname ORDER BY g.rolname) FROM pg_database d, aclexplode(d.datacl) a
+				JOIN pg_roles g ON g.oid = a.grantee
+				WHERE d.datname = $1 AND a.privilege_type = 'CONNECT' AND g.rolname <> $2 AND g.rolname ~ $3), '{}') AS foreign_connect`
+		if err := r.db.GetContext(ctx, &c, q, t.DBName, t.RoleName, r.names.catalogPattern()); err != nil {
 			return nil, dbError("doctor: check tenant", err)
 		}
 		switch {
@@ -131,6 +168,20 @@ func (r *Registry) Doctor(ctx context.Context, pools *Pools, repair bool) ([]Pro
 			p := Problem{Kind: "public-connect", Object: t.Slug, Detail: "PUBLIC may connect to " + t.DBName}
 			if repair {
 				p.Repaired = r.repair(ctx, "REVOKE ALL ON DATABASE %s FROM PUBLIC", t.DBName)
+			}
+			add(p)
+		}
+		if !c.OwnConnect {
+			p := Problem{Kind: "own-connect", Object: t.Slug, Detail: t.RoleName + " may not connect to its own database"}
+			if repair {
+				p.Repaired = r.repair(ctx, "GRANT CONNECT, TEMPORARY ON DATABASE %s TO %s", t.DBName, t.RoleName)
+			}
+			add(p)
+		}
+		for _, other := range c.Foreign {
+			p := Problem{Kind: "foreign-connect", Object: t.Slug, Detail: other + " may connect to " + t.DBName}
+			if repair {
+				p.Repaired = r.repair(ctx, "REVOKE ALL ON DATABASE %s FROM %s", t.DBName, other)
 			}
 			add(p)
 		}

@@ -15,6 +15,8 @@ type Target struct {
 	DB     *sqlx.DB // the tenant's pool (nil on the admin host)
 	Host   string   // normalized host the request used
 	Port   string   // port in the Host header, "" when none
+
+	reg *Registry // for Recheck
 }
 
 type targetKey struct{}
@@ -68,7 +70,17 @@ func (rt *Router) Resolve(host, port string) (*Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Target{Tenant: t, DB: db, Host: host, Port: port}, nil
+	// A change that closed the tenant's pool (suspend, delete) may have
+	// landed between Route and DB, which then opened a new one: look
+	// again, so that a stale copy never keeps a pool open.
+	if now, err := rt.Registry.Route(rt.Hosts, host); err != nil || now.ID != t.ID {
+		rt.Pools.Close(t.ID)
+		if err == nil {
+			err = ErrTenantNotFound
+		}
+		return nil, err
+	}
+	return &Target{Tenant: t, DB: db, Host: host, Port: port, reg: rt.Registry}, nil
 }
 
 // Middleware puts the request's Target into its context, or rejects it.

@@ -26,8 +26,13 @@ func MigrateTenantDB(ctx context.Context, db *sql.DB) (int, error) {
 }
 
 // migrateLocked runs set's pending migrations while holding an advisory lock
-// on a connection of its own, so concurrent migrators run one at a time.
+// on a connection of its own, so concurrent migrators (other processes
+// too) run one at a time and later ones find nothing left to do. db must
+// allow at least two connections: the lock's and the migrations'.
 func migrateLocked(ctx context.Context, db *sql.DB, set migrate.MigrationSet, src migrate.MigrationSource) (int, error) {
+	if db.Stats().MaxOpenConnections == 1 {
+		return 0, fmt.Errorf("migrate: the pool allows one connection; the advisory lock needs a second")
+	}
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return 0, dbError("migrate: connect", err)

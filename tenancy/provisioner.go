@@ -33,17 +33,20 @@ type Seeder interface {
 
 // ProvisionerOptions tune the reconciler.
 type ProvisionerOptions struct {
-	Workers          int           // concurrent jobs; defaults to 4
-	Lease            time.Duration // how long a claimed job is ours; defaults to 60s
+	Workers int // concurrent jobs; defaults to 4
+	// Lease is how long a claimed job is ours without news from us. A
+	// worker renews it every Lease/3 while it works, so only a process
+	// that died (or lost the control database) lets it run out; another
+	// pass then takes the job over. Defaults to 60s.
+	Lease            time.Duration
 	Poll             time.Duration // how often to look for work with no kick; defaults to 1s
 	MaxAttempts      int           // failed attempts before FAILED; defaults to 5
 	BaseBackoff      time.Duration // first retry delay, doubled each time; defaults to 1s
 	RoleConnLimit    int           // CONNECTION LIMIT of tenant roles; defaults to 20
 	StatementTimeout string        // statement_timeout of tenant roles; defaults to "30s"
-	// Failpoint, when set, is called at every step boundary with a name such
-	// as "create.after-database"; a non-nil error fails the step. Tests use
-	// it to inject faults; it is nil in normal operation.
-	Failpoint func(name string) error
+	// Failpoint, when set, is called at every create and delete boundary
+	// (see Boundaries). It is nil in normal operation.
+	Failpoint Failpoint
 }
 
 // Provisioner drives each tenant row toward its desired state: PROVISIONING
@@ -140,7 +143,9 @@ func (p *Provisioner) Run(ctx context.Context) {
 type job struct {
 	ID                uuid.UUID      `db:"id"`
 	Status            string         `db:"status"`
+	Step              string         `db:"step"`
 	Attempts          int            `db:"attempts"`
+	Takeover          bool           `db:"takeover"` // the previous worker's lease ran out: it died mid-step
 	OwnerEmail        sql.NullString `db:"owner_email"`
 	OwnerName         sql.NullString `db:"owner_name"`
 	OwnerPasswordHash sql.NullString `db:"owner_password_hash"`
@@ -149,62 +154,149 @@ type job struct {
 
 var errLeaseLost = errors.New("lease lost or tenant changed")
 
-// RunOnce claims one due tenant and drives it as far as it goes. It
-// reports whether there was work.
-func (p *Provisioner) RunOnce(ctx context.Context) (bool, error) {
-	const q = `UPDATE tenants SET lease_owner = $1, lease_expires_at = now() + $2 * interval '1 millisecond'
-		WHERE id = (SELECT id FROM tenants
+// errInterrupted is the failure of an attempt whose worker stopped (a
+// crash) before it could record anything.
+var errInterrupted = errors.New("interrupted: the process working on it stopped")
+
+// claim takes one due tenant with a lease. A job whose lease ran out
+// (its worker died) counts that interrupted try as an attempt, so a step
+// that kills its process every time still ends FAILED.
+func (p *Provisioner) claim(ctx context.Context) (job, bool, error) {
+	const q = `WITH due AS (
+			SELECT id, lease_owner IS NOT NULL AS takeover FROM tenants
 			WHERE status IN ('PROVISIONING', 'DELETING') AND next_attempt_at <= now()
 			  AND (lease_expires_at IS NULL OR lease_expires_at < now())
 			ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-		RETURNING id, status, attempts, owner_email, owner_name, owner_password_hash, seed_demo`
+		UPDATE tenants t SET lease_owner = $1, lease_expires_at = now() + $2 * interval '1 millisecond',
+			attempts = t.attempts + CASE WHEN due.takeover THEN 1 ELSE 0 END
+		FROM due WHERE t.id = due.id
+		RETURNING t.id, t.status, t.step, t.attempts, due.takeover,
+			t.owner_email, t.owner_name, t.owner_password_hash, t.seed_demo`
 	var j job
 	err := p.control.GetContext(ctx, &j, q, p.me, p.opts.Lease.Milliseconds())
 	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
+		return j, false, nil
 	}
 	if err != nil {
-		return false, dbError("claim tenant job", err)
+		return j, false, dbError("claim tenant job", err)
 	}
-	t, err := p.reg.refresh(ctx, j.ID)
-	if err != nil {
-		return true, err
+	return j, true, nil
+}
+
+// RunOnce claims one due tenant and drives it as far as it goes. It
+// reports whether there was work.
+func (p *Provisioner) RunOnce(ctx context.Context) (bool, error) {
+	j, ok, err := p.claim(ctx)
+	if !ok {
+		return false, err
 	}
-	log := p.log.With("tenant", t.Slug, "tenant_id", t.ID)
-	switch Status(j.Status) {
-	case StatusProvisioning:
-		err = p.provision(ctx, t, j)
-	case StatusDeleting:
-		err = p.drop(ctx, t)
+	log := p.log.With("tenant_id", j.ID, "status", j.Status)
+	if j.Takeover {
+		log.Warn("taking over a tenant job whose worker stopped", "step", j.Step, "attempt", j.Attempts)
+		if Status(j.Status) == StatusProvisioning && j.Attempts >= p.opts.MaxAttempts {
+			return true, p.fail(ctx, j, j.Attempts, &stepError{step: stepOrStart(j.Step, "create"), err: errInterrupted})
+		}
 	}
+	jobCtx, cancel := context.WithCancelCause(ctx)
+	stopHeartbeat := p.heartbeat(jobCtx, cancel, j.ID, Status(j.Status))
+	err = p.work(jobCtx, j)
+	stopHeartbeat()
+	lost := errors.Is(context.Cause(jobCtx), errLeaseLost)
+	cancel(nil)
 	switch {
 	case err == nil:
 		return true, nil
-	case errors.Is(err, errLeaseLost):
+	case errors.Is(err, errLeaseLost), lost:
 		log.Info("tenant changed while working on it; handing it back", "err", err)
-		p.release(ctx, t.ID)
+		p.release(ctx, j.ID)
 		p.Kick()
 		return true, nil
 	case ctx.Err() != nil:
-		return true, nil // shutting down: the lease expires and someone finishes
+		// Shutting down: hand the job back now rather than let a
+		// restarted process wait for the lease to run out.
+		p.release(ctx, j.ID)
+		return true, nil
 	}
-	log.Error("tenant step failed", "status", j.Status, "attempt", j.Attempts+1, "err", err)
-	return true, p.fail(ctx, t.ID, j, err)
+	attempts := j.Attempts + 1
+	if isUnavailable(err) {
+		attempts = j.Attempts // an outage is nobody's fault: retry without using up attempts
+	}
+	log.Error("tenant step failed", "attempt", attempts, "err", err)
+	return true, p.fail(ctx, j, attempts, err)
+}
+
+// work refreshes the claimed tenant and drives it.
+func (p *Provisioner) work(ctx context.Context, j job) error {
+	t, err := p.reg.refresh(ctx, j.ID)
+	if err != nil {
+		return err
+	}
+	switch Status(j.Status) {
+	case StatusProvisioning:
+		return p.provision(ctx, t, j)
+	case StatusDeleting:
+		return p.drop(ctx, t)
+	}
+	return errLeaseLost
+}
+
+func stepOrStart(step, op string) string {
+	if step == "" {
+		return op + ".start"
+	}
+	return step
+}
+
+// heartbeat renews the job's lease every Lease/3 while it runs. It cancels
+// ctx with errLeaseLost when the tenant left status (a deleteTenant during
+// provisioning, say) or when the lease could not be renewed before it ran
+// out, since another process may then have taken the job over.
+func (p *Provisioner) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, id uuid.UUID, status Status) (stop func()) {
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(p.opts.Lease / 3)
+		defer tick.Stop()
+		renewed := time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			const q = `UPDATE tenants SET lease_expires_at = now() + $4 * interval '1 millisecond'
+				WHERE id = $1 AND lease_owner = $2 AND status = $3`
+			res, err := p.control.ExecContext(ctx, q, id, p.me, string(status), p.opts.Lease.Milliseconds())
+			if err == nil {
+				if n, _ := res.RowsAffected(); n == 0 {
+					cancel(errLeaseLost)
+					return
+				}
+				renewed = time.Now()
+				continue
+			}
+			if time.Since(renewed) > p.opts.Lease {
+				cancel(errLeaseLost)
+				return
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 // boundary records that the job reached step, renews the lease and checks
 // the tenant still wants what we are doing.
 func (p *Provisioner) boundary(ctx context.Context, id uuid.UUID, status Status, step string) error {
-	if p.opts.Failpoint != nil {
-		if err := p.opts.Failpoint(step); err != nil {
-			return fmt.Errorf("failpoint %s: %w", step, err)
-		}
+	if err := p.opts.Failpoint.check(step); err != nil {
+		return err
 	}
 	const q = `UPDATE tenants SET step = $3, lease_expires_at = now() + $5 * interval '1 millisecond'
 		WHERE id = $1 AND lease_owner = $2 AND status = $4`
 	res, err := p.control.ExecContext(ctx, q, id, p.me, step, string(status), p.opts.Lease.Milliseconds())
 	if err != nil {
-		return dbError("record step", err)
+		return inStep(step, dbError("record step", err))
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return errLeaseLost
@@ -212,29 +304,58 @@ func (p *Provisioner) boundary(ctx context.Context, id uuid.UUID, status Status,
 	return nil
 }
 
+// release hands a job back (lease cleared, due at once). It survives a
+// short outage of the control database by trying again for up to half a
+// lease; after that the lease simply runs out.
 func (p *Provisioner) release(ctx context.Context, id uuid.UUID) {
 	const q = `UPDATE tenants SET lease_owner = NULL, lease_expires_at = NULL WHERE id = $1 AND lease_owner = $2`
-	if _, err := p.control.ExecContext(ctx, q, id, p.me); err != nil {
+	err := p.persist(ctx, func(ctx context.Context) error {
+		_, err := p.control.ExecContext(ctx, q, id, p.me)
+		return err
+	})
+	if err != nil {
 		p.log.Warn("release tenant lease", "tenant_id", id, "err", err)
 	}
 }
 
-// fail records a failed attempt: retried after a backoff, FAILED once
-// MaxAttempts is reached (a DELETING tenant is retried for ever).
-func (p *Provisioner) fail(ctx context.Context, id uuid.UUID, j job, cause error) error {
-	attempts := j.Attempts + 1
-	backoff := min(p.opts.BaseBackoff<<min(attempts-1, 10), 5*time.Minute)
+// persist runs f on the control database even while ctx is being
+// cancelled (shutdown), retrying connection failures for up to Lease/2.
+func (p *Provisioner) persist(ctx context.Context, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opts.Lease/2)
+	defer cancel()
+	for {
+		err := f(ctx)
+		if err == nil || !isUnavailable(err) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// fail records a failed attempt (the attempts-th): retried after a
+// backoff, FAILED once MaxAttempts is reached (a DELETING tenant is
+// retried for ever, its backoff capped at five minutes).
+func (p *Provisioner) fail(ctx context.Context, j job, attempts int, cause error) error {
+	backoff := min(p.opts.BaseBackoff<<min(max(attempts-1, 0), 10), 5*time.Minute)
+	backoff += time.Duration(rand.Int64N(int64(backoff)/4 + 1)) // jitter: workers of many processes spread out
 	msg := fmt.Sprintf("%s (attempt %d of %d)", publicError(cause), attempts, p.opts.MaxAttempts)
 	const q = `UPDATE tenants SET attempts = $3::int, last_error = $4,
 			status = CASE WHEN status = 'PROVISIONING' AND $3::int >= $5::int THEN 'FAILED' ELSE status END,
 			next_attempt_at = now() + $6 * interval '1 millisecond',
 			lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
 		WHERE id = $1 AND lease_owner = $2`
-	if _, err := p.control.ExecContext(context.WithoutCancel(ctx), q, id, p.me, attempts, msg,
-		p.opts.MaxAttempts, backoff.Milliseconds()); err != nil {
+	err := p.persist(ctx, func(ctx context.Context) error {
+		_, err := p.control.ExecContext(ctx, q, j.ID, p.me, attempts, msg, p.opts.MaxAttempts, backoff.Milliseconds())
+		return err
+	})
+	if err != nil {
 		return dbError("record failure", err)
 	}
-	_, _ = p.reg.refresh(context.WithoutCancel(ctx), id)
+	_, _ = p.reg.refresh(context.WithoutCancel(ctx), j.ID)
 	return nil
 }
 
@@ -248,12 +369,14 @@ func publicError(err error) string {
 	}
 	var pqErr *pq.Error
 	switch {
-	case errors.As(err, &pqErr):
-		return fmt.Sprintf("%s failed: database error %s", step, pqErr.Code.Name())
 	case isUnavailable(err):
 		return fmt.Sprintf("%s failed: database unavailable", step)
+	case errors.As(err, &pqErr):
+		return fmt.Sprintf("%s failed: database error %s", step, pqErr.Code.Name())
 	case errors.Is(err, errFailpoint):
 		return fmt.Sprintf("%s failed: injected fault", step)
+	case errors.Is(err, errInterrupted):
+		return fmt.Sprintf("%s %s", step, errInterrupted)
 	}
 	return fmt.Sprintf("%s failed: internal error", step)
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,6 +26,7 @@ type Registry struct {
 	log    *slog.Logger
 	routes *routeTable
 	names  naming
+	fail   Failpoint // suspend/resume boundaries; nil in normal operation
 }
 
 // DefaultNamePrefix starts the name of every tenant database and role.
@@ -107,8 +109,9 @@ func (r *Registry) Create(ctx context.Context, nt NewTenant) (*Tenant, error) {
 	}
 	const q = `INSERT INTO tenants (id, slug, name, status, db_name, role_name, role_password,
 		owner_email, owner_name, owner_password_hash, seed_demo)
-		VALUES ($1, $2, $3, 'PROVISIONING', $4, $5, $6, $7, $8, $9, $10)`
-	_, err = r.db.ExecContext(ctx, q, id, nt.Slug, strings.TrimSpace(nt.Name), dbName, roleName, sealed,
+		VALUES ($1, $2, $3, 'PROVISIONING', $4, $5, $6, $7, $8, $9, $10) RETURNING created_at`
+	var created time.Time
+	err = r.db.GetContext(ctx, &created, q, id, nt.Slug, strings.TrimSpace(nt.Name), dbName, roleName, sealed,
 		nt.OwnerEmail, nt.OwnerName, nt.OwnerPasswordHash, nt.SeedDemo)
 	if err != nil {
 		var pqErr *pq.Error
@@ -117,7 +120,15 @@ func (r *Registry) Create(ctx context.Context, nt NewTenant) (*Tenant, error) {
 		}
 		return nil, dbError("create tenant", err)
 	}
-	return r.refresh(ctx, id)
+	t, err := r.refresh(ctx, id)
+	if errors.Is(err, ErrTenantNotFound) {
+		// A deleteTenant racing this call has removed it already; the
+		// caller still gets the tenant it created.
+		created = created.UTC()
+		return &Tenant{ID: id, Slug: nt.Slug, Name: strings.TrimSpace(nt.Name), Status: StatusProvisioning,
+			DBName: dbName, RoleName: roleName, CreatedAt: created, UpdatedAt: created, sealedPassword: sealed}, nil
+	}
+	return t, err
 }
 
 // Get returns the tenant with slug, read from the control database.
@@ -222,9 +233,20 @@ func (r *Registry) List(ctx context.Context, o ListOptions) (TenantPage, error) 
 	return page, nil
 }
 
-// setStatus moves the tenant with slug from one of the from statuses to to.
+// SetFailpoint makes Suspend and Resume call f at their boundaries (see
+// Boundaries). For fault-injection tests; call it before serving.
+func (r *Registry) SetFailpoint(f Failpoint) { r.fail = f }
+
+// setStatus moves the tenant with slug from one of the from statuses to
+// to. When op is not "" the move is that lifecycle operation: boundaries
+// "<op>.start" before and "<op>.after-status" once it is committed.
 // Returns ErrTenantNotFound or ErrWrongState.
-func (r *Registry) setStatus(ctx context.Context, slug string, to Status, from ...Status) (*Tenant, error) {
+func (r *Registry) setStatus(ctx context.Context, op, slug string, to Status, from ...Status) (*Tenant, error) {
+	if op != "" {
+		if err := r.fail.check(op + ".start"); err != nil {
+			return nil, err
+		}
+	}
 	froms := make([]string, len(from))
 	for i, s := range from {
 		froms[i] = string(s)
@@ -234,19 +256,32 @@ func (r *Registry) setStatus(ctx context.Context, slug string, to Status, from .
 		WHERE slug = $1 AND status = ANY($3) RETURNING id`
 	var id uuid.UUID
 	err := r.db.GetContext(ctx, &id, q, slug, string(to), pq.StringArray(froms))
-	if errors.Is(err, sql.ErrNoRows) {
+	for try := 0; errors.Is(err, sql.ErrNoRows); try++ {
 		cur, gerr := r.Get(ctx, slug)
 		if gerr != nil {
 			return nil, gerr
 		}
 		if cur.Status == to {
+			r.routes.put(cur.ID, cur)
 			return cur, nil // already there: idempotent
 		}
-		return nil, fmt.Errorf("%w: tenant %q is %s", ErrWrongState, slug, cur.Status)
+		if !slices.Contains(from, cur.Status) || try == 3 {
+			return nil, fmt.Errorf("%w: tenant %q is %s", ErrWrongState, slug, cur.Status)
+		}
+		// The row changed between the update and the read (a create
+		// committing, another status change): try again.
+		err = r.db.GetContext(ctx, &id, q, slug, string(to), pq.StringArray(froms))
 	}
 	if err != nil {
 		return nil, dbError("set tenant status", err)
 	}
+	if op != "" {
+		if err := r.fail.check(op + ".after-status"); err != nil {
+			return nil, err
+		}
+	}
+	// Our own routing table (and pools) follow at once; other processes
+	// within a moment, through NOTIFY.
 	return r.refresh(ctx, id)
 }
 
@@ -254,26 +289,28 @@ func (r *Registry) setStatus(ctx context.Context, slug string, to Status, from .
 // Provisioner then drops its database and role and the row.
 // Returns ErrTenantNotFound if there is no such tenant.
 func (r *Registry) Delete(ctx context.Context, slug string) (*Tenant, error) {
-	return r.setStatus(ctx, slug, StatusDeleting,
+	return r.setStatus(ctx, "", slug, StatusDeleting,
 		StatusProvisioning, StatusReady, StatusSuspended, StatusFailed)
 }
 
-// Suspend makes a READY tenant answer 403 while keeping its data.
+// Suspend makes a READY tenant answer 403 while keeping its data; its
+// pools close. Suspending a SUSPENDED tenant is a no-op.
 // Returns ErrTenantNotFound or ErrWrongState.
 func (r *Registry) Suspend(ctx context.Context, slug string) (*Tenant, error) {
-	return r.setStatus(ctx, slug, StatusSuspended, StatusReady)
+	return r.setStatus(ctx, "suspend", slug, StatusSuspended, StatusReady)
 }
 
-// Resume makes a SUSPENDED tenant READY again.
-// Returns ErrTenantNotFound or ErrWrongState.
+// Resume makes a SUSPENDED tenant READY again. Resuming a READY tenant is
+// a no-op. Returns ErrTenantNotFound or ErrWrongState.
 func (r *Registry) Resume(ctx context.Context, slug string) (*Tenant, error) {
-	return r.setStatus(ctx, slug, StatusReady, StatusSuspended)
+	return r.setStatus(ctx, "resume", slug, StatusReady, StatusSuspended)
 }
 
-// Retry sends a FAILED tenant back to PROVISIONING.
+// Retry sends a FAILED tenant back to PROVISIONING with a fresh count of
+// attempts; the Provisioner picks it up (Kick it).
 // Returns ErrTenantNotFound or ErrWrongState.
 func (r *Registry) Retry(ctx context.Context, slug string) (*Tenant, error) {
-	return r.setStatus(ctx, slug, StatusProvisioning, StatusFailed)
+	return r.setStatus(ctx, "", slug, StatusProvisioning, StatusFailed)
 }
 
 // AddDomain routes domain (normalized first) to the tenant with slug.

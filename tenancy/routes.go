@@ -290,7 +290,9 @@ func isUnavailable(err error) bool {
 		case "08", "57", "53": // connection exception, operator intervention, insufficient resources
 			return pqErr.Code != "57014" // query_canceled is not an outage
 		}
-		return false
+		// 55000 at connection time: the database is closed to connections
+		// (ALTER DATABASE ... ALLOW_CONNECTIONS false, or being dropped).
+		return pqErr.Code == "55000" && strings.Contains(pqErr.Message, "not currently accepting connections")
 	}
 	var netErr net.Error
 	if errors.As(err, &netErr) {

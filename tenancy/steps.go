@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
@@ -11,7 +12,7 @@ import (
 )
 
 // provision drives a PROVISIONING tenant to READY, one idempotent step
-// after another.
+// after another (the create steps of the lifecycle table).
 func (p *Provisioner) provision(ctx context.Context, t *Tenant, j job) error {
 	role, err := p.reg.names.quote(t.RoleName)
 	if err != nil {
@@ -21,17 +22,14 @@ func (p *Provisioner) provision(ctx context.Context, t *Tenant, j job) error {
 	if err != nil {
 		return err
 	}
-	steps := []struct {
-		name string
-		run  func() error
-	}{
-		{"role", func() error { return p.ensureRole(ctx, t, role) }},
-		{"database", func() error { return p.ensureDatabase(ctx, t, role, dbName) }},
-		{"privileges", func() error { return p.ensurePrivileges(ctx, role, dbName) }},
-		{"migrate", func() error {
+	run := map[string]func() error{
+		"role":       func() error { return p.ensureRole(ctx, t, role) },
+		"database":   func() error { return p.ensureDatabase(ctx, t, role, dbName) },
+		"privileges": func() error { return p.ensurePrivileges(ctx, role, dbName) },
+		"migrate": func() error {
 			return p.withTenantDB(ctx, t, func(db *sqlx.DB) error { _, err := MigrateTenantDB(ctx, db.DB); return err })
-		}},
-		{"owner", func() error {
+		},
+		"owner": func() error {
 			if !j.OwnerEmail.Valid {
 				return nil // created by an earlier pass, which then cleared it
 			}
@@ -45,18 +43,10 @@ func (p *Provisioner) provision(ctx context.Context, t *Tenant, j job) error {
 				}
 				return nil
 			})
-		}},
+		},
 	}
-	if err := p.boundary(ctx, t.ID, StatusProvisioning, "create.start"); err != nil {
+	if err := p.runSteps(ctx, t.ID, StatusProvisioning, "create", run); err != nil {
 		return err
-	}
-	for _, s := range steps {
-		if err := inStep(s.name, s.run()); err != nil {
-			return err
-		}
-		if err := p.boundary(ctx, t.ID, StatusProvisioning, "create.after-"+s.name); err != nil {
-			return err
-		}
 	}
 	version, err := migrations.LatestID(migrations.Tenant())
 	if err != nil {
@@ -77,6 +67,32 @@ func (p *Provisioner) provision(ctx context.Context, t *Tenant, j job) error {
 		p.log.Warn("refresh after ready", "tenant", t.Slug, "err", err)
 	}
 	p.log.Info("tenant ready", "tenant", t.Slug, "tenant_id", t.ID)
+	return nil
+}
+
+// runSteps runs op's steps from the lifecycle table in order, crossing a
+// boundary before the first and after each. run must implement exactly
+// those steps.
+func (p *Provisioner) runSteps(ctx context.Context, id uuid.UUID, status Status, op string, run map[string]func() error) error {
+	steps := stepsOf(op)
+	if len(steps) != len(run) {
+		return fmt.Errorf("tenancy: %s implements %d steps, the lifecycle table lists %d", op, len(run), len(steps))
+	}
+	if err := p.boundary(ctx, id, status, op+".start"); err != nil {
+		return err
+	}
+	for _, s := range steps {
+		f := run[s]
+		if f == nil {
+			return fmt.Errorf("tenancy: %s step %q is not implemented", op, s)
+		}
+		if err := inStep(op+"."+s, f()); err != nil {
+			return err
+		}
+		if err := p.boundary(ctx, id, status, op+".after-"+s); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -109,7 +125,11 @@ func (p *Provisioner) ensureRole(ctx context.Context, t *Tenant, role string) er
 	if found {
 		verb = "ALTER"
 	}
-	if _, err := p.control.ExecContext(ctx, verb+" ROLE "+role+" WITH "+attrs); err != nil {
+	_, err = p.control.ExecContext(ctx, verb+" ROLE "+role+" WITH "+attrs)
+	if pq.As(err, "42710") != nil { // duplicate_object: created meanwhile by a worker that lost its lease
+		_, err = p.control.ExecContext(ctx, "ALTER ROLE "+role+" WITH "+attrs)
+	}
+	if err != nil {
 		return dbError("create role", err)
 	}
 	for _, stmt := range []string{
@@ -140,7 +160,8 @@ func (p *Provisioner) ensureDatabase(ctx context.Context, t *Tenant, role, dbNam
 	if err != nil || found {
 		return err
 	}
-	if _, err := p.control.ExecContext(ctx, "CREATE DATABASE "+dbName+" OWNER "+role+" TEMPLATE template0 ENCODING 'UTF8'"); err != nil {
+	_, err = p.control.ExecContext(ctx, "CREATE DATABASE "+dbName+" OWNER "+role+" TEMPLATE template0 ENCODING 'UTF8'")
+	if err != nil && pq.As(err, "42P04") == nil { // duplicate_database: created meanwhile
 		return dbError("create database", err)
 	}
 	return nil
@@ -174,7 +195,9 @@ func (p *Provisioner) withTenantDB(ctx context.Context, t *Tenant, f func(db *sq
 	return f(db)
 }
 
-// drop removes a DELETING tenant's pool, database, role and row.
+// drop removes a DELETING tenant's pool, database, role and row (the
+// delete steps of the lifecycle table). Whatever is already gone is
+// skipped, so a FAILED tenant that got only some of them is cleaned too.
 func (p *Provisioner) drop(ctx context.Context, t *Tenant) error {
 	role, err := p.reg.names.quote(t.RoleName)
 	if err != nil {
@@ -184,26 +207,30 @@ func (p *Provisioner) drop(ctx context.Context, t *Tenant) error {
 	if err != nil {
 		return err
 	}
-	if err := p.boundary(ctx, t.ID, StatusDeleting, "delete.start"); err != nil {
-		return err
+	run := map[string]func() error{
+		"database": func() error {
+			p.pools.Close(t.ID)
+			// FORCE disconnects every session (other processes' pools too);
+			// sessions connecting meanwhile wait for the drop, then fail.
+			if _, err := p.control.ExecContext(ctx, "DROP DATABASE IF EXISTS "+dbName+" WITH (FORCE)"); err != nil {
+				return dbError("drop database", err)
+			}
+			return nil
+		},
+		"role": func() error {
+			if _, err := p.control.ExecContext(ctx, "DROP ROLE IF EXISTS "+role); err != nil {
+				return dbError("drop role", err)
+			}
+			return nil
+		},
 	}
-	p.pools.Close(t.ID)
-	if _, err := p.control.ExecContext(ctx, "DROP DATABASE IF EXISTS "+dbName+" WITH (FORCE)"); err != nil {
-		return inStep("drop database", dbError("drop database", err))
-	}
-	if err := p.boundary(ctx, t.ID, StatusDeleting, "delete.after-database"); err != nil {
-		return err
-	}
-	if _, err := p.control.ExecContext(ctx, "DROP ROLE IF EXISTS "+role); err != nil {
-		return inStep("drop role", dbError("drop role", err))
-	}
-	if err := p.boundary(ctx, t.ID, StatusDeleting, "delete.after-role"); err != nil {
+	if err := p.runSteps(ctx, t.ID, StatusDeleting, "delete", run); err != nil {
 		return err
 	}
 	const q = `DELETE FROM tenants WHERE id = $1 AND lease_owner = $2 AND status = 'DELETING'`
 	res, err := p.control.ExecContext(ctx, q, t.ID, p.me)
 	if err != nil {
-		return inStep("delete row", dbError("delete tenant row", err))
+		return inStep("delete.row", dbError("delete tenant row", err))
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return errLeaseLost

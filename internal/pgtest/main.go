@@ -43,11 +43,26 @@ var cluster *pglocal.Cluster
 // too if the test binary dies (a timeout, a signal). The start takes about
 // two seconds. If it fails, Main prints why and exits with status 1.
 func Main(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(run(m, false))
 }
 
-func run(m *testing.M) int {
-	if os.Getenv(EnvURL) != "" {
+// MainOwnCluster is Main, except that it always starts a throwaway cluster
+// of its own, even when TEST_DATABASE_URL is set (it is replaced for the
+// run), so Cluster is never nil. For packages whose tests restart or
+// otherwise disturb PostgreSQL, which must not do so to a cluster that
+// other packages' tests share.
+func MainOwnCluster(m *testing.M) {
+	os.Exit(RunOwnCluster(m))
+}
+
+// RunOwnCluster is MainOwnCluster without the exit: it returns the tests'
+// exit status, for a TestMain that has more to clean up afterwards.
+func RunOwnCluster(m *testing.M) int {
+	return run(m, true)
+}
+
+func run(m *testing.M, own bool) int {
+	if os.Getenv(EnvURL) != "" && !own {
 		return m.Run()
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

@@ -1,0 +1,205 @@
+package faulttest
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tenantql/tenantql/tenancy"
+)
+
+// TestCrashAtEveryBoundary kills the server (TENANTQL_FAILPOINT=<b>=exit)
+// at every step boundary the lifecycle table lists, starts it again
+// without the failpoint and checks that the tenant ends where the
+// operation was heading, with no manual step, and that doctor is clean.
+// A boundary added to tenancy's table gets its scenario here or fails.
+func TestCrashAtEveryBoundary(t *testing.T) {
+	t.Parallel()
+	boundaries := tenancy.Boundaries()
+	if len(boundaries) < 13 {
+		t.Fatalf("only %d boundaries: %v", len(boundaries), boundaries)
+	}
+	sem := make(chan struct{}, 5) // servers at once: most of the time is spent waiting for leases
+	var wg sync.WaitGroup
+	for _, b := range boundaries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			t.Run(b, func(t *testing.T) { crashAt(t, b) })
+		}()
+	}
+	wg.Wait()
+}
+
+func crashAt(t *testing.T, boundary string) {
+	op, _, _ := strings.Cut(boundary, ".")
+	slug := "crash-" + strings.NewReplacer(".", "-", "after-", "").Replace(boundary)
+	d := newDeployment(t, nil)
+	s1 := d.start(t, map[string]string{"TENANTQL_FAILPOINT": boundary + "=exit"})
+	ctx := context.Background()
+	var token string
+	// Drive the operation into the failpoint. The request's own answer
+	// may be lost with the process: the outcome is checked afterwards.
+	switch op {
+	case "create":
+		_, _ = s1.createTenant(ctx, slug)
+	case "delete":
+		s1.createReady(t, slug)
+		token = s1.login(t, slug)
+		_, _ = s1.platform(ctx, "deleteTenant", slug)
+	case "suspend":
+		s1.createReady(t, slug)
+		token = s1.login(t, slug)
+		_, _ = s1.platform(ctx, "suspendTenant", slug)
+	case "resume":
+		s1.createReady(t, slug)
+		token = s1.login(t, slug)
+		s1.mustPlatform(t, "suspendTenant", slug)
+		_, _ = s1.platform(ctx, "resumeTenant", slug)
+	default:
+		t.Fatalf("boundary %q: no crash scenario for operation %q: add one", boundary, op)
+	}
+	code, ok := s1.waitExit(30 * time.Second)
+	if !ok {
+		t.Fatalf("failpoint %s never fired", boundary)
+	}
+	if code != 3 {
+		t.Fatalf("server exited %d at %s, want 3", code, boundary)
+	}
+
+	s2 := d.start(t, nil)
+	committed := strings.HasSuffix(boundary, ".after-status")
+	switch op {
+	case "create":
+		s2.waitStatus(t, slug, "READY", 30*time.Second)
+		token = s2.login(t, slug)
+		s2.viewerOK(t, slug, token)
+	case "delete":
+		s2.waitStatus(t, slug, "GONE", 30*time.Second)
+		if dbs, roles := d.objects(t); len(dbs)+len(roles) != 0 {
+			t.Fatalf("left after delete: %v %v", dbs, roles)
+		}
+		if r := s2.mustGQL(t, tenantHost(slug), token, markerQuery, nil); r.Status != 404 || r.Code() != "TENANT_NOT_FOUND" {
+			t.Fatalf("deleted tenant answered HTTP %d %s", r.Status, r.Raw)
+		}
+	case "suspend":
+		want := map[bool]string{false: "READY", true: "SUSPENDED"}[committed]
+		s2.waitStatus(t, slug, want, 10*time.Second)
+		s2.mustPlatform(t, "suspendTenant", slug) // the client's retry: converges either way
+		s2.waitStatus(t, slug, "SUSPENDED", 10*time.Second)
+		if r := s2.mustGQL(t, tenantHost(slug), token, markerQuery, nil); r.Status != 403 || r.Code() != "TENANT_SUSPENDED" {
+			t.Fatalf("suspended tenant answered HTTP %d %s", r.Status, r.Raw)
+		}
+		s2.mustPlatform(t, "resumeTenant", slug)
+		s2.viewerOK(t, slug, token)
+	case "resume":
+		want := map[bool]string{false: "SUSPENDED", true: "READY"}[committed]
+		s2.waitStatus(t, slug, want, 10*time.Second)
+		s2.mustPlatform(t, "resumeTenant", slug)
+		s2.waitStatus(t, slug, "READY", 10*time.Second)
+		s2.viewerOK(t, slug, token)
+	}
+	d.mustDoctorClean(t)
+}
+
+// TestFailingStepRetriesThenFails injects an error (not a crash) at a
+// create boundary: the provisioner retries with backoff, marks the tenant
+// FAILED with lastError after PROVISION_MAX_ATTEMPTS, retryTenant starts
+// it again, and deleting a FAILED tenant removes what it had.
+func TestFailingStepRetriesThenFails(t *testing.T) {
+	t.Parallel()
+	d := newDeployment(t, map[string]string{"PROVISION_MAX_ATTEMPTS": "3", "PROVISION_BACKOFF_MS": "100"})
+	s1 := d.start(t, map[string]string{"TENANTQL_FAILPOINT": "create.after-privileges=error"})
+	ctx := context.Background()
+
+	began := time.Now()
+	mustOK(t, must(s1.createTenant(ctx, "flaky")))
+	lastError := s1.waitStatus(t, "flaky", "FAILED", 30*time.Second)
+	// two backoffs (100ms, 200ms) lie between the three attempts
+	if took := time.Since(began); took < 300*time.Millisecond {
+		t.Fatalf("three attempts took %s: no backoff", took)
+	}
+	if !strings.Contains(lastError, "create.after-privileges failed: injected fault") || !strings.Contains(lastError, "attempt 3 of 3") {
+		t.Fatalf("lastError = %q", lastError)
+	}
+	// a FAILED tenant is not served
+	if r := s1.mustGQL(t, tenantHost("flaky"), "", markerQuery, nil); r.Status != 503 || r.Code() != "TENANT_NOT_READY" {
+		t.Fatalf("FAILED tenant answered HTTP %d %s", r.Status, r.Raw)
+	}
+
+	// retryTenant starts over, with a fresh count of attempts
+	r := mustOK(t, must(s1.platform(ctx, "retryTenant", "flaky")))
+	if st := field(r.Data, "retryTenant", "status"); st != "PROVISIONING" && st != "FAILED" {
+		t.Fatalf("status after retry = %v", st)
+	}
+	if le := s1.waitStatus(t, "flaky", "FAILED", 30*time.Second); !strings.Contains(le, "attempt 3 of 3") {
+		t.Fatalf("lastError after retry = %q", le)
+	}
+
+	// deleting a FAILED tenant cleans what it had (its role and database)
+	mustOK(t, must(s1.createTenant(ctx, "doomed")))
+	s1.waitStatus(t, "doomed", "FAILED", 30*time.Second)
+	doomedDB, doomedRole := d.tenantNames(t, "doomed")
+	if dbs, roles := d.objects(t); !contains(dbs, doomedDB) || !contains(roles, doomedRole) {
+		t.Fatalf("FAILED tenant should have its database and role: %v %v", dbs, roles)
+	}
+	s1.mustPlatform(t, "deleteTenant", "doomed")
+	s1.waitStatus(t, "doomed", "GONE", 30*time.Second)
+	if dbs, roles := d.objects(t); contains(dbs, doomedDB) || contains(roles, doomedRole) {
+		t.Fatalf("deleted FAILED tenant left %v %v", dbs, roles)
+	}
+
+	// once the fault is gone, retryTenant brings it to READY
+	if code := s1.term(t); code != 0 {
+		t.Fatalf("SIGTERM: exit %d", code)
+	}
+	s2 := d.start(t, nil)
+	s2.mustPlatform(t, "retryTenant", "flaky")
+	s2.waitStatus(t, "flaky", "READY", 30*time.Second)
+	s2.viewerOK(t, "flaky", s2.login(t, "flaky"))
+	d.mustDoctorClean(t)
+}
+
+// TestCrashLoopEndsFailed: a step that kills its process every time (a
+// poison pill) must not be retried for ever: every take-over of a dead
+// worker's lease counts as an attempt.
+func TestCrashLoopEndsFailed(t *testing.T) {
+	t.Parallel()
+	d := newDeployment(t, map[string]string{"PROVISION_MAX_ATTEMPTS": "2"})
+	fp := map[string]string{"TENANTQL_FAILPOINT": "create.after-role=exit"}
+	s := d.start(t, fp)
+	_, _ = s.createTenant(context.Background(), "poison")
+	for i := range 2 {
+		if code, ok := s.waitExit(30 * time.Second); !ok || code != 3 {
+			t.Fatalf("run %d: exit %d (exited %v), want 3", i+1, code, ok)
+		}
+		s = d.start(t, fp)
+	}
+	le := s.waitStatus(t, "poison", "FAILED", 30*time.Second)
+	if !strings.Contains(le, "interrupted") {
+		t.Fatalf("lastError = %q", le)
+	}
+	s.mustPlatform(t, "deleteTenant", "poison")
+	s.waitStatus(t, "poison", "GONE", 30*time.Second)
+	d.mustDoctorClean(t)
+}
+
+func must(r response, err error) response {
+	if err != nil {
+		return response{Raw: "request failed: " + err.Error()}
+	}
+	return r
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
