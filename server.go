@@ -311,8 +311,10 @@ func (a *app) printWelcome() {
 		}
 		return h + ":" + port
 	}
-	fmt.Fprintf(os.Stderr, "\n  Platform API + Playground: http://%s/\n  Tenants:                   http://<slug>.%s/\n",
-		hostport(a.cfg.AdminHost), hostport(a.cfg.BaseDomain))
+	admin, tenant := hostport(a.cfg.AdminHost), "<slug>."+hostport(a.cfg.BaseDomain)
+	fmt.Fprintf(os.Stderr, "\n  Operator console:          http://%s/app/\n  Platform Playground:       http://%s/\n"+
+		"  An organization's app:     http://%s/app/\n  Its Playground:            http://%s/\n",
+		admin, admin, tenant, tenant)
 	if a.cfg.Dev() {
 		fmt.Fprintf(os.Stderr, "  Admin token (Headers tab: {\"Authorization\": \"Bearer <token>\"}): %s\n  Data: %s\n\n",
 			a.cfg.AdminToken, a.cfg.DataDir)
