@@ -3,8 +3,9 @@
 # here unless TEST_DATABASE_URL is set:
 #   1. Go tests: unit, end to end over HTTP, fault and race tests;
 #   2. client tests: Apollo Client in Node and the Playground in Debian's
-#      Chromium (installed with apt when missing; npm packages pinned).
-# Extra arguments go to `go test`. SKIP_CLIENT_TESTS=1 skips step 2.
+#      Chromium (installed with apt when missing; npm packages pinned);
+#   3. browser tests of the app at /app/ (web/e2e).
+# Extra arguments go to `go test`. SKIP_CLIENT_TESTS=1 skips steps 2 and 3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 go run ./internal/pgtest/withcluster bash -c '
@@ -12,5 +13,6 @@ go run ./internal/pgtest/withcluster bash -c '
   go test -count=1 -timeout 20m "$@" ./...
   if [ "${SKIP_CLIENT_TESTS:-}" != 1 ]; then
     ./clients/run.sh
+    ./web/e2e/run.sh
   fi
 ' tests "$@"
