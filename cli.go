@@ -247,6 +247,13 @@ func (a *app) doctor(ctx context.Context, out io.Writer, repair bool) error {
 	if err != nil {
 		return err
 	}
+	reserve, more, err := a.reserve.Check(ctx, repair)
+	if err != nil {
+		return err
+	}
+	problems = append(problems, more...)
+	fmt.Fprintf(out, "reserve: template %s (tenant migrations up to %s) ready=%t; %d spare database(s) ready %v, %d being built or claimed\n",
+		reserve.Template, reserve.Version, reserve.TemplateReady, len(reserve.Spares), reserve.Spares, reserve.Pending)
 	left := 0
 	for _, p := range problems {
 		fmt.Fprintln(out, p)

@@ -38,6 +38,14 @@ type Config struct {
 	ShutdownTimeout  time.Duration
 	NamePrefix       string // TENANT_NAME_PREFIX: start of tenant database and role names
 	Failpoint        string // TENANTQL_FAILPOINT, tests only
+	SpareTenants     int    // SPARE_TENANTS: spare tenant databases kept ready
+	TenantTemplate   bool   // TENANT_TEMPLATE: clone tenant databases from a migrated template
+	PprofAddr        string // PPROF_ADDR: serve net/http/pprof there (profiling only); "" = off
+	// Provisioner: PROVISION_LEASE_SECONDS (default 60), PROVISION_MAX_ATTEMPTS
+	// (default 5), PROVISION_BACKOFF_MS (first retry delay, default 1000).
+	ProvisionLease       time.Duration
+	ProvisionMaxAttempts int
+	ProvisionBackoff     time.Duration
 
 	// The GraphQL edge's limits (docs/limits.md).
 	Limits            resolvers.Limits // MAX_TOKENS, MAX_DEPTH, MAX_ALIASES, MAX_DIRECTIVES_PER_FIELD, MAX_COMPLEXITY
@@ -53,11 +61,6 @@ type Config struct {
 	ReadTimeout       time.Duration    // HTTP_READ_TIMEOUT_SECONDS
 	WriteTimeout      time.Duration    // HTTP_WRITE_TIMEOUT_SECONDS (websockets are not affected)
 	IdleTimeout       time.Duration    // HTTP_IDLE_TIMEOUT_SECONDS
-	// Provisioner: PROVISION_LEASE_SECONDS (default 60), PROVISION_MAX_ATTEMPTS
-	// (default 5), PROVISION_BACKOFF_MS (first retry delay, default 1000).
-	ProvisionLease       time.Duration
-	ProvisionMaxAttempts int
-	ProvisionBackoff     time.Duration
 }
 
 // Dev reports whether tenantql runs on its embedded development PostgreSQL.
@@ -97,6 +100,16 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.MaxConnsTenant, err = parseInt(getenv, "MAX_DB_CONNECTIONS_PER_TENANT", min(8, c.MaxDBConnections)); err != nil {
 		return c, err
+	}
+	if c.SpareTenants, err = parseInt(getenv, "SPARE_TENANTS", 2); err != nil {
+		return c, err
+	}
+	if c.TenantTemplate, err = parseBool(getenv, "TENANT_TEMPLATE", true); err != nil {
+		return c, err
+	}
+	c.PprofAddr = getenv("PPROF_ADDR")
+	if c.SpareTenants < 0 {
+		return c, errors.New("SPARE_TENANTS must be 0 (no spares) or more")
 	}
 	secs, err := parseInt(getenv, "SHUTDOWN_TIMEOUT_SECONDS", 25)
 	if err != nil {
@@ -248,6 +261,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("limits", c.Limits), slog.Int64("max_body_bytes", c.MaxBodyBytes),
 		slog.Float64("rate_limit_rps", c.RateLimitRPS), slog.Int("rate_limit_burst", c.RateLimitBurst),
 		slog.Int("ws_max_connections_per_tenant", c.WSMaxPerTenant),
+		slog.Int("spare_tenants", c.SpareTenants), slog.Bool("tenant_template", c.TenantTemplate),
 		slog.Duration("provision_lease", c.ProvisionLease), slog.Int("provision_max_attempts", c.ProvisionMaxAttempts),
 		slog.Duration("provision_backoff", c.ProvisionBackoff),
 	)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
@@ -46,6 +47,7 @@ type app struct {
 	registry    *tenancy.Registry
 	pools       *tenancy.Pools
 	provisioner *tenancy.Provisioner
+	reserve     *tenancy.Reserve // template and spare tenant databases
 	resolver    *resolvers.Resolver
 	metrics     *metrics.Metrics
 	hosts       tenancy.Hosts
@@ -109,11 +111,18 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	if err := a.registry.Load(ctx); err != nil {
 		return nil, err
 	}
+	a.reserve, err = tenancy.NewReserve(db, tenancy.ReserveOptions{
+		ServerURL: a.controlURL, NamePrefix: cfg.NamePrefix, Template: cfg.TenantTemplate, Spares: cfg.SpareTenants,
+		Metrics: a.metrics,
+	}, log)
+	if err != nil {
+		return nil, err
+	}
 	fp := failpoint(cfg.Failpoint, log)
 	a.registry.SetFailpoint(fp)
 	a.provisioner = tenancy.NewProvisioner(db, a.registry, a.pools, seeder{}, tenancy.ProvisionerOptions{
 		Lease: cfg.ProvisionLease, MaxAttempts: cfg.ProvisionMaxAttempts, BaseBackoff: cfg.ProvisionBackoff,
-		Failpoint: fp,
+		Failpoint: fp, Reserve: a.reserve,
 	}, log)
 	a.hosts = tenancy.Hosts{BaseDomain: cfg.BaseDomain, AdminHost: cfg.AdminHost}
 	a.resolver = &resolvers.Resolver{
@@ -253,7 +262,7 @@ func serve(cfg Config, log *slog.Logger) error {
 	defer a.Close()
 
 	bg, cancelBG := context.WithCancel(context.Background())
-	done := make(chan struct{}, 2)
+	done := make(chan struct{}, 3)
 	go func() {
 		defer func() { done <- struct{}{} }()
 		if err := a.registry.Watch(bg, tenancy.WatchOptions{ListenerURL: a.controlURL}); err != nil {
@@ -264,6 +273,13 @@ func serve(cfg Config, log *slog.Logger) error {
 		defer func() { done <- struct{}{} }()
 		a.provisioner.Run(bg)
 	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		a.reserve.Run(bg) // template and spares, refilled after each claim
+	}()
+	if cfg.PprofAddr != "" {
+		go servePprof(cfg.PprofAddr, log)
+	}
 
 	srv := &http.Server{
 		Addr:              cfg.ListenAddr,
@@ -290,6 +306,7 @@ func serve(cfg Config, log *slog.Logger) error {
 	defer cancel()
 	err = srv.Shutdown(shutdownCtx)
 	cancelBG()
+	<-done
 	<-done
 	<-done
 	if err != nil {
@@ -377,4 +394,18 @@ func withConnectTimeout(rawURL string) string {
 	q.Set("connect_timeout", "5")
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// servePprof serves the runtime profiles on addr, apart from the API (set
+// PPROF_ADDR only to profile, on a loopback address).
+func servePprof(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	log.Warn("serving pprof", "addr", addr)
+	if err := (&http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}).ListenAndServe(); err != nil {
+		log.Error("pprof server", "err", err)
+	}
 }

@@ -13,7 +13,7 @@ type lifecycle struct {
 }
 
 var lifecycles = []lifecycle{
-	{"create", []string{"role", "database", "privileges", "migrate", "owner"}},
+	{"create", []string{"spare", "role", "database", "privileges", "migrate", "owner"}},
 	{"delete", []string{"database", "role"}},
 	{"suspend", []string{"status"}},
 	{"resume", []string{"status"}},

@@ -92,6 +92,16 @@ func (rt *Router) Middleware(next http.Handler) http.Handler {
 			rt.Reject(w, r, err)
 			return
 		}
+		// Per-tenant admission (pools.go); a websocket holds its request
+		// for the subscription's life, so it is not counted.
+		if target.Tenant != nil && !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			leave, err := rt.Pools.Enter(r.Context(), target.Tenant.ID)
+			if err != nil {
+				rt.Reject(w, r, err)
+				return
+			}
+			defer leave()
+		}
 		next.ServeHTTP(w, r.WithContext(WithTarget(r.Context(), target)))
 	})
 }

@@ -69,15 +69,21 @@ type Pools struct {
 	names  naming
 	slots  chan struct{} // one token per open PostgreSQL connection
 
-	mu    sync.Mutex
-	pools map[uuid.UUID]*list.Element // of *tenantPool, most recently used at the front
-	lru   *list.List
+	mu       sync.Mutex
+	pools    map[uuid.UUID]*list.Element // of *tenantPool, most recently used at the front
+	lru      *list.List
+	active   int       // pools used within shareWindow, as of sharedAt
+	sharedAt time.Time // last recount
 }
 
 type tenantPool struct {
-	id   uuid.UUID
-	db   *sqlx.DB
-	gate chan struct{} // one token per request using db (see Enter)
+	id    uuid.UUID
+	db    *sqlx.DB
+	gate  chan struct{} // one token per request using db (see Enter)
+	used  time.Time     // last DB call
+	limit int           // MaxOpenConns: the fair share (guarded by Pools.mu)
+
+	resizing sync.Mutex // one resize at a time
 }
 
 // NewPools returns an empty set of pools.
@@ -115,22 +121,93 @@ func NewPools(o PoolOptions, sealer *Sealer) (*Pools, error) {
 	}, nil
 }
 
-// DB returns the tenant's pool, opening it on first use.
+// DB returns the tenant's pool, opening it on first use. Each call counts
+// as a use of the pool (for the LRU order and the fair share).
 func (p *Pools) DB(t *Tenant) (*sqlx.DB, error) {
+	now := time.Now()
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	if now.Sub(p.sharedAt) > shareEvery {
+		p.recountLocked(now)
+	}
 	if e, ok := p.pools[t.ID]; ok {
 		p.lru.MoveToFront(e)
-		return e.Value.(*tenantPool).db, nil
+		tp := e.Value.(*tenantPool)
+		tp.used = now
+		resize := p.shareLocked(tp)
+		p.mu.Unlock()
+		if resize {
+			p.resize(tp)
+		}
+		return tp.db, nil
 	}
+	defer p.mu.Unlock()
 	db, err := p.open(t)
 	if err != nil {
 		return nil, err
 	}
-	p.pools[t.ID] = p.lru.PushFront(&tenantPool{id: t.ID, db: db, gate: make(chan struct{}, p.opts.MaxConnsPerTenant)})
+	tp := &tenantPool{id: t.ID, db: db, gate: make(chan struct{}, p.opts.MaxConnsPerTenant), used: now, limit: p.opts.MaxConnsPerTenant}
+	p.pools[t.ID] = p.lru.PushFront(tp)
+	p.active++
+	if p.shareLocked(tp) {
+		setLimit(db, tp.limit) // no connection yet: nothing to close
+	}
 	p.opts.Metrics.PoolOpened()
 	p.evictLocked()
 	return db, nil
+}
+
+// resize applies tp's current limit. Lowering it closes idle connections
+// at once, so it runs without p.mu, one resize of a pool at a time, and
+// always applies the latest limit.
+func (p *Pools) resize(tp *tenantPool) {
+	tp.resizing.Lock()
+	defer tp.resizing.Unlock()
+	p.mu.Lock()
+	n := tp.limit
+	p.mu.Unlock()
+	setLimit(tp.db, n)
+}
+
+// setLimit bounds a pool's open and idle connections.
+func setLimit(db *sqlx.DB, n int) {
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(n)
+}
+
+// The fair share: when more tenants are active (used within shareWindow)
+// than the budget has room for at MaxConnsPerTenant each, every pool may
+// open only MaxConns/active connections (at least one). A tenant with
+// more requests in flight than its share then waits a moment for one of
+// its own connections instead of closing another tenant's idle one and
+// dialing: reusing a connection costs microseconds, a new backend
+// milliseconds. With few active tenants the share is MaxConnsPerTenant.
+const (
+	shareWindow = 5 * time.Second
+	shareEvery  = 250 * time.Millisecond
+)
+
+// recountLocked counts the pools used within shareWindow: the LRU list is
+// in order of last use, so it walks only those.
+func (p *Pools) recountLocked(now time.Time) {
+	n := 0
+	for e := p.lru.Front(); e != nil && now.Sub(e.Value.(*tenantPool).used) < shareWindow; e = e.Next() {
+		n++
+	}
+	p.active, p.sharedAt = n, now
+}
+
+// shareLocked sets tp's limit to the fair share and reports whether it
+// changed.
+func (p *Pools) shareLocked(tp *tenantPool) bool {
+	share := p.opts.MaxConnsPerTenant
+	if p.active > 0 {
+		share = max(1, min(share, p.opts.MaxConns/p.active))
+	}
+	if share == tp.limit {
+		return false
+	}
+	tp.limit = share
+	return true
 }
 
 // Enter admits one request to the tenant's open pool: at most
@@ -342,7 +419,7 @@ func (p *Pools) reclaimIdle() bool {
 	// Lowering the idle limit closes the idle connections above it now
 	// (a limit of 0 keeps none).
 	victim.SetMaxIdleConns(idle - 1)
-	victim.SetMaxIdleConns(p.opts.MaxConnsPerTenant)
+	victim.SetMaxIdleConns(p.opts.MaxConnsPerTenant) // capped at its open limit
 	p.opts.Metrics.ConnReclaimed()
 	return true
 }

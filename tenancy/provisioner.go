@@ -47,6 +47,9 @@ type ProvisionerOptions struct {
 	// Failpoint, when set, is called at every create and delete boundary
 	// (see Boundaries). It is nil in normal operation.
 	Failpoint Failpoint
+	// Reserve hands out spare databases and the template; nil: every
+	// tenant database is made from template0 and migrated.
+	Reserve *Reserve
 }
 
 // Provisioner drives each tenant row toward its desired state: PROVISIONING

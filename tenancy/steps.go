@@ -23,6 +23,7 @@ func (p *Provisioner) provision(ctx context.Context, t *Tenant, j job) error {
 		return err
 	}
 	run := map[string]func() error{
+		"spare":      func() error { _, err := p.opts.Reserve.claim(ctx, p.control, t); return err },
 		"role":       func() error { return p.ensureRole(ctx, t, role) },
 		"database":   func() error { return p.ensureDatabase(ctx, t, role, dbName) },
 		"privileges": func() error { return p.ensurePrivileges(ctx, role, dbName) },
@@ -157,14 +158,15 @@ func (p *Provisioner) ensureRole(ctx context.Context, t *Tenant, role string) er
 // ensureDatabase creates the tenant's database owned by its role.
 func (p *Provisioner) ensureDatabase(ctx context.Context, t *Tenant, role, dbName string) error {
 	found, err := p.exists(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, t.DBName)
-	if err != nil || found {
+	if err != nil {
 		return err
 	}
-	_, err = p.control.ExecContext(ctx, "CREATE DATABASE "+dbName+" OWNER "+role+" TEMPLATE template0 ENCODING 'UTF8'")
-	if err != nil && pq.As(err, "42P04") == nil { // duplicate_database: created meanwhile
-		return dbError("create database", err)
+	if !found { // from the template when there is one (template.go), else template0
+		if err := p.opts.Reserve.createDatabase(ctx, p.control, role, dbName); err != nil {
+			return err
+		}
 	}
-	return nil
+	return p.opts.Reserve.adopt(ctx, t.DBName, t.RoleName) // a clone's objects become the tenant role's
 }
 
 // ensurePrivileges makes sure only the tenant's role may connect.

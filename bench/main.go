@@ -1,0 +1,815 @@
+// Command bench measures tenantql end to end on a throwaway PostgreSQL
+// cluster: sign-up latency (createTenant until READY) with and without
+// spare databases, then the issues query under load over many tenants,
+// against a plain net/http baseline that runs the same SQL on the same
+// tenant databases and writes the same JSON. Run it from the repository
+// root:
+//
+//	go run ./bench -tenants 50 -clients 32 -duration 20s
+//
+// It builds the server from the working tree, starts it as a separate
+// process (DATABASE_URL on the throwaway cluster) and stops everything at
+// the end. See docs/performance.md.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	_ "github.com/lib/pq"
+
+	"github.com/tenantql/tenantql/pglocal"
+)
+
+const (
+	adminToken = "bench-admin-token-0123456789abcdef"
+	secretKey  = "bench-secret-key-0123456789abcdef-0123456789"
+	baseDomain = "bench.test"
+	password   = "bench-password"
+	// issuesQuery is what every client sends.
+	issuesQuery = `{ issues(first: 20) { edges { node { id number title status assignee { id name } } } } }`
+	// tenantRolePattern matches the server's tenant roles (default prefix).
+	tenantRolePattern = `^tenant_[0-9a-f]{32}$`
+)
+
+type options struct {
+	tenants, clients, issues, signups, maxConns, spares, parallel int
+	duration                                                      time.Duration
+	repo, pprofDir                                                string
+	baseline                                                      bool
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.tenants, "tenants", 50, "tenants to create and query")
+	flag.IntVar(&o.clients, "clients", 32, "concurrent clients")
+	flag.DurationVar(&o.duration, "duration", 20*time.Second, "length of each load run")
+	flag.IntVar(&o.issues, "issues", 1000, "issues per tenant")
+	flag.IntVar(&o.signups, "signups", 10, "sign-ups timed with spares, and again without")
+	flag.IntVar(&o.maxConns, "max-conns", 64, "MAX_DB_CONNECTIONS of the server")
+	flag.IntVar(&o.spares, "spares", 2, "SPARE_TENANTS of the server (the no-spare sign-ups use 0)")
+	flag.IntVar(&o.parallel, "parallel", 8, "concurrent createTenant calls while creating the rest of the tenants")
+	flag.StringVar(&o.repo, "repo", ".", "repository root to build the server from")
+	flag.StringVar(&o.pprofDir, "pprof", "", "directory for CPU and allocation profiles of the server during the load run")
+	flag.BoolVar(&o.baseline, "baseline", true, "also run the plain net/http baseline")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// bench is one run's shared state.
+type bench struct {
+	o       options
+	dir     string
+	cluster *pglocal.Cluster
+	admin   *sqlx.DB // superuser on the control database
+	bin     string
+	srv     *server
+	http    *http.Client
+}
+
+func run(ctx context.Context, o options) error {
+	dir, err := os.MkdirTemp("", "tenantql-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	_ = os.Chmod(dir, 0o755) // the postgres user must reach the data directory
+	b := &bench{o: o, dir: dir, http: &http.Client{
+		Transport: &http.Transport{MaxIdleConns: 4 * o.clients, MaxIdleConnsPerHost: 4 * o.clients, IdleConnTimeout: time.Minute},
+		Timeout:   60 * time.Second,
+	}}
+
+	step := logStep("start PostgreSQL and build the server")
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	b.cluster, err = pglocal.Start(ctx, pglocal.Options{
+		DataDir: filepath.Join(dir, "pg"), FsyncOff: true, Logger: log, MaxConnections: max(300, o.tenants+300),
+	})
+	if err != nil {
+		return err
+	}
+	defer b.cluster.Stop()
+	if b.admin, err = sqlx.Open("postgres", b.cluster.URL("postgres")); err != nil {
+		return err
+	}
+	if _, err := b.admin.ExecContext(ctx, `CREATE DATABASE tenantql`); err != nil {
+		return err
+	}
+	b.admin.Close()
+	if b.admin, err = sqlx.Open("postgres", b.cluster.URL("tenantql")); err != nil {
+		return err
+	}
+	defer b.admin.Close()
+	b.admin.SetMaxOpenConns(8)
+	b.bin = filepath.Join(dir, "tenantql")
+	build := exec.CommandContext(ctx, "go", "build", "-o", b.bin, ".")
+	build.Dir, build.Stdout, build.Stderr = o.repo, os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("build the server: %w", err)
+	}
+	step()
+
+	var rep report
+	rep.o = o
+	// Sign-ups without spares (the template is ready), then with spares.
+	step = logStep("time sign-ups without spares")
+	if err := b.startServer(ctx, 0); err != nil {
+		return err
+	}
+	defer func() { b.srv.stop() }()
+	if err := b.waitReserve(ctx, 0); err != nil {
+		return err
+	}
+	n := 0
+	for i := range o.signups {
+		d, err := b.signUp(ctx, fmt.Sprintf("bench-%04d", n))
+		if err != nil {
+			return err
+		}
+		n++
+		rep.signupNoSpare = append(rep.signupNoSpare, d)
+		_ = i
+	}
+	b.srv.stop()
+	step()
+	step = logStep("time sign-ups with spares")
+	if err := b.startServer(ctx, o.spares); err != nil {
+		return err
+	}
+	for range o.signups {
+		if err := b.waitReserve(ctx, o.spares); err != nil {
+			return err
+		}
+		d, err := b.signUp(ctx, fmt.Sprintf("bench-%04d", n))
+		if err != nil {
+			return err
+		}
+		n++
+		rep.signupSpare = append(rep.signupSpare, d)
+	}
+	step()
+
+	step = logStep(fmt.Sprintf("create the other %d tenants, %d at a time", max(0, o.tenants-n), o.parallel))
+	start := time.Now()
+	if err := b.createMany(ctx, n, o.tenants); err != nil {
+		return err
+	}
+	rep.bulkCreate, rep.bulkCount = time.Since(start), max(0, o.tenants-n)
+	step()
+
+	step = logStep(fmt.Sprintf("fill %d tenants with %d issues each", o.tenants, o.issues))
+	tenants, err := b.tenants(ctx)
+	if err != nil {
+		return err
+	}
+	start = time.Now()
+	if err := b.fill(ctx, tenants); err != nil {
+		return err
+	}
+	rep.fill = time.Since(start)
+	step()
+
+	step = logStep("log in to every tenant")
+	if err := b.login(ctx, tenants); err != nil {
+		return err
+	}
+	step()
+
+	step = logStep(fmt.Sprintf("GraphQL load: %d clients for %s", o.clients, o.duration))
+	var profiles sync.WaitGroup
+	if o.pprofDir != "" {
+		profiles.Add(1)
+		go func() {
+			defer profiles.Done()
+			if err := b.profile(ctx); err != nil {
+				fmt.Fprintln(os.Stderr, "bench: profile:", err)
+			}
+		}()
+	}
+	rep.gql, err = b.load(ctx, "http://"+b.srv.addr, tenants, b.srv.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	profiles.Wait()
+	rep.gqlHWM = b.srv.rssHWM()
+	step()
+
+	if o.baseline {
+		step = logStep(fmt.Sprintf("baseline load: %d clients for %s", o.clients, o.duration))
+		base, err := startBaseline(b.cluster, tenants)
+		if err != nil {
+			return err
+		}
+		rep.base, err = b.load(ctx, "http://"+base.addr, tenants, 0)
+		base.close()
+		if err != nil {
+			return err
+		}
+		step()
+	}
+	rep.print(os.Stdout)
+	return nil
+}
+
+func logStep(what string) func() {
+	start := time.Now()
+	fmt.Fprintf(os.Stderr, "bench: %s ...\n", what)
+	return func() { fmt.Fprintf(os.Stderr, "bench: %s: %s\n", what, time.Since(start).Round(time.Millisecond)) }
+}
+
+// server is the tenantql process under test.
+type server struct {
+	cmd       *exec.Cmd
+	addr      string
+	pprofAddr string
+	done      chan struct{}
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// startServer starts tenantql with spares spare databases and waits for /healthz.
+func (b *bench) startServer(ctx context.Context, spares int) error {
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	pprofAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(filepath.Join(b.dir, "server.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(b.bin, "serve")
+	cmd.Env = append(os.Environ(),
+		"DATABASE_URL="+b.cluster.URL("tenantql"), "ADMIN_TOKEN="+adminToken, "SECRET_KEY="+secretKey,
+		"LISTEN_ADDR="+addr, "BASE_DOMAIN="+baseDomain, "LOG_LEVEL=warn",
+		"MAX_DB_CONNECTIONS="+strconv.Itoa(b.o.maxConns), "SPARE_TENANTS="+strconv.Itoa(spares),
+		// the per-tenant rate limit (100/s by default) would refuse part of a
+		// load that puts 80 requests a second on each tenant
+		"RATE_LIMIT_RPS=0", "PPROF_ADDR="+pprofAddr,
+	)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	s := &server{cmd: cmd, addr: addr, pprofAddr: pprofAddr, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); logf.Close(); close(s.done) }()
+	b.srv = s
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		select {
+		case <-s.done:
+			return fmt.Errorf("server exited; see %s", filepath.Join(b.dir, "server.log"))
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return errors.New("server did not start")
+		}
+	}
+}
+
+// stop ends the server (SIGTERM, then SIGKILL) and waits for it.
+func (s *server) stop() {
+	if s == nil {
+		return
+	}
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+// rssHWM returns the server's peak resident set size (VmHWM) in bytes.
+func (s *server) rssHWM() int64 { return procStatus(s.cmd.Process.Pid, "VmHWM") }
+
+// procStatus reads a kB field of /proc/<pid>/status, in bytes.
+func procStatus(pid int, field string) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// waitReserve waits until the template is built and spares spares are ready.
+func (b *bench) waitReserve(ctx context.Context, spares int) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var st struct {
+			Template bool `db:"template"`
+			Spares   int  `db:"spares"`
+		}
+		const q = `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname ~ '^tenant_tpl_' AND datistemplate AND NOT datallowconn) AS template,
+			(SELECT count(*) FROM spares WHERE state = 'READY' AND claimed_by IS NULL) AS spares`
+		if err := b.admin.GetContext(ctx, &st, q); err != nil {
+			return err
+		}
+		if st.Template && st.Spares >= spares {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("reserve not ready: %+v", st)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// gql posts one GraphQL operation to host and decodes the answer into out.
+func (b *bench) gql(ctx context.Context, host, token, query string, vars map[string]any, out any) error {
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, err := http.NewRequestWithContext(ctx, "POST", "http://"+b.srv.addr+"/graphql", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Host = host
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	var env struct {
+		Data   json.RawMessage   `json:"data"`
+		Errors []json.RawMessage `json:"errors"`
+	}
+	if err := json.Unmarshal(raw, &env); err != nil || resp.StatusCode != 200 || len(env.Errors) > 0 {
+		return fmt.Errorf("%s: HTTP %d %s", host, resp.StatusCode, raw)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(env.Data, out)
+}
+
+// signUp creates a tenant and returns the time from sending createTenant
+// until its status reads READY.
+func (b *bench) signUp(ctx context.Context, slug string) (time.Duration, error) {
+	start := time.Now()
+	const m = `mutation($in: CreateTenantInput!) { createTenant(input: $in) { tenant { status } } }`
+	in := map[string]any{"organization": "Org " + slug, "slug": slug,
+		"owner": map[string]any{"email": "owner@" + slug + ".test", "name": "Owner of " + slug, "password": password}}
+	if err := b.gql(ctx, baseDomain, adminToken, m, map[string]any{"in": in}, nil); err != nil {
+		return 0, err
+	}
+	for {
+		var out struct {
+			Tenant struct {
+				Status    string  `json:"status"`
+				LastError *string `json:"lastError"`
+			} `json:"tenant"`
+		}
+		if err := b.gql(ctx, baseDomain, adminToken, `query($s: String!) { tenant(slug: $s) { status lastError } }`,
+			map[string]any{"s": slug}, &out); err != nil {
+			return 0, err
+		}
+		switch out.Tenant.Status {
+		case "READY":
+			return time.Since(start), nil
+		case "FAILED":
+			return 0, fmt.Errorf("tenant %s FAILED: %v", slug, *out.Tenant.LastError)
+		}
+		if time.Since(start) > 2*time.Minute {
+			return 0, fmt.Errorf("tenant %s not READY after 2 minutes", slug)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// createMany creates tenants from..to-1, o.parallel at a time.
+func (b *bench) createMany(ctx context.Context, from, to int) error {
+	var next atomic.Int64
+	next.Store(int64(from))
+	var wg sync.WaitGroup
+	errc := make(chan error, b.o.parallel)
+	for range b.o.parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= to || ctx.Err() != nil {
+					return
+				}
+				if _, err := b.signUp(ctx, fmt.Sprintf("bench-%04d", i)); err != nil {
+					errc <- err
+					return
+				}
+				if (i+1)%100 == 0 {
+					fmt.Fprintf(os.Stderr, "bench:   %d tenants\n", i+1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	return <-errc
+}
+
+// tenant is one benchmark tenant.
+type tenant struct {
+	Slug   string `db:"slug"`
+	DBName string `db:"db_name"`
+	token  string
+	host   string
+}
+
+func (b *bench) tenants(ctx context.Context) ([]*tenant, error) {
+	var ts []*tenant
+	if err := b.admin.SelectContext(ctx, &ts, `SELECT slug, db_name FROM tenants WHERE status = 'READY' ORDER BY slug`); err != nil {
+		return nil, err
+	}
+	if len(ts) != b.o.tenants {
+		return nil, fmt.Errorf("%d READY tenants, want %d", len(ts), b.o.tenants)
+	}
+	for _, t := range ts {
+		t.host = t.Slug + "." + baseDomain
+	}
+	return ts, nil
+}
+
+// fill gives each tenant 9 more users, a project and o.issues issues whose
+// titles start with the tenant's slug, 4 in 5 assigned, as the superuser.
+func (b *bench) fill(ctx context.Context, ts []*tenant) error {
+	return forEach(ctx, ts, 4, func(t *tenant) error {
+		db, err := sqlx.Open("postgres", b.cluster.URL(t.DBName))
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		tx, err := db.BeginTxx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		stmts := []string{
+			`INSERT INTO users (id, email, name, role, password_hash)
+			 SELECT gen_random_uuid(), 'member' || g || '@' || $1 || '.test', 'Member ' || g || ' of ' || $1, 'MEMBER',
+				(SELECT password_hash FROM users WHERE role = 'OWNER' LIMIT 1)
+			 FROM generate_series(1, 9) g`,
+			`INSERT INTO projects (id, key, name, last_number) VALUES (gen_random_uuid(), 'BENCH', 'Project of ' || $1, $2)`,
+			`WITH u AS (SELECT array_agg(id ORDER BY email) AS ids FROM users),
+			      p AS (SELECT id FROM projects WHERE key = 'BENCH'),
+			      o AS (SELECT id FROM users WHERE role = 'OWNER' LIMIT 1)
+			 INSERT INTO issues (id, project_id, number, title, description, status, assignee_id, reporter_id, created_at, updated_at)
+			 SELECT gen_random_uuid(), p.id, g, $1 || ' issue ' || g, 'Issue ' || g || ' of ' || $1,
+				(ARRAY['TODO', 'IN_PROGRESS', 'DONE'])[1 + g % 3],
+				CASE WHEN g % 5 = 0 THEN NULL ELSE u.ids[1 + g % 10] END, o.id,
+				now() - ($2 - g) * interval '1 minute', now() - ($2 - g) * interval '1 minute'
+			 FROM generate_series(1, $2) g, u, p, o`,
+		}
+		for i, s := range stmts {
+			args := []any{t.Slug}
+			if i > 0 {
+				args = append(args, b.o.issues)
+			}
+			if _, err := tx.ExecContext(ctx, s, args...); err != nil {
+				return fmt.Errorf("fill %s: %w", t.Slug, err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+		_, err = db.ExecContext(ctx, `ANALYZE`)
+		return err
+	})
+}
+
+func (b *bench) login(ctx context.Context, ts []*tenant) error {
+	return forEach(ctx, ts, 2, func(t *tenant) error {
+		var out struct {
+			Login struct {
+				Token string `json:"token"`
+			} `json:"login"`
+		}
+		err := b.gql(ctx, t.host, "", `mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }`,
+			map[string]any{"e": "owner@" + t.Slug + ".test", "p": password}, &out)
+		t.token = out.Login.Token
+		return err
+	})
+}
+
+func forEach(ctx context.Context, ts []*tenant, n int, f func(*tenant) error) error {
+	ch := make(chan *tenant)
+	errc := make(chan error, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for t := range ch {
+				if err := f(t); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	var err error
+loop:
+	for _, t := range ts {
+		select {
+		case ch <- t:
+		case err = <-errc:
+			break loop
+		case <-ctx.Done():
+			err = ctx.Err()
+			break loop
+		}
+	}
+	close(ch)
+	wg.Wait()
+	close(errc)
+	if err == nil {
+		err = <-errc
+	}
+	return err
+}
+
+// profile records a CPU profile over the middle of the load run and the
+// allocation profile at its end.
+func (b *bench) profile(ctx context.Context) error {
+	if err := os.MkdirAll(b.o.pprofDir, 0o755); err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second)
+	secs := max(1, int((b.o.duration-4*time.Second)/time.Second))
+	get := func(path, file string) error {
+		resp, err := http.Get("http://" + b.srv.pprofAddr + path)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(filepath.Join(b.o.pprofDir, file))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(f, resp.Body)
+		return err
+	}
+	if err := get(fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), "cpu.pprof"); err != nil {
+		return err
+	}
+	return get("/debug/pprof/allocs", "allocs.pprof")
+}
+
+// result is one load run.
+type result struct {
+	requests, failed, leaks int64
+	firstFailure            string
+	elapsed                 time.Duration
+	latencies               []time.Duration
+	peakTenantConns         int
+	peakBackends            int
+	peakRSS                 int64
+}
+
+// issuesAnswer is the JSON both the server and the baseline write.
+type issuesAnswer struct {
+	Data struct {
+		Issues struct {
+			Edges []struct {
+				Node struct {
+					ID       string `json:"id"`
+					Number   int    `json:"number"`
+					Title    string `json:"title"`
+					Status   string `json:"status"`
+					Assignee *struct {
+						ID   string `json:"id"`
+						Name string `json:"name"`
+					} `json:"assignee"`
+				} `json:"node"`
+			} `json:"edges"`
+		} `json:"issues"`
+	} `json:"data"`
+	Errors []json.RawMessage `json:"errors"`
+}
+
+// load runs o.clients clients for o.duration against baseURL, each
+// request for a random tenant, checking every answer; it samples
+// pg_stat_activity (and the RSS of pid, when not 0) every 100 ms.
+func (b *bench) load(ctx context.Context, baseURL string, ts []*tenant, pid int) (result, error) {
+	var res result
+	body, _ := json.Marshal(map[string]string{"query": issuesQuery})
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			var c struct {
+				Tenant int `db:"tenant"`
+				All    int `db:"all"`
+			}
+			const q = `SELECT count(*) FILTER (WHERE usename ~ $1) AS tenant, count(*) FILTER (WHERE backend_type = 'client backend') AS all FROM pg_stat_activity`
+			if err := b.admin.GetContext(ctx, &c, q, tenantRolePattern); err == nil {
+				res.peakTenantConns = max(res.peakTenantConns, c.Tenant)
+				res.peakBackends = max(res.peakBackends, c.All-1) // not our own
+			}
+			if pid != 0 {
+				res.peakRSS = max(res.peakRSS, procStatus(pid, "VmRSS"))
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(b.o.duration)
+	start := time.Now()
+	for range b.o.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var lat []time.Duration
+			var n, failed, leaks int64
+			first := ""
+			fail := func(s string) {
+				failed++
+				if first == "" {
+					first = s
+				}
+			}
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				t := ts[rand.IntN(len(ts))]
+				req, _ := http.NewRequestWithContext(ctx, "POST", baseURL+"/graphql", bytes.NewReader(body))
+				req.Host = t.host
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+t.token)
+				t0 := time.Now()
+				resp, err := b.http.Do(req)
+				if err != nil {
+					fail(err.Error())
+					continue
+				}
+				raw, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				lat = append(lat, time.Since(t0))
+				n++
+				var a issuesAnswer
+				switch {
+				case err != nil:
+					fail(err.Error())
+				case resp.StatusCode != 200:
+					fail(fmt.Sprintf("HTTP %d %s", resp.StatusCode, raw))
+				case json.Unmarshal(raw, &a) != nil || len(a.Errors) > 0 || len(a.Data.Issues.Edges) != min(20, b.o.issues):
+					fail(string(raw))
+				default:
+					prefix := t.Slug + " issue "
+					for _, e := range a.Data.Issues.Edges {
+						if !strings.HasPrefix(e.Node.Title, prefix) {
+							leaks++
+						}
+					}
+				}
+			}
+			mu.Lock()
+			res.latencies = append(res.latencies, lat...)
+			res.requests += n
+			res.failed += failed
+			res.leaks += leaks
+			if res.firstFailure == "" {
+				res.firstFailure = first
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	close(stop)
+	<-sampled
+	slices.Sort(res.latencies)
+	return res, ctx.Err()
+}
+
+func (r result) rate() float64 { return float64(r.requests) / r.elapsed.Seconds() }
+
+func (r result) pct(p float64) time.Duration {
+	if len(r.latencies) == 0 {
+		return 0
+	}
+	return r.latencies[min(len(r.latencies)-1, int(p*float64(len(r.latencies))))]
+}
+
+type report struct {
+	o                          options
+	signupSpare, signupNoSpare []time.Duration
+	bulkCreate, fill           time.Duration
+	bulkCount                  int
+	gql, base                  result
+	gqlHWM                     int64
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+
+func (rep report) print(w io.Writer) {
+	o := rep.o
+	fmt.Fprintf(w, "\ntenantql benchmark: %d tenants x %d issues, %d clients, %s per run, MAX_DB_CONNECTIONS=%d\n",
+		o.tenants, o.issues, o.clients, o.duration, o.maxConns)
+	fmt.Fprintf(w, "sign-up (createTenant -> READY, n=%d each): p50 %s with spares (SPARE_TENANTS=%d), p50 %s without (SPARE_TENANTS=0, template)\n",
+		len(rep.signupSpare), ms(median(rep.signupSpare)), o.spares, ms(median(rep.signupNoSpare)))
+	if rep.bulkCount > 0 {
+		fmt.Fprintf(w, "bulk creation: %d tenants in %s (%.1f/s, %d at a time); fill: %s\n",
+			rep.bulkCount, rep.bulkCreate.Round(time.Millisecond), float64(rep.bulkCount)/rep.bulkCreate.Seconds(), o.parallel, rep.fill.Round(time.Millisecond))
+	}
+	line := func(name string, r result) {
+		fmt.Fprintf(w, "%-9s %8.0f req/s  p50 %-9s p99 %-9s requests %d  failed %d  leaks %d  peak PostgreSQL: %d tenant connections, %d client backends",
+			name, r.rate(), ms(r.pct(0.50)), ms(r.pct(0.99)), r.requests, r.failed, r.leaks, r.peakTenantConns, r.peakBackends)
+		if r.peakRSS > 0 {
+			fmt.Fprintf(w, "  server RSS peak %.1f MB", float64(r.peakRSS)/(1<<20))
+		}
+		fmt.Fprintln(w)
+		if r.firstFailure != "" {
+			fmt.Fprintf(w, "          first failure: %.300s\n", r.firstFailure)
+		}
+	}
+	line("graphql", rep.gql)
+	fmt.Fprintf(w, "          server VmHWM (peak RSS since start, set-up included) %.1f MB\n", float64(rep.gqlHWM)/(1<<20))
+	if o.baseline {
+		line("baseline", rep.base)
+		if rep.base.rate() > 0 {
+			fmt.Fprintf(w, "graphql/baseline: %.0f%%\n", 100*rep.gql.rate()/rep.base.rate())
+		}
+	}
+}

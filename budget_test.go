@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/tenantql/tenantql/internal/pgtest"
+	"github.com/tenantql/tenantql/tenancy"
+)
+
+// tenantBackends counts this app's tenant connections as PostgreSQL sees
+// them: backends logged in as a role of the app's prefix.
+func (ta *testApp) tenantBackends(t testing.TB) int {
+	t.Helper()
+	var n int
+	if err := ta.control.Get(&n, `SELECT count(*) FROM pg_stat_activity WHERE starts_with(usename, $1)`, ta.prefix); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestConnectionBudgetHoldsUnderLoad(t *testing.T) {
+	t.Parallel()
+	const budget, perTenant = 5, 2
+	ta := newTestApp(t, map[string]string{
+		"MAX_DB_CONNECTIONS": fmt.Sprint(budget), "MAX_DB_CONNECTIONS_PER_TENANT": fmt.Sprint(perTenant),
+	})
+	slugs := []string{"bud-a", "bud-b", "bud-c", "bud-d", "bud-e", "bud-f", "bud-g", "bud-h"}
+	tokens := map[string]string{}
+	for _, s := range slugs {
+		ta.createTenant(t, s, false)
+		ta.waitRouted(t, s+".example.test", 200)
+		tokens[s] = ta.login(t, s)
+	}
+
+	// Sample PostgreSQL's view and the pools' own counters while 12
+	// clients hit 8 tenants at random: more tenants than connections.
+	stop := make(chan struct{})
+	var peakPG, peakOpen atomic.Int64
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			if n := int64(ta.tenantBackends(t)); n > peakPG.Load() {
+				peakPG.Store(n)
+			}
+			if n := int64(ta.pools.Stats().Conns); n > peakOpen.Load() {
+				peakOpen.Store(n)
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	var failures atomic.Int64
+	var firstFailure atomic.Value
+	for range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 25 {
+				s := slugs[rand.IntN(len(slugs))]
+				r := ta.do(t, s+".example.test", tokens[s], `{ viewer { email } }`, nil)
+				if r.Status != 200 || len(r.Errors) > 0 || field(r.Data, "viewer", "email") != "owner@"+s+".test" {
+					failures.Add(1)
+					firstFailure.CompareAndSwap(nil, fmt.Sprintf("HTTP %d %s", r.Status, r.Raw))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	<-sampled
+	if n := failures.Load(); n > 0 {
+		t.Errorf("%d of 300 requests failed; first: %v", n, firstFailure.Load())
+	}
+	if peakPG.Load() > budget || peakOpen.Load() > budget {
+		t.Fatalf("peak tenant connections: %d in pg_stat_activity, %d in the pools; budget %d", peakPG.Load(), peakOpen.Load(), budget)
+	}
+	if peakPG.Load() == 0 {
+		t.Fatal("sampler never saw a tenant connection")
+	}
+	t.Logf("peak tenant backends %d, pool connections %d (budget %d)", peakPG.Load(), peakOpen.Load(), budget)
+}
+
+func TestConnectionWaitIsBoundedAndRetryable(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, map[string]string{"MAX_DB_CONNECTIONS": "2", "MAX_DB_CONNECTIONS_PER_TENANT": "2"})
+	for _, s := range []string{"hog-one", "hog-two", "late"} {
+		ta.createTenant(t, s, false)
+		ta.waitRouted(t, s+".example.test", 200)
+	}
+	tok := ta.login(t, "late")
+	ctx := context.Background()
+	// two other tenants hold every connection of the budget, in use
+	for _, s := range []string{"hog-one", "hog-two"} {
+		hog, err := ta.registry.Get(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := ta.pools.DB(hog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		c, err := db.Conn(cctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	start := time.Now()
+	r := ta.do(t, "late.example.test", tok, `{ viewer { email } }`, nil)
+	took := time.Since(start)
+	if r.Code() != "SERVICE_UNAVAILABLE" {
+		t.Fatalf("with the budget in use: HTTP %d %s, want SERVICE_UNAVAILABLE", r.Status, r.Raw)
+	}
+	if took > 10*time.Second {
+		t.Fatalf("the refusal took %s", took)
+	}
+	// directly: the error is ErrUnavailable, within the wait
+	late, _ := ta.registry.Get(ctx, "late")
+	ldb, err := ta.pools.DB(late)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := ldb.PingContext(waitCtx); !errors.Is(err, tenancy.ErrUnavailable) {
+		t.Fatalf("ping with the budget in use: %v, want ErrUnavailable", err)
+	}
+	if waitCtx.Err() != nil {
+		t.Fatal("the wait was not bounded by the pool")
+	}
+}
+
+func TestBusyTenantDoesNotStarveOthers(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, map[string]string{"MAX_DB_CONNECTIONS": "4", "MAX_DB_CONNECTIONS_PER_TENANT": "2"})
+	ta.createTenant(t, "busy", false)
+	ta.waitRouted(t, "busy.example.test", 200)
+	ta.createTenant(t, "calm", false)
+	ta.waitRouted(t, "calm.example.test", 200)
+	tok := ta.login(t, "calm")
+	ctx := context.Background()
+	busy, _ := ta.registry.Get(ctx, "busy")
+	db, err := ta.pools.DB(busy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 10 slow queries of busy at once: only 2 run, the rest queue in busy's pool
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = db.ExecContext(ctx, `SELECT pg_sleep(0.5)`)
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	if open := db.Stats().OpenConnections; open > 2 {
+		t.Errorf("busy holds %d connections, per-tenant cap 2", open)
+	}
+	start := time.Now()
+	mustOK(t, ta.do(t, "calm.example.test", tok, `{ viewer { email } }`, nil))
+	if took := time.Since(start); took > 400*time.Millisecond {
+		t.Errorf("calm waited %s behind busy", took)
+	}
+	wg.Wait()
+}
+
+// TestHotPathSendsNothingToControlDatabase closes the control database to
+// connections and ends the app's sessions on it, so that any query there
+// fails; tenant requests and unknown hosts must be answered all the same.
+func TestHotPathSendsNothingToControlDatabase(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, nil)
+	ta.createTenant(t, "quiet", false)
+	ta.waitRouted(t, "quiet.example.test", 200)
+	tok := ta.login(t, "quiet")
+	mustOK(t, ta.do(t, "quiet.example.test", tok, `{ viewer { email } }`, nil)) // the pool is open
+	ctx := context.Background()
+	var controlDB string
+	if err := ta.control.Get(&controlDB, `SELECT current_database()`); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := sqlx.Open("postgres", pgtest.AdminURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	ident := pq.QuoteIdentifier(controlDB)
+	if _, err := admin.ExecContext(ctx, `ALTER DATABASE `+ident+` WITH ALLOW_CONNECTIONS false`); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if _, err := admin.ExecContext(ctx, `ALTER DATABASE `+ident+` WITH ALLOW_CONNECTIONS true`); err != nil {
+			t.Error(err)
+		}
+	}()
+	if _, err := admin.ExecContext(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, controlDB); err != nil {
+		t.Fatal(err)
+	}
+	if err := ta.control.PingContext(ctx); err == nil {
+		t.Fatal("the control database still answers")
+	}
+	for i := range 100 {
+		r := ta.do(t, "quiet.example.test", tok, `{ viewer { email } }`, nil)
+		if r.Status != 200 || len(r.Errors) > 0 || field(r.Data, "viewer", "email") != "owner@quiet.test" {
+			t.Fatalf("request %d with the control database closed: HTTP %d %s", i, r.Status, r.Raw)
+		}
+		if r := ta.do(t, fmt.Sprintf("nowhere%d.example.test", i), "", `{ __typename }`, nil); r.Status != 404 || r.Code() != "TENANT_NOT_FOUND" {
+			t.Fatalf("unknown host with the control database closed: HTTP %d %s", r.Status, r.Raw)
+		}
+	}
+}
