@@ -92,6 +92,10 @@ func newDeployment(t testing.TB, env map[string]string) *deployment {
 		"PROVISION_BACKOFF_MS":    "200",
 		"LOG_LEVEL":               "info",
 		"RATE_LIMIT_RPS":          "0", // these tests are the load
+		// no template or spares: every object of the prefix is a tenant's
+		// (spares_test.go in the main package covers the reserve)
+		"SPARE_TENANTS":   "0",
+		"TENANT_TEMPLATE": "false",
 	}
 	for k, v := range env {
 		d.env[k] = v
