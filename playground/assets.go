@@ -1,15 +1,13 @@
 package playground
 
 import (
-	"crypto/sha256"
-	"encoding/base64"
 	"io"
 	"io/fs"
 	"net/http"
-	"path"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tenantql/tenantql/static"
 )
 
 // assetCacheControl lets browsers and proxies keep assets for a day. The
@@ -45,8 +43,7 @@ func Assets() http.Handler {
 		if err != nil {
 			return err
 		}
-		sum := sha256.Sum256(data)
-		s.etags[name] = `"` + base64.RawURLEncoding.EncodeToString(sum[:18]) + `"`
+		s.etags[name] = static.ETag(data)
 		return nil
 	})
 	if err != nil {
@@ -68,13 +65,13 @@ func (s *assetServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := w.Header()
-	h.Set("Content-Type", contentType(name))
+	h.Set("Content-Type", static.ContentType(name))
 	h.Set("Cache-Control", assetCacheControl)
 	h.Set("X-Content-Type-Options", "nosniff")
 	file := name
 	if _, ok := s.etags[name+".gz"]; ok {
 		h.Add("Vary", "Accept-Encoding")
-		if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		if static.AcceptsGzip(r.Header.Get("Accept-Encoding")) {
 			file = name + ".gz"
 			h.Set("Content-Encoding", "gzip")
 		}
@@ -97,58 +94,4 @@ func (s *assetServer) servable(name string) bool {
 	}
 	_, ok := s.etags[name]
 	return ok
-}
-
-// contentType returns the media type for name's extension, independent of
-// the machine's MIME tables. Defaults to application/octet-stream.
-func contentType(name string) string {
-	switch path.Ext(name) {
-	case ".css":
-		return "text/css; charset=utf-8"
-	case ".html":
-		return "text/html; charset=utf-8"
-	case ".js":
-		return "text/javascript; charset=utf-8"
-	case ".svg":
-		return "image/svg+xml"
-	case ".txt":
-		return "text/plain; charset=utf-8"
-	}
-	return "application/octet-stream"
-}
-
-// acceptsGzip reports whether an Accept-Encoding header value allows gzip:
-// named with a non-zero quality, or, when gzip is not named, "*" with a
-// non-zero quality.
-func acceptsGzip(header string) bool {
-	star := false
-	for _, part := range strings.Split(header, ",") {
-		coding, params, _ := strings.Cut(part, ";")
-		coding = strings.ToLower(strings.TrimSpace(coding))
-		if coding != "gzip" && coding != "*" {
-			continue
-		}
-		ok := quality(params) > 0
-		if coding == "gzip" {
-			return ok
-		}
-		star = ok
-	}
-	return star
-}
-
-// quality returns the q parameter of an Accept-Encoding element's
-// parameters. Defaults to 1; an unparsable value counts as 0.
-func quality(params string) float64 {
-	for _, p := range strings.Split(params, ";") {
-		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
-		if strings.EqualFold(strings.TrimSpace(k), "q") {
-			q, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil {
-				return 0
-			}
-			return q
-		}
-	}
-	return 1
 }

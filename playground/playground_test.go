@@ -218,23 +218,3 @@ func TestAssetsLicences(t *testing.T) {
 		t.Error("licence text missing")
 	}
 }
-
-func TestAcceptsGzip(t *testing.T) {
-	t.Parallel()
-	for header, want := range map[string]bool{
-		"":                    false,
-		"gzip":                true,
-		"GZIP":                true,
-		"deflate, gzip;q=0.5": true,
-		"br, gzip;q=0":        false,
-		"gzip;q=0, *":         false,
-		"*":                   true,
-		"*;q=0":               false,
-		"identity":            false,
-		"gzip;q=nonsense":     false,
-	} {
-		if got := acceptsGzip(header); got != want {
-			t.Errorf("acceptsGzip(%q) = %v, want %v", header, got, want)
-		}
-	}
-}

@@ -10,15 +10,14 @@ package webapp
 import (
 	"bytes"
 	"compress/gzip"
-	"crypto/sha256"
 	"embed"
-	"encoding/base64"
 	"io/fs"
 	"net/http"
 	"path"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tenantql/tenantql/static"
 )
 
 // Prefix is the URL path the app lives under; Vite builds it with
@@ -101,21 +100,21 @@ func Handler() http.Handler {
 }
 
 func newFile(name string, body []byte) *file {
-	f := &file{body: body, etag: etag(body), contentType: contentType(name), cacheControl: fileCacheControl}
+	f := &file{body: body, etag: static.ETag(body), contentType: static.ContentType(name), cacheControl: fileCacheControl}
 	switch {
 	case name == "index.html":
 		f.cacheControl = pageCacheControl
 	case strings.HasPrefix(name, hashedDir):
 		f.cacheControl = hashedCacheControl
 	}
-	if compressible(name) && len(body) > 1024 {
+	if static.Compressible(name) && len(body) > 1024 {
 		var buf bytes.Buffer
 		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
 		_, _ = zw.Write(body)
 		_ = zw.Close()
 		if buf.Len() < len(body)*9/10 {
 			f.gz = buf.Bytes()
-			f.gzEtag = etag(f.gz)
+			f.gzEtag = static.ETag(f.gz)
 		}
 	}
 	return f
@@ -160,88 +159,11 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request, name string, f *f
 	body, tag := f.body, f.etag
 	if f.gz != nil {
 		h.Add("Vary", "Accept-Encoding")
-		if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		if static.AcceptsGzip(r.Header.Get("Accept-Encoding")) {
 			body, tag = f.gz, f.gzEtag
 			h.Set("Content-Encoding", "gzip")
 		}
 	}
 	h.Set("ETag", tag)
 	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(body))
-}
-
-// etag is a strong entity tag for a body.
-func etag(body []byte) string {
-	sum := sha256.Sum256(body)
-	return `"` + base64.RawURLEncoding.EncodeToString(sum[:18]) + `"`
-}
-
-// contentType returns the media type for name's extension, independent of
-// the machine's MIME tables. Defaults to application/octet-stream.
-func contentType(name string) string {
-	switch path.Ext(name) {
-	case ".html":
-		return "text/html; charset=utf-8"
-	case ".js", ".mjs":
-		return "text/javascript; charset=utf-8"
-	case ".css":
-		return "text/css; charset=utf-8"
-	case ".json", ".map":
-		return "application/json"
-	case ".svg":
-		return "image/svg+xml"
-	case ".png":
-		return "image/png"
-	case ".ico":
-		return "image/x-icon"
-	case ".woff2":
-		return "font/woff2"
-	case ".txt":
-		return "text/plain; charset=utf-8"
-	}
-	return "application/octet-stream"
-}
-
-// compressible reports whether gzip is worth trying on a file of this kind.
-func compressible(name string) bool {
-	switch path.Ext(name) {
-	case ".html", ".js", ".mjs", ".css", ".json", ".map", ".svg", ".txt":
-		return true
-	}
-	return false
-}
-
-// acceptsGzip reports whether an Accept-Encoding header value allows gzip:
-// named with a non-zero quality, or, when gzip is not named, "*" with a
-// non-zero quality.
-func acceptsGzip(header string) bool {
-	star := false
-	for _, part := range strings.Split(header, ",") {
-		coding, params, _ := strings.Cut(part, ";")
-		coding = strings.ToLower(strings.TrimSpace(coding))
-		if coding != "gzip" && coding != "*" {
-			continue
-		}
-		ok := quality(params) > 0
-		if coding == "gzip" {
-			return ok
-		}
-		star = ok
-	}
-	return star
-}
-
-// quality returns the q parameter of an Accept-Encoding element. Defaults
-// to 1; an unparsable value counts as 0.
-func quality(params string) float64 {
-	for _, p := range strings.Split(params, ";") {
-		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
-		if strings.EqualFold(strings.TrimSpace(k), "q") {
-			q, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil {
-				return 0
-			}
-			return q
-		}
-	}
-	return 1
 }

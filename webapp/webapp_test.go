@@ -169,24 +169,3 @@ func TestNotFoundAndMethods(t *testing.T) {
 		}
 	}
 }
-
-func TestAcceptsGzip(t *testing.T) {
-	t.Parallel()
-	for header, want := range map[string]bool{
-		"":                   false,
-		"gzip":               true,
-		"GZIP":               true,
-		"br, gzip;q=0.5":     true,
-		"gzip;q=0":           false,
-		"*":                  true,
-		"*;q=0":              false,
-		"identity":           false,
-		"gzip;q=0, *":        false,
-		"deflate, *;q=0.1":   true,
-		"gzip;q=nonsense, *": false,
-	} {
-		if got := acceptsGzip(header); got != want {
-			t.Errorf("acceptsGzip(%q) = %v, want %v", header, got, want)
-		}
-	}
-}
