@@ -16,16 +16,13 @@ func AccessLog(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &accessRecord{}
-		sw := &statusRecorder{ResponseWriter: w}
+		sw := &StatusRecorder{ResponseWriter: w}
 		next.ServeHTTP(sw, r.WithContext(withAccessRecord(r.Context(), rec)))
 		level := slog.LevelInfo
 		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
 			level = slog.LevelDebug
 		}
-		status := sw.status
-		if status == 0 {
-			status = http.StatusOK
-		}
+		status := sw.Status()
 		log.LogAttrs(r.Context(), level, "request",
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
@@ -38,20 +35,30 @@ func AccessLog(log *slog.Logger, next http.Handler) http.Handler {
 	})
 }
 
-// statusRecorder remembers the status a handler wrote.
-type statusRecorder struct {
+// StatusRecorder remembers the status a handler wrote.
+type StatusRecorder struct {
 	http.ResponseWriter
 	status int
 }
 
-func (w *statusRecorder) WriteHeader(code int) {
+// Status returns the status written, 200 when the handler wrote none.
+func (w *StatusRecorder) Status() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+// WriteHeader records code and passes it on.
+func (w *StatusRecorder) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
-func (w *statusRecorder) Write(b []byte) (int, error) {
+// Write records an implicit 200 and passes b on.
+func (w *StatusRecorder) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
@@ -60,4 +67,4 @@ func (w *statusRecorder) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController and websocket upgrades reach the
 // real writer.
-func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *StatusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }

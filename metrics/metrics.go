@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tenantql/tenantql/edge"
 )
 
 // Metrics holds every collector; create one with New.
@@ -103,37 +105,15 @@ func (m *Metrics) DatabaseCreated(source string) { m.dbCreated.WithLabelValues(s
 // SparesReady implements tenancy.ReserveMetrics.
 func (m *Metrics) SparesReady(n int) { m.sparesReady.Set(float64(n)) }
 
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the real writer (websockets).
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 // Middleware records each request under path (a fixed label, never the
 // raw URL) and hostKind ("admin" or "tenant").
 func (m *Metrics) Middleware(path string, hostKind func(*http.Request) string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &edge.StatusRecorder{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
 		kind := hostKind(r)
-		m.requests.WithLabelValues(kind, path, strconv.Itoa(max(sw.code, 200))).Inc()
+		m.requests.WithLabelValues(kind, path, strconv.Itoa(sw.Status())).Inc()
 		m.duration.WithLabelValues(kind, path).Observe(time.Since(start).Seconds())
 	})
 }
