@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lib/pq"
+
 	"github.com/tenantql/tenantql/tenancy"
 )
 
@@ -24,28 +26,50 @@ func TestCrashAtEveryBoundary(t *testing.T) {
 	sem := make(chan struct{}, 5) // servers at once: most of the time is spent waiting for leases
 	var wg sync.WaitGroup
 	for _, b := range boundaries {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			t.Run(b, func(t *testing.T) { crashAt(t, b) })
-		}()
+		paths := []string{""}
+		if strings.HasPrefix(b, "create.") {
+			// a tenant database is a renamed spare, a clone of the
+			// template, or made from template0 and migrated
+			paths = []string{"spare", "template", "plain"}
+		}
+		for _, path := range paths {
+			name := b
+			if path != "" {
+				name += "/" + path
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				t.Run(name, func(t *testing.T) { crashAt(t, b, path) })
+			}()
+		}
 	}
 	wg.Wait()
 }
 
-func crashAt(t *testing.T, boundary string) {
+// provisioningPaths are the environments that make createTenant take
+// each way to a tenant database.
+var provisioningPaths = map[string]map[string]string{
+	"spare":    {"SPARE_TENANTS": "1", "TENANT_TEMPLATE": "true"},
+	"template": {"SPARE_TENANTS": "0", "TENANT_TEMPLATE": "true"},
+	"plain":    {"SPARE_TENANTS": "0", "TENANT_TEMPLATE": "false"},
+}
+
+func crashAt(t *testing.T, boundary, path string) {
 	op, _, _ := strings.Cut(boundary, ".")
 	slug := "crash-" + strings.NewReplacer(".", "-", "after-", "").Replace(boundary)
-	d := newDeployment(t, nil)
+	d := newDeployment(t, provisioningPaths[path])
 	s1 := d.start(t, map[string]string{"TENANTQL_FAILPOINT": boundary + "=exit"})
 	ctx := context.Background()
 	var token string
+	var spares []string
 	// Drive the operation into the failpoint. The request's own answer
 	// may be lost with the process: the outcome is checked afterwards.
 	switch op {
 	case "create":
+		spares = d.waitReserve(t, path)
 		_, _ = s1.createTenant(ctx, slug)
 	case "delete":
 		s1.createReady(t, slug)
@@ -76,6 +100,7 @@ func crashAt(t *testing.T, boundary string) {
 	switch op {
 	case "create":
 		s2.waitStatus(t, slug, "READY", 30*time.Second)
+		d.checkPath(t, path, spares)
 		token = s2.login(t, slug)
 		s2.viewerOK(t, slug, token)
 	case "delete":
@@ -202,4 +227,46 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// waitReserve waits until the deployment's reserve can serve path: a
+// spare ready to claim (their names are returned), or the template built.
+func (d *deployment) waitReserve(t testing.TB, path string) []string {
+	t.Helper()
+	if path != "spare" && path != "template" {
+		return nil
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var names []string
+		var err error
+		if path == "template" {
+			err = d.admin.Select(&names, `SELECT datname FROM pg_database WHERE datname ~ $1 AND datistemplate`, "^"+d.prefix+"tpl_")
+		} else {
+			err = d.control.Select(&names, `SELECT name FROM spares WHERE state = 'READY' AND claimed_by IS NULL`)
+		}
+		if err == nil && len(names) > 0 {
+			return names
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reserve not ready for the %s path within 60s (%v)", path, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// checkPath checks that a tenant created on the spare path took one of
+// the spares (so that the test does not quietly test another path).
+func (d *deployment) checkPath(t testing.TB, path string, spares []string) {
+	t.Helper()
+	if path != "spare" {
+		return
+	}
+	var still int
+	if err := d.admin.Get(&still, `SELECT count(*) FROM pg_database WHERE datname = ANY($1)`, pq.StringArray(spares)); err != nil {
+		t.Fatal(err)
+	}
+	if still == len(spares) {
+		t.Fatalf("the tenant took none of the spares %v", spares)
+	}
 }

@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	_ "github.com/lib/pq"
+	"github.com/lib/pq"
 
 	"github.com/tenantql/tenantql/internal/pgtest"
 )
@@ -150,39 +150,43 @@ func (d *deployment) environ(extra map[string]string) []string {
 	return out
 }
 
-// dropObjects removes the databases and roles with the prefix.
+// dropObjects removes every database and role with the prefix (tenants',
+// and whatever else the deployment named so: templates, spares).
 func (d *deployment) dropObjects() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dbs, roles, err := d.objectsErr(ctx)
+	dbs, roles, err := d.objectsErr(ctx, "^"+d.prefix)
 	if err != nil {
 		d.t.Logf("cleanup: %v", err)
 		return
 	}
 	for _, name := range dbs {
-		if _, err := d.admin.ExecContext(ctx, `DROP DATABASE IF EXISTS "`+name+`" WITH (FORCE)`); err != nil {
+		q := pq.QuoteIdentifier(name)
+		_, _ = d.admin.ExecContext(ctx, `ALTER DATABASE `+q+` IS_TEMPLATE false`)
+		if _, err := d.admin.ExecContext(ctx, `DROP DATABASE IF EXISTS `+q+` WITH (FORCE)`); err != nil {
 			d.t.Logf("cleanup: %v", err)
 		}
 	}
 	for _, name := range roles {
-		_, _ = d.admin.ExecContext(ctx, `DROP ROLE IF EXISTS "`+name+`"`)
+		_, _ = d.admin.ExecContext(ctx, `DROP ROLE IF EXISTS `+pq.QuoteIdentifier(name))
 	}
 }
 
-func (d *deployment) objectsErr(ctx context.Context) (dbs, roles []string, err error) {
-	if err = d.admin.SelectContext(ctx, &dbs, `SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY 1`, d.prefix); err != nil {
+func (d *deployment) objectsErr(ctx context.Context, pattern string) (dbs, roles []string, err error) {
+	if err = d.admin.SelectContext(ctx, &dbs, `SELECT datname FROM pg_database WHERE datname ~ $1 ORDER BY 1`, pattern); err != nil {
 		return nil, nil, err
 	}
-	err = d.admin.SelectContext(ctx, &roles, `SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1) ORDER BY 1`, d.prefix)
+	err = d.admin.SelectContext(ctx, &roles, `SELECT rolname FROM pg_roles WHERE rolname ~ $1 ORDER BY 1`, pattern)
 	return dbs, roles, err
 }
 
-// objects lists the tenant databases and roles of this deployment.
+// objects lists the tenant databases and roles of this deployment (named
+// <prefix><32 hex digits>, like tenancy names them).
 func (d *deployment) objects(t testing.TB) (dbs, roles []string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	dbs, roles, err := d.objectsErr(ctx)
+	dbs, roles, err := d.objectsErr(ctx, "^"+d.prefix+"[0-9a-f]{32}$")
 	if err != nil {
 		t.Fatal(err)
 	}
