@@ -15,13 +15,6 @@ import (
 // it like a host no tenant serves.
 var ErrTenantGone = errors.New("tenant has been deleted")
 
-// Gone reports whether the tenant with id no longer serves requests: the
-// routing table has no such tenant, or it is DELETING.
-func (r *Registry) Gone(id uuid.UUID) bool {
-	t, err := r.Cached(id)
-	return err != nil || t.Status == StatusDeleting
-}
-
 // Recheck is for a request whose work on its tenant database failed with
 // err: when the tenant has meanwhile stopped serving requests (deleted,
 // suspended, sent back to provisioning), it returns the error a new

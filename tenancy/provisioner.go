@@ -322,9 +322,14 @@ func (p *Provisioner) release(ctx context.Context, id uuid.UUID) {
 }
 
 // persist runs f on the control database even while ctx is being
-// cancelled (shutdown), retrying connection failures for up to Lease/2.
+// cancelled, retrying connection failures for up to Lease/2 (2s at
+// shutdown, which must not wait for an outage to end).
 func (p *Provisioner) persist(ctx context.Context, f func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opts.Lease/2)
+	patience := p.opts.Lease / 2
+	if ctx.Err() != nil {
+		patience = min(patience, 2*time.Second)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), patience)
 	defer cancel()
 	for {
 		err := f(ctx)
