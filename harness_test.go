@@ -196,6 +196,16 @@ func (ta *testApp) createTenant(t testing.TB, slug string, demo bool) {
 		t.Fatalf("status after create = %v", s)
 	}
 	ta.waitStatus(t, slug, "READY")
+	// READY is in the control database a moment before this process's
+	// routing table has it (the provisioner refreshes it right after)
+	for i := 0; ; i++ {
+		if _, err := ta.registry.Route(ta.hosts, slug+".example.test"); err == nil {
+			break
+		} else if i == 1000 {
+			t.Fatalf("tenant %s is READY but not routed: %v", slug, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // waitStatus polls tenant(slug) until it has status ("GONE" for null).

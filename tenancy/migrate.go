@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 
+	"github.com/lib/pq"
 	migrate "github.com/rubenv/sql-migrate"
 
 	"github.com/tenantql/tenantql/migrations"
@@ -38,6 +39,15 @@ func migrateLocked(ctx context.Context, db *sql.DB, set migrate.MigrationSet, sr
 		return 0, dbError("migrate: connect", err)
 	}
 	defer conn.Close()
+	// Up to date already (a database cloned from the template or a
+	// spare): no lock, no second connection.
+	if latest, err := migrations.LatestID(src); err == nil {
+		var applied string
+		q := `SELECT COALESCE(max(id), '') FROM ` + pq.QuoteIdentifier(set.TableName)
+		if conn.QueryRowContext(ctx, q).Scan(&applied) == nil && applied == latest {
+			return 0, nil
+		}
+	}
 	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
 		return 0, dbError("migrate: lock", err)
 	}
