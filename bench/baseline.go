@@ -53,7 +53,9 @@ func startBaseline(cluster *pglocal.Cluster, ts []*tenant) (*baseline, error) {
 	b := &baseline{}
 	stores := map[string]*store.Store{}
 	for _, t := range ts {
-		db, err := sqlx.Open("postgres", cluster.URL(t.DBName))
+		// the server's tenant pools use binary_parameters too (one round
+		// trip per query)
+		db, err := sqlx.Open("postgres", cluster.URL(t.DBName)+"&binary_parameters=yes")
 		if err != nil {
 			return nil, err
 		}
