@@ -15,7 +15,9 @@ import (
 // issued before still work.
 func TestSIGTERMDrainsAndRestartKeepsEverything(t *testing.T) {
 	t.Parallel()
-	d := newDeployment(t, nil)
+	// every login in flight admitted at once (the per-tenant admission
+	// limit would answer some with 503 before they start, not the point here)
+	d := newDeployment(t, map[string]string{"MAX_DB_CONNECTIONS_PER_TENANT": "32"})
 	s1 := d.start(t, nil)
 	slugs := []string{"keep-alpha", "keep-beta"}
 	tokens := map[string]string{}

@@ -97,6 +97,9 @@ func (rt *Router) Middleware(next http.Handler) http.Handler {
 		if target.Tenant != nil && !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 			leave, err := rt.Pools.Enter(r.Context(), target.Tenant.ID)
 			if err != nil {
+				if gone := target.Recheck(r.Context(), err); gone != nil {
+					err = gone // deleted or suspended while it waited
+				}
 				rt.Reject(w, r, err)
 				return
 			}
