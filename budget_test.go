@@ -222,3 +222,39 @@ func TestHotPathSendsNothingToControlDatabase(t *testing.T) {
 		}
 	}
 }
+
+func TestSuspendAndDeleteCloseThePoolAtOnce(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, nil)
+	ta.createTenant(t, "brief", false)
+	tok := ta.login(t, "brief")
+	mustOK(t, ta.do(t, "brief.example.test", tok, `{ viewer { email } }`, nil))
+	if n := ta.tenantBackends(t); n == 0 {
+		t.Fatal("no tenant connection after a request")
+	}
+	mustOK(t, ta.admin(t, `mutation { suspendTenant(slug: "brief") { status } }`, nil))
+	// The change closes the pool in whichever goroutine applies it first
+	// (the mutation's refresh or the NOTIFY watcher): within moments,
+	// with no idle timeout to wait for.
+	ta.waitPoolsClosed(t, "suspend")
+	mustOK(t, ta.admin(t, `mutation { resumeTenant(slug: "brief") { status } }`, nil))
+	mustOK(t, ta.do(t, "brief.example.test", tok, `{ viewer { email } }`, nil))
+	mustOK(t, ta.admin(t, `mutation { deleteTenant(slug: "brief") { tenant { status } } }`, nil))
+	ta.waitPoolsClosed(t, "delete")
+}
+
+// waitPoolsClosed waits up to a second for no tenant pool, slot or backend.
+func (ta *testApp) waitPoolsClosed(t *testing.T, after string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Second)
+	for {
+		s, n := ta.pools.Stats(), ta.tenantBackends(t)
+		if s.Pools == 0 && s.Conns == 0 && n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a second after %s: pools %+v, %d tenant backends", after, s, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
