@@ -635,7 +635,7 @@ type result struct {
 	latencies               []time.Duration
 	peakTenantConns         int
 	peakBackends            int
-	peakRSS                 int64
+	peakRSS, lastRSS        int64
 }
 
 // issuesAnswer is the JSON both the server and the baseline write.
@@ -682,7 +682,8 @@ func (b *bench) load(ctx context.Context, baseURL string, ts []*tenant, pid int)
 				res.peakBackends = max(res.peakBackends, c.All-1) // not our own
 			}
 			if pid != 0 {
-				res.peakRSS = max(res.peakRSS, procStatus(pid, "VmRSS"))
+				res.lastRSS = procStatus(pid, "VmRSS")
+				res.peakRSS = max(res.peakRSS, res.lastRSS)
 			}
 			select {
 			case <-stop:
@@ -815,7 +816,7 @@ func (rep report) print(w io.Writer) {
 		fmt.Fprintf(w, "%-9s %8.0f req/s  p50 %-9s p99 %-9s requests %d  failed %d  leaks %d  peak PostgreSQL: %d tenant connections, %d client backends",
 			name, r.rate(), ms(r.pct(0.50)), ms(r.pct(0.99)), r.requests, r.failed, r.leaks, r.peakTenantConns, r.peakBackends)
 		if r.peakRSS > 0 {
-			fmt.Fprintf(w, "  server RSS peak %.1f MB", float64(r.peakRSS)/(1<<20))
+			fmt.Fprintf(w, "  server RSS peak %.1f MB, %.1f MB at the end", float64(r.peakRSS)/(1<<20), float64(r.lastRSS)/(1<<20))
 		}
 		fmt.Fprintln(w)
 		if r.firstFailure != "" {
