@@ -142,18 +142,19 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer func() { b.srv.stop() }()
-	if err := b.waitReserve(ctx, 0); err != nil {
-		return err
+	if o.signups > 0 { // -signups 0 also runs servers without a reserve
+		if err := b.waitReserve(ctx, 0); err != nil {
+			return err
+		}
 	}
 	n := 0
-	for i := range o.signups {
+	for range o.signups {
 		d, err := b.signUp(ctx, fmt.Sprintf("bench-%04d", n))
 		if err != nil {
 			return err
 		}
 		n++
 		rep.signupNoSpare = append(rep.signupNoSpare, d)
-		_ = i
 	}
 	b.srv.stop()
 	step()
@@ -805,9 +806,11 @@ func (rep report) print(w io.Writer) {
 		o.tenants, o.issues, o.clients, o.duration, o.maxConns)
 	st, sm := medians(rep.signupSpare)
 	nt, nm := medians(rep.signupNoSpare)
-	fmt.Fprintf(w, "sign-up (createTenant sent -> READY read, n=%d each): p50 %s with spares (SPARE_TENANTS=%d), p50 %s without (SPARE_TENANTS=0: template clone)\n",
+	if o.signups > 0 {
+		fmt.Fprintf(w, "sign-up (createTenant sent -> READY read, n=%d each): p50 %s with spares (SPARE_TENANTS=%d), p50 %s without (SPARE_TENANTS=0: template clone)\n",
 		len(rep.signupSpare), ms(st), o.spares, ms(nt))
-	fmt.Fprintf(w, "          of which the createTenant answer itself (argon2id owner password hash, row insert): p50 %s and %s\n", ms(sm), ms(nm))
+		fmt.Fprintf(w, "          of which the createTenant answer itself (argon2id owner password hash, row insert): p50 %s and %s\n", ms(sm), ms(nm))
+	}
 	if rep.bulkCount > 0 {
 		fmt.Fprintf(w, "bulk creation: %d tenants in %s (%.1f/s, %d at a time); fill: %s\n",
 			rep.bulkCount, rep.bulkCreate.Round(time.Millisecond), float64(rep.bulkCount)/rep.bulkCreate.Seconds(), o.parallel, rep.fill.Round(time.Millisecond))
