@@ -808,7 +808,7 @@ func (rep report) print(w io.Writer) {
 	nt, nm := medians(rep.signupNoSpare)
 	if o.signups > 0 {
 		fmt.Fprintf(w, "sign-up (createTenant sent -> READY read, n=%d each): p50 %s with spares (SPARE_TENANTS=%d), p50 %s without (SPARE_TENANTS=0: template clone)\n",
-		len(rep.signupSpare), ms(st), o.spares, ms(nt))
+			len(rep.signupSpare), ms(st), o.spares, ms(nt))
 		fmt.Fprintf(w, "          of which the createTenant answer itself (argon2id owner password hash, row insert): p50 %s and %s\n", ms(sm), ms(nm))
 	}
 	if rep.bulkCount > 0 {
