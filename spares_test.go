@@ -216,3 +216,25 @@ func TestDoctorSeesSpareOrphans(t *testing.T) {
 		t.Fatal("bad prefix")
 	}
 }
+
+func TestLoweringSparesDropsTheSurplus(t *testing.T) {
+	t.Parallel()
+	ta := newReserveApp(t, map[string]string{"SPARE_TENANTS": "2"})
+	if n := len(ta.spareNames(t)); n != 2 {
+		t.Fatalf("%d spares", n)
+	}
+	// the same deployment restarted with SPARE_TENANTS=1
+	fewer, err := tenancy.NewReserve(ta.control, tenancy.ReserveOptions{
+		ServerURL: ta.controlURL, NamePrefix: ta.prefix, Template: true, Spares: 1,
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fewer.Refill(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(ta.spareNames(t)); n != 1 {
+		t.Fatalf("%d spares after lowering to 1", n)
+	}
+	ta.checkDoctor(t, 1)
+}

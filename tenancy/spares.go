@@ -79,13 +79,42 @@ func (r *Reserve) Refill(ctx context.Context) error {
 			return err
 		}
 		r.opts.Metrics.SparesReady(n)
-		if n >= r.opts.Spares || ctx.Err() != nil {
+		if n > r.opts.Spares { // SPARE_TENANTS was lowered
+			return r.dropSurplus(ctx, n-r.opts.Spares)
+		}
+		if n == r.opts.Spares || ctx.Err() != nil {
 			return nil
 		}
 		if err := r.buildSpare(ctx); err != nil {
 			return err
 		}
 	}
+}
+
+// dropSurplus drops n unclaimed spares. Each row is taken as a claim would
+// take it (FOR UPDATE SKIP LOCKED), so a concurrent claim gets another.
+func (r *Reserve) dropSurplus(ctx context.Context, n int) error {
+	const q = `DELETE FROM spares WHERE name = (SELECT name FROM spares
+			WHERE state = 'READY' AND claimed_by IS NULL
+			ORDER BY created_at DESC, name LIMIT 1 FOR UPDATE SKIP LOCKED)
+		RETURNING name`
+	for range n {
+		var name string
+		err := r.control.GetContext(ctx, &name, q)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return dbError("reserve: drop surplus spare", err)
+		}
+		if err := r.dropDatabase(ctx, name); err != nil {
+			return err
+		}
+		if err := r.dropRole(ctx, name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // readySpares counts the spares a tenant can claim now.

@@ -22,20 +22,39 @@ func (p *Provisioner) provision(ctx context.Context, t *Tenant, j job) error {
 	if err != nil {
 		return err
 	}
+	// One handle on the tenant database, as its own role, for the migrate
+	// and owner steps: the owner step reuses the migrate step's
+	// connection instead of starting another backend.
+	var tenantDB *sqlx.DB
+	defer func() {
+		if tenantDB != nil {
+			tenantDB.Close()
+		}
+	}()
+	withTenantDB := func(f func(db *sqlx.DB) error) error {
+		if tenantDB == nil {
+			db, err := p.openTenantDB(t)
+			if err != nil {
+				return err
+			}
+			tenantDB = db
+		}
+		return f(tenantDB)
+	}
 	run := map[string]func() error{
 		"spare":      func() error { _, err := p.opts.Reserve.claim(ctx, p.control, t); return err },
 		"role":       func() error { return p.ensureRole(ctx, t, role) },
 		"database":   func() error { return p.ensureDatabase(ctx, t, role, dbName) },
 		"privileges": func() error { return p.ensurePrivileges(ctx, role, dbName) },
 		"migrate": func() error {
-			return p.withTenantDB(ctx, t, func(db *sqlx.DB) error { _, err := MigrateTenantDB(ctx, db.DB); return err })
+			return withTenantDB(func(db *sqlx.DB) error { _, err := MigrateTenantDB(ctx, db.DB); return err })
 		},
 		"owner": func() error {
 			if !j.OwnerEmail.Valid {
 				return nil // created by an earlier pass, which then cleared it
 			}
 			o := Owner{Email: j.OwnerEmail.String, Name: j.OwnerName.String, PasswordHash: j.OwnerPasswordHash.String}
-			return p.withTenantDB(ctx, t, func(db *sqlx.DB) error {
+			return withTenantDB(func(db *sqlx.DB) error {
 				if err := p.seeder.CreateOwner(ctx, db, o); err != nil {
 					return err
 				}
@@ -182,19 +201,19 @@ func (p *Provisioner) ensurePrivileges(ctx context.Context, role, dbName string)
 	return nil
 }
 
-// withTenantDB runs f on a short-lived connection as the tenant's own role.
-func (p *Provisioner) withTenantDB(ctx context.Context, t *Tenant, f func(db *sqlx.DB) error) error {
+// openTenantDB returns a small handle on the tenant's database as its own
+// role (two connections: migrations take an advisory lock on one).
+func (p *Provisioner) openTenantDB(t *Tenant) (*sqlx.DB, error) {
 	dsn, err := p.pools.TenantURL(t)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	db, err := sqlx.Open("postgres", dsn)
 	if err != nil {
-		return fmt.Errorf("open tenant database: %w", err)
+		return nil, fmt.Errorf("open tenant database: %w", err)
 	}
-	defer db.Close()
 	db.SetMaxOpenConns(2)
-	return f(db)
+	return db, nil
 }
 
 // drop removes a DELETING tenant's pool, database, role and row (the
