@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -92,6 +93,12 @@ func TestSignUpClaimsSparesThenClonesTheTemplate(t *testing.T) {
 	_ = ta.control.Get(&controlRole, `SELECT current_user`)
 	if !tplState.IsTemplate || tplState.AllowConn || tplState.Owner != controlRole {
 		t.Fatalf("template %s: %+v", tpl, tplState)
+	}
+	// `tenantql doctor` shows the template and the spares, and is content
+	var out bytes.Buffer
+	if err := ta.doctor(ctx, &out, false); err != nil || !strings.Contains(out.String(), tpl) ||
+		!strings.Contains(out.String(), "2 spare database(s) ready") || !strings.Contains(out.String(), "ok:") {
+		t.Fatalf("doctor: %v\n%s", err, out.String())
 	}
 	var logins int
 	if err := ta.control.Get(&logins, `SELECT count(*) FROM pg_roles WHERE rolcanlogin AND (rolname = ANY($1) OR rolname = $2)`, spares, tpl); err != nil || logins != 0 {
