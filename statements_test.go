@@ -258,11 +258,13 @@ func TestNestedIssuesQueryRunsAConstantNumberOfStatements(t *testing.T) {
 	}
 	t.Logf("statements on the tenant database per request, by first: %v", counts)
 	// 1 viewer + 4 issue page (BEGIN, page, count, COMMIT) + users + projects
-	// + comments + comment authors = 9
+	// + comments + comment authors = 9; the two user batches (issue level,
+	// comment authors) may coalesce into one when their waits overlap, so
+	// 8 is fine too. An N+1 would cost at least n more.
 	const limit = 9
 	for n, c := range counts {
-		if c != counts[1] || c > limit {
-			t.Fatalf("statements by first = %v: want the same count, at most %d, for every page size (first %d)", counts, limit, n)
+		if c < limit-1 || c > limit {
+			t.Fatalf("statements by first = %v: want %d or %d for every page size (first %d)", counts, limit-1, limit, n)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"unicode/utf8"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/google/uuid"
 
 	"github.com/tenantql/tenantql/auth"
@@ -143,11 +144,27 @@ func (r *Resolver) listIssues(ctx context.Context, projectID *uuid.UUID, first *
 	if err != nil {
 		return nil, err
 	}
+	args.SkipCount = !selects(ctx, "totalCount")
 	page, err := s.ListIssues(ctx, f, args)
 	if err != nil {
 		return nil, err
 	}
 	return issueConnection(page), nil
+}
+
+// selects reports whether the current field's selection asks for the
+// field name of its (object) result, fragments included.
+func selects(ctx context.Context, name string) bool {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return true // not under the executor: assume everything is wanted
+	}
+	for _, f := range graphql.CollectFieldsCtx(ctx, []string{fc.Field.Definition.Type.Name()}) {
+		if f.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // projectIssues is Project.issues.

@@ -358,6 +358,12 @@ func TestListIssuesFilters(t *testing.T) {
 	if err != nil || len(p.Items) != 2 || p.TotalCount != 5 || !p.HasNextPage {
 		t.Fatalf("first 2 of WEB: %d items, total %d, next %v, %v", len(p.Items), p.TotalCount, p.HasNextPage, err)
 	}
+	// SkipCount gives the same page without counting
+	skip, err := e.s.ListIssues(ctx, store.IssueFilter{ProjectKey: ptr("WEB")}, store.PageArgs{First: 2, SkipCount: true})
+	if err != nil || len(skip.Items) != 2 || skip.TotalCount != 0 || !skip.HasNextPage ||
+		skip.Items[0].ID != p.Items[0].ID || skip.Items[1].ID != p.Items[1].ID || skip.Cursors[1] != p.Cursors[1] {
+		t.Fatalf("SkipCount page differs: %+v, %v", skip, err)
+	}
 	_, err = e.s.ListIssues(ctx, store.IssueFilter{Status: ptr(store.IssueStatus("NEW"))}, store.PageArgs{First: 10})
 	wantErr(t, err, store.ErrInvalidInput)
 	_, err = e.s.ListIssues(ctx, store.IssueFilter{ProjectKey: ptr("NOPE")}, store.PageArgs{First: 0})

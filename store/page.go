@@ -18,6 +18,9 @@ type PageArgs struct {
 	// After is the cursor of the last item of the previous page; "" for
 	// the first page.
 	After string
+	// SkipCount leaves Page.TotalCount at 0 and saves the count query, for
+	// callers that do not need it. ListIssues honours it.
+	SkipCount bool
 }
 
 // Page is one page of a list, in the list's order.
