@@ -14,6 +14,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -37,7 +38,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	_ "github.com/lib/pq"
+	"github.com/lib/pq"
 
 	"github.com/tenantql/tenantql/pglocal"
 )
@@ -56,7 +57,7 @@ const (
 type options struct {
 	tenants, clients, issues, signups, maxConns, spares, parallel int
 	duration                                                      time.Duration
-	repo, pprofDir                                                string
+	repo, pprofDir, sharedBuffers                                 string
 	baseline                                                      bool
 }
 
@@ -73,6 +74,7 @@ func main() {
 	flag.StringVar(&o.repo, "repo", ".", "repository root to build the server from")
 	flag.StringVar(&o.pprofDir, "pprof", "", "directory for CPU and allocation profiles of the server during the load run")
 	flag.BoolVar(&o.baseline, "baseline", true, "also run the plain net/http baseline")
+	flag.StringVar(&o.sharedBuffers, "shared-buffers", "", "PostgreSQL shared_buffers, e.g. 2GB (default: PostgreSQL's 128MB)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -116,6 +118,18 @@ func run(ctx context.Context, o options) error {
 	defer b.cluster.Stop()
 	if b.admin, err = sqlx.Open("postgres", b.cluster.URL("postgres")); err != nil {
 		return err
+	}
+	if o.sharedBuffers != "" {
+		if _, err := b.admin.ExecContext(ctx, `ALTER SYSTEM SET shared_buffers = `+pq.QuoteLiteral(o.sharedBuffers)); err != nil {
+			return err
+		}
+		b.admin.Close()
+		if err := b.cluster.Restart(ctx); err != nil {
+			return err
+		}
+		if b.admin, err = sqlx.Open("postgres", b.cluster.URL("postgres")); err != nil {
+			return err
+		}
 	}
 	if _, err := b.admin.ExecContext(ctx, `CREATE DATABASE tenantql`); err != nil {
 		return err
@@ -802,8 +816,8 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Micros
 
 func (rep report) print(w io.Writer) {
 	o := rep.o
-	fmt.Fprintf(w, "\ntenantql benchmark: %d tenants x %d issues, %d clients, %s per run, MAX_DB_CONNECTIONS=%d\n",
-		o.tenants, o.issues, o.clients, o.duration, o.maxConns)
+	fmt.Fprintf(w, "\ntenantql benchmark: %d tenants x %d issues, %d clients, %s per run, MAX_DB_CONNECTIONS=%d, shared_buffers %s\n",
+		o.tenants, o.issues, o.clients, o.duration, o.maxConns, cmp.Or(o.sharedBuffers, "default"))
 	st, sm := medians(rep.signupSpare)
 	nt, nm := medians(rep.signupNoSpare)
 	if o.signups > 0 {
