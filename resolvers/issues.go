@@ -43,68 +43,60 @@ func pageArgs(first *int, after *string, def int) (store.PageArgs, error) {
 }
 
 func (r *Resolver) listUsers(ctx context.Context, first *int, after *string) (*model.UserConnection, error) {
-	args, err := pageArgs(first, after, 50)
-	if err != nil {
-		return nil, err
-	}
-	s, err := tenantStore(ctx)
-	if err != nil {
-		return nil, err
-	}
-	page, err := s.ListUsers(ctx, args)
-	if err != nil {
-		return nil, err
-	}
-	return userConnection(page), nil
+	return listPage(ctx, first, after, 50, (*store.Store).ListUsers, userConnection)
 }
 
 func (r *Resolver) listProjects(ctx context.Context, first *int, after *string) (*model.ProjectConnection, error) {
-	args, err := pageArgs(first, after, 50)
+	return listPage(ctx, first, after, 50, (*store.Store).ListProjects, projectConnection)
+}
+
+// listPage validates the page arguments (def is first's default), runs
+// list on the request's tenant store and converts the page.
+func listPage[T, C any](ctx context.Context, first *int, after *string, def int,
+	list func(*store.Store, context.Context, store.PageArgs) (store.Page[T], error), conv func(store.Page[T]) C) (C, error) {
+	var zero C
+	args, err := pageArgs(first, after, def)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
 	s, err := tenantStore(ctx)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	page, err := s.ListProjects(ctx, args)
+	page, err := list(s, ctx, args)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	return projectConnection(page), nil
+	return conv(page), nil
 }
 
 // projectByKey returns the project, or null when no project has key
 // (including malformed keys).
 func (r *Resolver) projectByKey(ctx context.Context, key string) (*model.Project, error) {
-	s, err := tenantStore(ctx)
-	if err != nil {
-		return nil, err
-	}
-	p, err := s.ProjectByKey(ctx, key)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return projectModel(p), nil
+	return lookupOrNull(ctx, key, (*store.Store).ProjectByKey, projectModel)
 }
 
 // issueByKey returns the issue, or null for an unknown or malformed key.
 func (r *Resolver) issueByKey(ctx context.Context, key string) (*model.Issue, error) {
+	return lookupOrNull(ctx, key, (*store.Store).IssueByKey, issueModel)
+}
+
+// lookupOrNull runs a store lookup by key on the request's tenant store:
+// store.ErrNotFound becomes GraphQL null, anything else an error.
+func lookupOrNull[T, M any](ctx context.Context, key string,
+	lookup func(*store.Store, context.Context, string) (T, error), conv func(T) *M) (*M, error) {
 	s, err := tenantStore(ctx)
 	if err != nil {
 		return nil, err
 	}
-	is, err := s.IssueByKey(ctx, key)
+	v, err := lookup(s, ctx, key)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	return issueModel(is), nil
+	return conv(v), nil
 }
 
 // issueFilter converts the GraphQL filter; projectID, when set, narrows
