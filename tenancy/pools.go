@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -82,6 +83,7 @@ type tenantPool struct {
 	gate  chan struct{} // one token per request using db (see Enter)
 	used  time.Time     // last DB call
 	limit int           // MaxOpenConns: the fair share (guarded by Pools.mu)
+	conns atomic.Int32  // connections holding a slot (see budgetDialer)
 
 	resizing sync.Mutex // one resize at a time
 }
@@ -141,11 +143,12 @@ func (p *Pools) DB(t *Tenant) (*sqlx.DB, error) {
 		return tp.db, nil
 	}
 	defer p.mu.Unlock()
-	db, err := p.open(t)
+	tp := &tenantPool{id: t.ID, gate: make(chan struct{}, p.opts.MaxConnsPerTenant), used: now, limit: p.opts.MaxConnsPerTenant}
+	db, err := p.open(t, tp)
 	if err != nil {
 		return nil, err
 	}
-	tp := &tenantPool{id: t.ID, db: db, gate: make(chan struct{}, p.opts.MaxConnsPerTenant), used: now, limit: p.opts.MaxConnsPerTenant}
+	tp.db = db
 	p.pools[t.ID] = p.lru.PushFront(tp)
 	p.active++
 	if p.shareLocked(tp) {
@@ -336,7 +339,7 @@ func (p *Pools) TenantURL(t *Tenant) (string, error) {
 	return u.String(), nil
 }
 
-func (p *Pools) open(t *Tenant) (*sqlx.DB, error) {
+func (p *Pools) open(t *Tenant, tp *tenantPool) (*sqlx.DB, error) {
 	if !p.names.pattern.MatchString(t.DBName) || !p.names.pattern.MatchString(t.RoleName) {
 		return nil, fmt.Errorf("tenancy: tenant %s: refusing database %q", t.ID, t.DBName)
 	}
@@ -353,7 +356,7 @@ func (p *Pools) open(t *Tenant) (*sqlx.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tenancy: connector for tenant %s: %w", t.ID, err)
 	}
-	c.Dialer(budgetDialer{p: p})
+	c.Dialer(budgetDialer{p: p, tp: tp})
 	db := sqlx.NewDb(sql.OpenDB(c), "postgres")
 	db.SetMaxOpenConns(p.opts.MaxConnsPerTenant)
 	db.SetMaxIdleConns(p.opts.MaxConnsPerTenant)
@@ -411,9 +414,12 @@ func (p *Pools) reclaimIdle() bool {
 	var victim *sqlx.DB
 	idle := 0
 	for e := p.lru.Back(); e != nil; e = e.Prev() {
-		db := e.Value.(*tenantPool).db
-		if idle = db.Stats().Idle; idle > 0 {
-			victim = db
+		tp := e.Value.(*tenantPool)
+		if tp.conns.Load() == 0 {
+			continue // most pools, with thousands of tenants: skip without locking them
+		}
+		if idle = tp.db.Stats().Idle; idle > 0 {
+			victim = tp.db
 			break
 		}
 	}
@@ -435,8 +441,12 @@ func (p *Pools) release() {
 }
 
 // budgetDialer makes every PostgreSQL connection of a tenant pool hold one
-// slot of the global budget until its socket closes.
-type budgetDialer struct{ p *Pools }
+// slot of the global budget until its socket closes, and counts the
+// pool's connections.
+type budgetDialer struct {
+	p  *Pools
+	tp *tenantPool
+}
 
 func (d budgetDialer) Dial(network, address string) (net.Conn, error) {
 	return d.DialContext(context.Background(), network, address)
@@ -459,7 +469,8 @@ func (d budgetDialer) DialContext(ctx context.Context, network, address string) 
 		return nil, err
 	}
 	d.p.opts.Metrics.ConnOpened()
-	return &budgetConn{Conn: c, release: d.p.release}, nil
+	d.tp.conns.Add(1)
+	return &budgetConn{Conn: c, release: func() { d.tp.conns.Add(-1); d.p.release() }}, nil
 }
 
 type budgetConn struct {
