@@ -119,7 +119,11 @@ func Presenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		code, msg, ok := classify(err)
 		if !ok {
 			id := edge.RequestIDFromContext(ctx)
-			log.ErrorContext(ctx, "internal error", "request_id", id, "path", out.Path.String(), "err", err)
+			level := slog.LevelError
+			if errors.Is(err, context.Canceled) {
+				level = slog.LevelDebug // the client left; nobody reads this answer
+			}
+			log.Log(ctx, level, "internal error", "request_id", id, "path", out.Path.String(), "err", err)
 			msg = "internal server error"
 			if id != "" {
 				msg += " (request id " + id + ")"

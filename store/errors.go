@@ -66,7 +66,9 @@ func isUnavailable(err error) bool {
 		errors.Is(err, context.DeadlineExceeded):
 		return true
 	}
-	return false
+	// database/sql's error for a pool closed under the query (the tenant
+	// was suspended, deleted or its pool evicted meanwhile) is unexported
+	return strings.Contains(err.Error(), "sql: database is closed")
 }
 
 // constraintError reports the constraint a unique (23505) or foreign key

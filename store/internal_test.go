@@ -232,6 +232,7 @@ func TestIsUnavailable(t *testing.T) {
 		{io.ErrUnexpectedEOF, true},
 		{context.DeadlineExceeded, true},
 		{context.Canceled, false},
+		{fmt.Errorf("begin: %w", errors.New("sql: database is closed")), true},
 		{errors.New("boom"), false},
 	}
 	for _, tt := range tests {
