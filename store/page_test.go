@@ -249,9 +249,14 @@ func whileInserting(t *testing.T, insert func() error, read func(between func())
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var insertErr error // written before failed is set, read after wg.Wait
-	var failed atomic.Bool
+	var failed, finished atomic.Bool
+	// a bounded number of inserts: an oldest-first list grows at its end, so
+	// an inserter faster than the reader (a loaded machine) must stop for
+	// paging to end
+	const maxInserts = 150
 	wg.Go(func() {
-		for {
+		defer finished.Store(true)
+		for range maxInserts {
 			select {
 			case <-stop:
 				return
@@ -268,7 +273,7 @@ func whileInserting(t *testing.T, insert func() error, read func(between func())
 	between := func() {
 		seen := inserted.Load()
 		deadline := time.Now().Add(10 * time.Second)
-		for inserted.Load() == seen && time.Now().Before(deadline) && !failed.Load() {
+		for inserted.Load() == seen && time.Now().Before(deadline) && !failed.Load() && !finished.Load() {
 			time.Sleep(100 * time.Microsecond)
 		}
 	}
