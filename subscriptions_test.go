@@ -395,8 +395,17 @@ func TestIssueChangedAcrossProcesses(t *testing.T) {
 		k1 := onSecond.createIssue(t, map[string]any{"projectKey": "WEB", "title": "made on the second process"})
 		k2 := owner.createIssue(t, map[string]any{"projectKey": "WEB", "title": "made on the first process"})
 		for _, c := range []*wsClient{c1, c2} {
-			if a, b := c.issueEvent(5*time.Second), c.issueEvent(5*time.Second); a["key"] != k1 || b["key"] != k2 {
-				t.Fatalf("%s: events %v, %v; want %s then %s", proto, a["key"], b["key"], k1, k2)
+			// a late echo of the syncs' probe (WEB-1) on a loaded machine is
+			// not the point here: skip it, then the two changes in order
+			next := func() any {
+				for {
+					if e := c.issueEvent(5 * time.Second); e["key"] != "WEB-1" {
+						return e["key"]
+					}
+				}
+			}
+			if a, b := next(), next(); a != k1 || b != k2 {
+				t.Fatalf("%s: events %v, %v; want %s then %s", proto, a, b, k1, k2)
 			}
 		}
 	}

@@ -76,8 +76,21 @@ func classify(err error) (code, msg string, ok bool) {
 		return CodeUnauthenticated, "invalid or expired token", true
 	case errors.Is(err, tenancy.ErrUnavailable), errors.Is(err, store.ErrUnavailable):
 		return CodeServiceUnavailable, "the database is unavailable, retry later", true
+	case isIntrospectionDisabled(err):
+		return CodeValidationFailed, "introspection is disabled on this server", true
 	}
 	return CodeInternal, "", false
+}
+
+// isIntrospectionDisabled recognises gqlgen's own (unexported) error for
+// __schema and __type when INTROSPECTION is off.
+func isIntrospectionDisabled(err error) bool {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if e.Error() == "introspection disabled" {
+			return true
+		}
+	}
+	return false
 }
 
 // clientMessage strips the internal "op: " prefixes of a wrapped sentinel
