@@ -163,7 +163,7 @@ func (a *app) listTenants(ctx context.Context, out io.Writer) error {
 			return err
 		}
 		for _, t := range page.Tenants {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Slug, t.Name, t.Status, t.Host(a.cfg.BaseDomain),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Slug, t.Name, t.Status, a.publicHost(t.Host(a.cfg.BaseDomain)),
 				t.SchemaVersion, t.CreatedAt.Format(time.RFC3339), t.LastError)
 			after = tenancy.Cursor(t)
 		}
@@ -201,7 +201,7 @@ func (a *app) createTenant(ctx context.Context, out io.Writer, in model.CreateTe
 		}
 		switch t.Status {
 		case tenancy.StatusReady:
-			fmt.Fprintf(out, "%s is READY at http://%s/\n", slug, t.Host(a.cfg.BaseDomain))
+			fmt.Fprintf(out, "%s is READY at http://%s/\n", slug, a.publicHost(t.Host(a.cfg.BaseDomain)))
 			return nil
 		case tenancy.StatusFailed:
 			return fmt.Errorf("%s FAILED: %s", slug, t.LastError)

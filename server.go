@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"net/url"
@@ -316,19 +317,19 @@ func serve(cfg Config, log *slog.Logger) error {
 	return nil
 }
 
+// publicHost is host with the port of LISTEN_ADDR, unless that is 80
+// (a server behind a proxy on 443 sets LISTEN_ADDR accordingly).
+func (a *app) publicHost(host string) string {
+	_, port, err := net.SplitHostPort(a.cfg.ListenAddr)
+	if err != nil || port == "" || port == "80" || port == "443" {
+		return host
+	}
+	return host + ":" + port
+}
+
 // printWelcome tells a developer where to click.
 func (a *app) printWelcome() {
-	_, port, _ := strings.Cut(a.cfg.ListenAddr, ":")
-	if port == "" {
-		port = "80"
-	}
-	hostport := func(h string) string {
-		if port == "80" {
-			return h
-		}
-		return h + ":" + port
-	}
-	admin, tenant := hostport(a.cfg.AdminHost), "<slug>."+hostport(a.cfg.BaseDomain)
+	admin, tenant := a.publicHost(a.cfg.AdminHost), "<slug>."+a.publicHost(a.cfg.BaseDomain)
 	fmt.Fprintf(os.Stderr, "\n  Operator console:          http://%s/app/\n  Platform Playground:       http://%s/\n"+
 		"  An organization's app:     http://%s/app/\n  Its Playground:            http://%s/\n",
 		admin, admin, tenant, tenant)
