@@ -3,6 +3,9 @@ package tenancy
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 )
 
 func TestNormalizeHost(t *testing.T) {
@@ -134,5 +137,25 @@ func TestNamingRefusesForeignIdentifiers(t *testing.T) {
 	}
 	if _, err := newNaming("Bad-Prefix"); err == nil {
 		t.Error("bad prefix accepted")
+	}
+}
+
+func TestRouteTableKeepsTheNewerTenant(t *testing.T) {
+	t.Parallel()
+	rt := newRouteTable()
+	id := uuid.New()
+	now := time.Now()
+	rt.put(id, &Tenant{ID: id, Slug: "race", Status: StatusReady, UpdatedAt: now})
+	rt.put(id, &Tenant{ID: id, Slug: "race", Status: StatusSuspended, UpdatedAt: now.Add(-time.Millisecond)})
+	if got := rt.byID[id].Status; got != StatusReady {
+		t.Fatalf("a stale read replaced the newer tenant: status %s", got)
+	}
+	rt.put(id, &Tenant{ID: id, Slug: "race", Status: StatusSuspended, UpdatedAt: now.Add(time.Millisecond)})
+	if got := rt.bySlug["race"].Status; got != StatusSuspended {
+		t.Fatalf("a newer read was ignored: status %s", got)
+	}
+	rt.put(id, nil)
+	if rt.byID[id] != nil || rt.bySlug["race"] != nil {
+		t.Fatal("removal ignored")
 	}
 }

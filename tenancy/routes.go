@@ -38,6 +38,12 @@ func newRouteTable() *routeTable {
 func (rt *routeTable) put(id uuid.UUID, t *Tenant) {
 	rt.mu.Lock()
 	old := rt.byID[id]
+	if t != nil && old != nil && t.UpdatedAt.Before(old.UpdatedAt) {
+		// a read that lost the race to a newer one (the mutation's own
+		// refresh and the NOTIFY watcher's run concurrently): keep the newer
+		rt.mu.Unlock()
+		return
+	}
 	if old != nil {
 		delete(rt.bySlug, old.Slug)
 		for _, d := range old.Domains {
