@@ -53,6 +53,14 @@ func newTestApp(t testing.TB, env map[string]string) *testApp {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startTestApp(t, cfg, prefix, true)
+}
+
+// startTestApp wires an app on cfg and runs its watcher, provisioner and
+// an httptest server until the test ends; then, with owner set, it drops
+// the tenant databases and roles of prefix (the app that made them).
+func startTestApp(t testing.TB, cfg Config, prefix string, owner bool) *testApp {
+	t.Helper()
 	level := slog.LevelWarn
 	if os.Getenv("TEST_LOG") != "" {
 		level = slog.LevelDebug
@@ -80,7 +88,9 @@ func newTestApp(t testing.TB, env map[string]string) *testApp {
 		cancel()
 		<-done
 		<-done
-		ta.dropTenantObjects(t)
+		if owner {
+			ta.dropTenantObjects(t)
+		}
 		a.Close()
 	})
 	return ta

@@ -1,15 +1,9 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
-	"net/http/httptest"
-	"os"
 	"testing"
 	"time"
-
-	"github.com/tenantql/tenantql/tenancy"
 )
 
 // tenantHost is the host of the tenant with slug in tests.
@@ -80,35 +74,7 @@ func (u *tenantUser) createIssue(t testing.TB, in map[string]any) string {
 // provisioner and HTTP server, as a second replica would run.
 func (ta *testApp) secondProcess(t testing.TB) *testApp {
 	t.Helper()
-	level := slog.LevelWarn
-	if os.Getenv("TEST_LOG") != "" {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := newApp(ctx, ta.cfg, log)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan struct{}, 2)
-	go func() {
-		defer func() { done <- struct{}{} }()
-		_ = a.registry.Watch(ctx, tenancy.WatchOptions{ListenerURL: a.controlURL, Refresh: 5 * time.Second})
-	}()
-	go func() {
-		defer func() { done <- struct{}{} }()
-		a.provisioner.Run(ctx)
-	}()
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(func() {
-		srv.Close()
-		cancel()
-		<-done
-		<-done
-		a.Close()
-	})
-	return &testApp{app: a, srv: srv, prefix: ta.prefix}
+	return startTestApp(t, ta.cfg, ta.prefix, false)
 }
 
 // nodes returns the nodes of a connection at path in r's data.
