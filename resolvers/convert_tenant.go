@@ -50,34 +50,32 @@ func pageInfo[T any](p store.Page[T]) *model.PageInfo {
 	return info
 }
 
-func userConnection(p store.Page[store.User]) *model.UserConnection {
-	conn := &model.UserConnection{Edges: make([]*model.UserEdge, len(p.Items)), PageInfo: pageInfo(p), TotalCount: p.TotalCount}
-	for i, u := range p.Items {
-		conn.Edges[i] = &model.UserEdge{Cursor: p.Cursors[i], Node: userModel(u)}
+// edges turns a page's rows into GraphQL edges: each row's node with its
+// cursor.
+func edges[T, N, E any](p store.Page[T], node func(T) N, edge func(cursor string, node N) E) []E {
+	out := make([]E, len(p.Items))
+	for i, item := range p.Items {
+		out[i] = edge(p.Cursors[i], node(item))
 	}
-	return conn
+	return out
+}
+
+func userConnection(p store.Page[store.User]) *model.UserConnection {
+	return &model.UserConnection{PageInfo: pageInfo(p), TotalCount: p.TotalCount,
+		Edges: edges(p, userModel, func(c string, n *model.User) *model.UserEdge { return &model.UserEdge{Cursor: c, Node: n} })}
 }
 
 func projectConnection(p store.Page[store.Project]) *model.ProjectConnection {
-	conn := &model.ProjectConnection{Edges: make([]*model.ProjectEdge, len(p.Items)), PageInfo: pageInfo(p), TotalCount: p.TotalCount}
-	for i, pr := range p.Items {
-		conn.Edges[i] = &model.ProjectEdge{Cursor: p.Cursors[i], Node: projectModel(pr)}
-	}
-	return conn
+	return &model.ProjectConnection{PageInfo: pageInfo(p), TotalCount: p.TotalCount,
+		Edges: edges(p, projectModel, func(c string, n *model.Project) *model.ProjectEdge { return &model.ProjectEdge{Cursor: c, Node: n} })}
 }
 
 func issueConnection(p store.Page[store.Issue]) *model.IssueConnection {
-	conn := &model.IssueConnection{Edges: make([]*model.IssueEdge, len(p.Items)), PageInfo: pageInfo(p), TotalCount: p.TotalCount}
-	for i, is := range p.Items {
-		conn.Edges[i] = &model.IssueEdge{Cursor: p.Cursors[i], Node: issueModel(is)}
-	}
-	return conn
+	return &model.IssueConnection{PageInfo: pageInfo(p), TotalCount: p.TotalCount,
+		Edges: edges(p, issueModel, func(c string, n *model.Issue) *model.IssueEdge { return &model.IssueEdge{Cursor: c, Node: n} })}
 }
 
 func commentConnection(p store.Page[store.Comment]) *model.CommentConnection {
-	conn := &model.CommentConnection{Edges: make([]*model.CommentEdge, len(p.Items)), PageInfo: pageInfo(p), TotalCount: p.TotalCount}
-	for i, c := range p.Items {
-		conn.Edges[i] = &model.CommentEdge{Cursor: p.Cursors[i], Node: commentModel(c)}
-	}
-	return conn
+	return &model.CommentConnection{PageInfo: pageInfo(p), TotalCount: p.TotalCount,
+		Edges: edges(p, commentModel, func(c string, n *model.Comment) *model.CommentEdge { return &model.CommentEdge{Cursor: c, Node: n} })}
 }
