@@ -35,6 +35,7 @@ import (
 )
 
 func main() {
+	tuneGC(os.Getenv)
 	os.Exit(run(os.Args[1:], os.Getenv))
 }
 
@@ -129,7 +130,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	a.resolver = &resolvers.Resolver{
 		Registry: a.registry, Provisioner: a.provisioner, Hosts: a.hosts,
 		Tokens: tokens, AdminToken: cfg.AdminToken, Log: log,
-		Pools: a.pools,
+		Pools: a.pools, ViewerTTL: cfg.ViewerCacheTTL,
 	}
 	ok = true
 	return a, nil

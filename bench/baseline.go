@@ -61,7 +61,7 @@ func startBaseline(cluster *pglocal.Cluster, ts []*tenant) (*baseline, error) {
 			return nil, err
 		}
 		db.SetMaxOpenConns(4)
-		db.SetMaxIdleConns(2)
+		db.SetMaxIdleConns(4) // as many as may open: no connection churn
 		b.dbs = append(b.dbs, db)
 		stores[t.host] = store.New(db)
 	}

@@ -29,6 +29,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,7 +58,7 @@ const (
 type options struct {
 	tenants, clients, issues, signups, maxConns, spares, parallel int
 	duration                                                      time.Duration
-	repo, pprofDir, sharedBuffers                                 string
+	repo, pprofDir, sharedBuffers, serverEnv, compare             string
 	baseline                                                      bool
 }
 
@@ -75,6 +76,8 @@ func main() {
 	flag.StringVar(&o.pprofDir, "pprof", "", "directory for CPU and allocation profiles of the server during the load run")
 	flag.BoolVar(&o.baseline, "baseline", true, "also run the plain net/http baseline")
 	flag.StringVar(&o.sharedBuffers, "shared-buffers", "", "PostgreSQL shared_buffers, e.g. 2GB (default: PostgreSQL's 128MB)")
+	flag.StringVar(&o.serverEnv, "server-env", "", "extra environment of the server, space-separated KEY=VALUE pairs (e.g. GOGC=200)")
+	flag.StringVar(&o.compare, "compare", "", "more GraphQL load runs after the first, each on a server restarted with this extra environment; '|' separates the runs (e.g. 'GOGC=400|GOGC=800')")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -86,13 +89,14 @@ func main() {
 
 // bench is one run's shared state.
 type bench struct {
-	o       options
-	dir     string
-	cluster *pglocal.Cluster
-	admin   *sqlx.DB // superuser on the control database
-	bin     string
-	srv     *server
-	http    *http.Client
+	o          options
+	dir        string
+	cluster    *pglocal.Cluster
+	admin      *sqlx.DB // superuser on the control database
+	bin        string
+	srv        *server
+	compareEnv string // extra environment of the current -compare run
+	http       *http.Client
 }
 
 func run(ctx context.Context, o options) error {
@@ -234,6 +238,24 @@ func run(ctx context.Context, o options) error {
 	rep.gqlHWM = b.srv.rssHWM()
 	step()
 
+	for _, env := range strings.Split(o.compare, "|") {
+		if env = strings.TrimSpace(env); env == "" {
+			continue
+		}
+		step = logStep(fmt.Sprintf("GraphQL load with %s: %d clients for %s", env, o.clients, o.duration))
+		b.srv.stop()
+		b.compareEnv = env
+		if err := b.startServer(ctx, o.spares); err != nil {
+			return err
+		}
+		r, err := b.load(ctx, "http://"+b.srv.addr, tenants, b.srv.cmd.Process.Pid)
+		if err != nil {
+			return err
+		}
+		rep.compared = append(rep.compared, compared{env: env, res: r})
+		step()
+	}
+
 	if o.baseline {
 		step = logStep(fmt.Sprintf("baseline load: %d clients for %s", o.clients, o.duration))
 		base, err := startBaseline(b.cluster, tenants)
@@ -297,6 +319,8 @@ func (b *bench) startServer(ctx context.Context, spares int) error {
 		// load that puts 80 requests a second on each tenant
 		"RATE_LIMIT_RPS=0", "PPROF_ADDR="+pprofAddr,
 	)
+	cmd.Env = append(cmd.Env, strings.Fields(b.o.serverEnv)...)
+	cmd.Env = append(cmd.Env, strings.Fields(b.compareEnv)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return err
@@ -651,6 +675,7 @@ type result struct {
 	peakTenantConns         int
 	peakBackends            int
 	peakRSS, lastRSS        int64
+	cpu                     cpuSample // spent during the run
 }
 
 // issuesAnswer is the JSON both the server and the baseline write.
@@ -711,6 +736,7 @@ func (b *bench) load(ctx context.Context, baseURL string, ts []*tenant, pid int)
 	var wg sync.WaitGroup
 	deadline := time.Now().Add(b.o.duration)
 	start := time.Now()
+	cpu0 := readCPU(pid)
 	for range b.o.clients {
 		wg.Add(1)
 		go func() {
@@ -770,6 +796,7 @@ func (b *bench) load(ctx context.Context, baseURL string, ts []*tenant, pid int)
 	}
 	wg.Wait()
 	res.elapsed = time.Since(start)
+	res.cpu = readCPU(pid).sub(cpu0)
 	close(stop)
 	<-sampled
 	slices.Sort(res.latencies)
@@ -785,6 +812,12 @@ func (r result) pct(p float64) time.Duration {
 	return r.latencies[min(len(r.latencies)-1, int(p*float64(len(r.latencies))))]
 }
 
+// compared is a load run on a server with extra environment (-compare).
+type compared struct {
+	env string
+	res result
+}
+
 type report struct {
 	o                          options
 	signupSpare, signupNoSpare []signup
@@ -792,6 +825,7 @@ type report struct {
 	bulkCount                  int
 	gql, base                  result
 	gqlHWM                     int64
+	compared                   []compared
 }
 
 // medians returns the p50 of the total and of the mutation alone.
@@ -836,12 +870,28 @@ func (rep report) print(w io.Writer) {
 			fmt.Fprintf(w, "  server RSS peak %.1f MB, %.1f MB at the end", float64(r.peakRSS)/(1<<20), float64(r.lastRSS)/(1<<20))
 		}
 		fmt.Fprintln(w)
+		if r.requests > 0 {
+			per := func(d time.Duration) string { return fmt.Sprintf("%.3f ms", d.Seconds()*1000/float64(r.requests)) }
+			fmt.Fprintf(w, "          CPU per request: whole machine %s", per(r.cpu.busy))
+			if r.cpu.server > 0 {
+				fmt.Fprintf(w, ", server %s", per(r.cpu.server))
+			}
+			fmt.Fprintf(w, ", PostgreSQL %s; CPU stolen by the hypervisor %.1f%% of the run\n",
+				per(r.cpu.postgres), 100*r.cpu.steal.Seconds()/r.elapsed.Seconds()/float64(runtime.NumCPU()))
+		}
 		if r.firstFailure != "" {
 			fmt.Fprintf(w, "          first failure: %.300s\n", r.firstFailure)
 		}
 	}
 	line("graphql", rep.gql)
 	fmt.Fprintf(w, "          server VmHWM (peak RSS since start, set-up included) %.1f MB\n", float64(rep.gqlHWM)/(1<<20))
+	for _, c := range rep.compared {
+		fmt.Fprintf(w, "graphql with %s:\n", c.env)
+		line("", c.res)
+		if rep.gql.rate() > 0 {
+			fmt.Fprintf(w, "          against the first graphql run: %.0f%%\n", 100*c.res.rate()/rep.gql.rate())
+		}
+	}
 	if o.baseline {
 		line("baseline", rep.base)
 		if rep.base.rate() > 0 {

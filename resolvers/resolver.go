@@ -4,6 +4,7 @@ package resolvers
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/tenantql/tenantql/auth"
 	"github.com/tenantql/tenantql/tenancy"
@@ -20,6 +21,10 @@ type Resolver struct {
 	// Pools opens the tenant databases; the issueChanged hub LISTENs
 	// through their URLs.
 	Pools *tenancy.Pools
+	// ViewerTTL is how long a signed-in user, once read, is remembered
+	// (VIEWER_CACHE_SECONDS); 0 reads it on every request.
+	ViewerTTL time.Duration
 
-	issueHub issueHub // one LISTEN connection per tenant with subscribers
+	issueHub issueHub    // one LISTEN connection per tenant with subscribers
+	viewers  viewerCache // signed-in users, remembered for a few seconds
 }

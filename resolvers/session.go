@@ -67,7 +67,8 @@ func tenantTarget(ctx context.Context) (*tenancy.Target, error) {
 }
 
 // viewer returns the signed-in user of the request's tenant, or
-// UNAUTHENTICATED. The lookup runs once per request.
+// UNAUTHENTICATED. The lookup runs once per request, and reaches the
+// database only when the user is not in the viewer cache.
 func (r *Resolver) viewer(ctx context.Context) (store.User, error) {
 	target, err := tenantTarget(ctx)
 	if err != nil {
@@ -89,9 +90,17 @@ func (r *Resolver) viewer(ctx context.Context) (store.User, error) {
 			s.err = newError(CodeUnauthenticated, "invalid token")
 			return
 		}
+		key := viewerKey{tenant: target.Tenant.ID, user: id}
+		if u, ok := r.viewers.get(r.ViewerTTL, key); ok {
+			s.user = u
+			return
+		}
 		s.user, s.err = store.New(target.DB).UserByID(ctx, id)
-		if errors.Is(s.err, store.ErrNotFound) {
+		switch {
+		case errors.Is(s.err, store.ErrNotFound):
 			s.err = newError(CodeUnauthenticated, "the signed-in user no longer exists")
+		case s.err == nil:
+			r.viewers.add(r.ViewerTTL, key, s.user)
 		}
 	})
 	return s.user, s.err

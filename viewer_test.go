@@ -1,0 +1,60 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/tenantql/tenantql/internal/pgtest"
+)
+
+// A user deleted directly in SQL (the API cannot delete users) loses
+// access once the viewer cache forgets it: at once with the cache off,
+// within VIEWER_CACHE_SECONDS with it on. The token stays valid meanwhile,
+// so only the lookup can refuse it.
+func TestDeletedUserLosesAccessWithinTheViewerCacheTTL(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		seconds string
+		within  time.Duration
+	}{{"0", 0}, {"1", time.Second}} {
+		t.Run("VIEWER_CACHE_SECONDS="+tc.seconds, func(t *testing.T) {
+			t.Parallel()
+			ta := newTestApp(t, map[string]string{"VIEWER_CACHE_SECONDS": tc.seconds})
+			ta.createTenant(t, "gone", false)
+			owner := ta.owner(t, "gone")
+			id, member := owner.newUser(t, "mallory", "MEMBER")
+			member.must(t, `{ viewer { id } }`, nil) // cached now, when the cache is on
+
+			tn, err := ta.registry.Get(t.Context(), "gone")
+			if err != nil {
+				t.Fatal(err)
+			}
+			db, err := sqlx.Open("postgres", pgtest.WithURLDatabase(pgtest.AdminURL(t), tn.DBName))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Exec(`DELETE FROM users WHERE id = $1`, id); err != nil {
+				t.Fatal(err)
+			}
+			deleted := time.Now()
+			for {
+				r := member.do(t, `{ viewer { id } }`, nil)
+				if r.Code() == "UNAUTHENTICATED" {
+					break
+				}
+				if r.Code() != "" {
+					t.Fatalf("viewer of a deleted user: %s", r.Raw)
+				}
+				if time.Since(deleted) > tc.within+500*time.Millisecond {
+					t.Fatalf("a user deleted %s ago still signs in (cache TTL %s)", time.Since(deleted), tc.within)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			// other users are unaffected
+			owner.must(t, `{ viewer { id } }`, nil)
+		})
+	}
+}
