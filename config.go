@@ -41,7 +41,7 @@ type Config struct {
 	SpareTenants     int           // SPARE_TENANTS: spare tenant databases kept ready
 	TenantTemplate   bool          // TENANT_TEMPLATE: clone tenant databases from a migrated template
 	PprofAddr        string        // PPROF_ADDR: serve net/http/pprof there (profiling only); "" = off
-	ViewerCacheTTL   time.Duration // VIEWER_CACHE_SECONDS: signed-in users remembered this long (default 5); 0 = off
+	UserCacheTTL     time.Duration // USER_CACHE_SECONDS: users, once read, remembered this long (default 5); 0 = off
 	// Provisioner: PROVISION_LEASE_SECONDS (default 60), PROVISION_MAX_ATTEMPTS
 	// (default 5), PROVISION_BACKOFF_MS (first retry delay, default 1000).
 	ProvisionLease       time.Duration
@@ -109,11 +109,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	c.PprofAddr = getenv("PPROF_ADDR")
-	viewerSecs, err := parseInt(getenv, "VIEWER_CACHE_SECONDS", 5)
-	if err != nil || viewerSecs < 0 {
-		return c, fmt.Errorf("VIEWER_CACHE_SECONDS: want seconds (0 turns the cache off), got %q", getenv("VIEWER_CACHE_SECONDS"))
+	userSecs, err := parseInt(getenv, "USER_CACHE_SECONDS", 5)
+	if err != nil || userSecs < 0 {
+		return c, fmt.Errorf("USER_CACHE_SECONDS: want seconds (0 turns the cache off), got %q", getenv("USER_CACHE_SECONDS"))
 	}
-	c.ViewerCacheTTL = time.Duration(viewerSecs) * time.Second
+	c.UserCacheTTL = time.Duration(userSecs) * time.Second
 	if c.SpareTenants < 0 {
 		return c, errors.New("SPARE_TENANTS must be 0 (no spares) or more")
 	}
@@ -269,7 +269,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("ws_max_connections_per_tenant", c.WSMaxPerTenant),
 		slog.Int("spare_tenants", c.SpareTenants), slog.Bool("tenant_template", c.TenantTemplate),
 		slog.Duration("provision_lease", c.ProvisionLease), slog.Int("provision_max_attempts", c.ProvisionMaxAttempts),
-		slog.Duration("provision_backoff", c.ProvisionBackoff), slog.Duration("viewer_cache_ttl", c.ViewerCacheTTL),
+		slog.Duration("provision_backoff", c.ProvisionBackoff), slog.Duration("user_cache_ttl", c.UserCacheTTL),
 	)
 }
 

@@ -212,8 +212,8 @@ func (r *Resolver) issueProject(ctx context.Context, is *model.Issue) (*model.Pr
 	return projectModel(p), nil
 }
 
-// userField resolves a user reference (assignee, reporter, author),
-// batched; "" means none.
+// userField resolves a user reference (assignee, reporter, author) from
+// the user cache, else batched; "" means none.
 func (r *Resolver) userField(ctx context.Context, userID string) (*model.User, error) {
 	if userID == "" {
 		return nil, nil
@@ -221,6 +221,14 @@ func (r *Resolver) userField(ctx context.Context, userID string) (*model.User, e
 	id, err := uuid.Parse(userID)
 	if err != nil {
 		return nil, err
+	}
+	target, err := tenantTarget(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key := userKey{tenant: target.Tenant.ID, user: id}
+	if u, ok := r.users.get(r.UserTTL, key); ok {
+		return userModel(u), nil
 	}
 	l, err := loadersFor(ctx)
 	if err != nil {
@@ -230,6 +238,7 @@ func (r *Resolver) userField(ctx context.Context, userID string) (*model.User, e
 	if err != nil {
 		return nil, err
 	}
+	r.users.add(r.UserTTL, key, u)
 	return userModel(u), nil
 }
 

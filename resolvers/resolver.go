@@ -21,10 +21,10 @@ type Resolver struct {
 	// Pools opens the tenant databases; the issueChanged hub LISTENs
 	// through their URLs.
 	Pools *tenancy.Pools
-	// ViewerTTL is how long a signed-in user, once read, is remembered
-	// (VIEWER_CACHE_SECONDS); 0 reads it on every request.
-	ViewerTTL time.Duration
+	// UserTTL is how long a user, once read, is remembered
+	// (USER_CACHE_SECONDS); 0 reads users on every request.
+	UserTTL time.Duration
 
-	issueHub issueHub    // one LISTEN connection per tenant with subscribers
-	viewers  viewerCache // signed-in users, remembered for a few seconds
+	issueHub issueHub  // one LISTEN connection per tenant with subscribers
+	users    userCache // users, remembered for a few seconds
 }

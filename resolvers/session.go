@@ -68,7 +68,7 @@ func tenantTarget(ctx context.Context) (*tenancy.Target, error) {
 
 // viewer returns the signed-in user of the request's tenant, or
 // UNAUTHENTICATED. The lookup runs once per request, and reaches the
-// database only when the user is not in the viewer cache.
+// database only when the user is not in the user cache.
 func (r *Resolver) viewer(ctx context.Context) (store.User, error) {
 	target, err := tenantTarget(ctx)
 	if err != nil {
@@ -90,8 +90,8 @@ func (r *Resolver) viewer(ctx context.Context) (store.User, error) {
 			s.err = newError(CodeUnauthenticated, "invalid token")
 			return
 		}
-		key := viewerKey{tenant: target.Tenant.ID, user: id}
-		if u, ok := r.viewers.get(r.ViewerTTL, key); ok {
+		key := userKey{tenant: target.Tenant.ID, user: id}
+		if u, ok := r.users.get(r.UserTTL, key); ok {
 			s.user = u
 			return
 		}
@@ -100,7 +100,7 @@ func (r *Resolver) viewer(ctx context.Context) (store.User, error) {
 		case errors.Is(s.err, store.ErrNotFound):
 			s.err = newError(CodeUnauthenticated, "the signed-in user no longer exists")
 		case s.err == nil:
-			r.viewers.add(r.ViewerTTL, key, s.user)
+			r.users.add(r.UserTTL, key, s.user)
 		}
 	})
 	return s.user, s.err

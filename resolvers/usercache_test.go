@@ -9,13 +9,13 @@ import (
 	"github.com/tenantql/tenantql/store"
 )
 
-func TestViewerCacheKeysByTenantAndForgetsThePasswordHash(t *testing.T) {
-	var c viewerCache
+func TestUserCacheKeysByTenantAndForgetsThePasswordHash(t *testing.T) {
+	var c userCache
 	ttl := time.Minute
 	tenantA, tenantB, user := uuid.New(), uuid.New(), uuid.New()
-	c.add(ttl, viewerKey{tenantA, user}, store.User{ID: user, Name: "ann", PasswordHash: "$argon2id$secret"})
+	c.add(ttl, userKey{tenantA, user}, store.User{ID: user, Name: "ann", PasswordHash: "$argon2id$secret"})
 
-	got, ok := c.get(ttl, viewerKey{tenantA, user})
+	got, ok := c.get(ttl, userKey{tenantA, user})
 	if !ok || got.Name != "ann" {
 		t.Fatalf("get = %+v, %v: want ann", got, ok)
 	}
@@ -23,15 +23,15 @@ func TestViewerCacheKeysByTenantAndForgetsThePasswordHash(t *testing.T) {
 		t.Errorf("cached user keeps its password hash %q", got.PasswordHash)
 	}
 	// the same user id in another tenant (or a re-created one) is unknown
-	if _, ok := c.get(ttl, viewerKey{tenantB, user}); ok {
+	if _, ok := c.get(ttl, userKey{tenantB, user}); ok {
 		t.Error("a user cached for one tenant answered for another")
 	}
 }
 
-func TestViewerCacheExpires(t *testing.T) {
-	var c viewerCache
+func TestUserCacheExpires(t *testing.T) {
+	var c userCache
 	ttl := 50 * time.Millisecond
-	k := viewerKey{uuid.New(), uuid.New()}
+	k := userKey{uuid.New(), uuid.New()}
 	c.add(ttl, k, store.User{ID: k.user})
 	if _, ok := c.get(ttl, k); !ok {
 		t.Fatal("a fresh entry is missing")
@@ -48,9 +48,9 @@ func TestViewerCacheExpires(t *testing.T) {
 	}
 }
 
-func TestViewerCacheOffRemembersNothing(t *testing.T) {
-	var c viewerCache
-	k := viewerKey{uuid.New(), uuid.New()}
+func TestUserCacheOffRemembersNothing(t *testing.T) {
+	var c userCache
+	k := userKey{uuid.New(), uuid.New()}
 	c.add(0, k, store.User{ID: k.user})
 	if _, ok := c.get(0, k); ok {
 		t.Error("a cache with no time to live remembered a user")
