@@ -2,9 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -15,14 +18,55 @@ import (
 
 // baseline is the plain net/http handler the server is compared with: the
 // same SQL (the store's ListIssues without the count, then UsersByIDs for
-// the assignees, as the resolvers and their dataloader run it; the server
-// also loads the viewer) on the same tenant
-// databases, the same JSON, with none of GraphQL, routing, tokens or the
-// connection budget: one small pool per tenant database, as the superuser.
+// the assignees the user cache does not hold, as the resolvers and their
+// dataloader run it) on the same tenant databases, with the same user
+// cache (users remembered for userTTL, as USER_CACHE_SECONDS' default), and
+// the same JSON, with none of GraphQL, routing, tokens or the connection
+// budget: one small pool per tenant database, as the superuser.
 type baseline struct {
 	addr string
 	srv  *http.Server
 	dbs  []*sqlx.DB
+}
+
+const userTTL = 5 * time.Second
+
+// userCache is the baseline's user cache: users by tenant host and id.
+type userCache struct {
+	mu    sync.Mutex
+	users map[string]map[uuid.UUID]cachedUser
+}
+
+type cachedUser struct {
+	user    store.User
+	expires time.Time
+}
+
+// get returns the cached users of ids and the ids it does not hold.
+func (c *userCache) get(host string, ids []uuid.UUID) (map[uuid.UUID]store.User, []uuid.UUID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	found, now := map[uuid.UUID]store.User{}, time.Now()
+	var missing []uuid.UUID
+	for _, id := range ids {
+		if cu, ok := c.users[host][id]; ok && now.Before(cu.expires) {
+			found[id] = cu.user
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	return found, missing
+}
+
+func (c *userCache) add(host string, users map[uuid.UUID]store.User) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.users[host] == nil {
+		c.users[host] = map[uuid.UUID]cachedUser{}
+	}
+	for id, u := range users {
+		c.users[host][id] = cachedUser{user: u, expires: time.Now().Add(userTTL)}
+	}
 }
 
 type baseNode struct {
@@ -53,6 +97,7 @@ type baseAnswer struct {
 func startBaseline(cluster *pglocal.Cluster, ts []*tenant) (*baseline, error) {
 	b := &baseline{}
 	stores := map[string]*store.Store{}
+	cache := &userCache{users: map[string]map[uuid.UUID]cachedUser{}}
 	for _, t := range ts {
 		// the server's tenant pools use binary_parameters too (one round
 		// trip per query)
@@ -85,10 +130,15 @@ func startBaseline(cluster *pglocal.Cluster, ts []*tenant) (*baseline, error) {
 				ids = append(ids, *is.AssigneeID)
 			}
 		}
-		users, err := s.UsersByIDs(r.Context(), ids)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
+		users, missing := cache.get(host, ids)
+		if len(missing) > 0 {
+			loaded, err := s.UsersByIDs(r.Context(), missing)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			cache.add(host, loaded)
+			maps.Copy(users, loaded)
 		}
 		var a baseAnswer
 		a.Data.Issues.Edges = make([]baseEdge, len(page.Items))

@@ -582,7 +582,9 @@ func (b *bench) fill(ctx context.Context, ts []*tenant) error {
 		if err := tx.Commit(); err != nil {
 			return err
 		}
-		_, err = db.ExecContext(ctx, `ANALYZE`)
+		// as autovacuum would soon after such a load (it would otherwise
+		// run during the measurement): statistics and the visibility map
+		_, err = db.ExecContext(ctx, `VACUUM ANALYZE`)
 		return err
 	})
 }
