@@ -114,7 +114,7 @@ func run(ctx context.Context, o options) error {
 	step := logStep("start PostgreSQL and build the server")
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	b.cluster, err = pglocal.Start(ctx, pglocal.Options{
-		DataDir: filepath.Join(dir, "pg"), FsyncOff: true, Logger: log, MaxConnections: max(300, o.tenants+300),
+		DataDir: filepath.Join(dir, "pg"), FsyncOff: true, Logger: log, MaxConnections: max(300, max(o.maxConns, o.tenants)+o.tenants+300), // the server's budget, the baseline's pools and ours
 	})
 	if err != nil {
 		return err
@@ -257,6 +257,7 @@ func run(ctx context.Context, o options) error {
 	}
 
 	if o.baseline {
+		b.srv.stop() // its connections would count against the baseline's
 		step = logStep(fmt.Sprintf("baseline load: %d clients for %s", o.clients, o.duration))
 		base, err := startBaseline(b.cluster, tenants)
 		if err != nil {
@@ -734,6 +735,23 @@ func (b *bench) load(ctx context.Context, baseURL string, ts []*tenant, pid int)
 			}
 		}
 	}()
+	// Warm up: one request per tenant, unmeasured, so that the run sees a
+	// server in its steady state (as many tenant connections open as the
+	// budget keeps) rather than one just started.
+	if err := forEach(ctx, ts, b.o.clients, func(t *tenant) error {
+		req, _ := http.NewRequestWithContext(ctx, "POST", baseURL+"/graphql", bytes.NewReader(body))
+		req.Host = t.host
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+t.token)
+		resp, err := b.http.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.Body.Close()
+	}); err != nil {
+		return res, fmt.Errorf("warm up: %w", err)
+	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	deadline := time.Now().Add(b.o.duration)

@@ -3,6 +3,7 @@ package tenancy
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -106,9 +107,11 @@ func (p *Provisioner) runSteps(ctx context.Context, id uuid.UUID, status Status,
 		if f == nil {
 			return fmt.Errorf("tenancy: %s step %q is not implemented", op, s)
 		}
+		start := time.Now()
 		if err := inStep(op+"."+s, f()); err != nil {
 			return err
 		}
+		p.log.Debug("tenant step done", "tenant_id", id, "step", op+"."+s, "ms", float64(time.Since(start).Microseconds())/1000)
 		if err := p.boundary(ctx, id, status, op+".after-"+s); err != nil {
 			return err
 		}
