@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantql/tenantql/edge"
 	"github.com/tenantql/tenantql/internal/pgtest"
 	"github.com/tenantql/tenantql/tenancy"
 )
@@ -27,6 +28,7 @@ type testApp struct {
 	*app
 	srv    *httptest.Server
 	prefix string
+	guard  *edge.Guard // the GraphQL edge of srv's handler
 }
 
 const testAdminToken = "test-admin-token-0123456789"
@@ -81,8 +83,9 @@ func startTestApp(t testing.TB, cfg Config, prefix string, owner bool) *testApp 
 		defer func() { done <- struct{}{} }()
 		a.provisioner.Run(ctx)
 	}()
-	srv := httptest.NewServer(a.Handler())
-	ta := &testApp{app: a, srv: srv, prefix: prefix}
+	h, guard := a.handler()
+	srv := httptest.NewServer(h)
+	ta := &testApp{app: a, srv: srv, prefix: prefix, guard: guard}
 	t.Cleanup(func() {
 		srv.Close()
 		cancel()

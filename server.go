@@ -188,6 +188,13 @@ func (a *app) Close() {
 
 // Handler is the whole HTTP surface of the process.
 func (a *app) Handler() http.Handler {
+	h, _ := a.handler()
+	return h
+}
+
+// handler builds the HTTP handler and returns it with its GraphQL edge
+// guard, which a stopping server asks to close the open websockets.
+func (a *app) handler() (http.Handler, *edge.Guard) {
 	router := &tenancy.Router{
 		Registry: a.registry, Pools: a.pools, Hosts: a.hosts, TrustProxy: a.cfg.TrustProxy,
 		Reject: resolvers.WriteHTTPError,
@@ -226,7 +233,7 @@ func (a *app) Handler() http.Handler {
 	mux.Handle(playground.AssetPrefix, playground.Assets())
 	mux.Handle("GET /{$}", router.Middleware(http.HandlerFunc(a.playgroundPage)))
 	mux.Handle(webapp.Prefix, router.Middleware(webapp.Handler()))
-	return edge.RequestID(edge.AccessLog(a.log, mux))
+	return edge.RequestID(edge.AccessLog(a.log, mux)), guard
 }
 
 // playgroundPage serves the IDE with a starter query for the host's API.
@@ -283,9 +290,10 @@ func serve(cfg Config, log *slog.Logger) error {
 		go servePprof(cfg.PprofAddr, log)
 	}
 
+	handler, guard := a.handler()
 	srv := &http.Server{
 		Addr:              cfg.ListenAddr,
-		Handler:           a.Handler(),
+		Handler:           handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout, // hijacked websockets lose their deadlines: not cut
@@ -303,10 +311,18 @@ func serve(cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: draining requests", "timeout", cfg.ShutdownTimeout)
+	log.Info("shutting down: draining requests and closing websockets", "timeout", cfg.ShutdownTimeout)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	// Websockets are hijacked: Shutdown neither closes nor waits for them.
+	// Close them (a close frame each; clients reconnect elsewhere) while
+	// the HTTP requests drain.
+	wsClosed := make(chan error, 1)
+	go func() { wsClosed <- guard.CloseWebsockets(shutdownCtx) }()
 	err = srv.Shutdown(shutdownCtx)
+	if werr := <-wsClosed; werr != nil {
+		log.Warn("websockets still open at the shutdown timeout", "err", werr)
+	}
 	cancelBG()
 	<-done
 	<-done

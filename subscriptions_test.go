@@ -31,6 +31,9 @@ type wsClient struct {
 	proto string
 	conn  *websocket.Conn
 	msgs  chan wsMessage // from the server, pings answered
+	// closeStatus is the server's close code, once msgs is closed (-1:
+	// the connection ended without a close frame)
+	closeStatus websocket.StatusCode
 }
 
 // dialWS opens a subscription connection to host with the protocol proto,
@@ -92,6 +95,7 @@ func (c *wsClient) readLoop() {
 	for {
 		_, b, err := c.conn.Read(context.Background())
 		if err != nil {
+			c.closeStatus = websocket.CloseStatus(err)
 			return
 		}
 		var m wsMessage
@@ -517,4 +521,47 @@ func (ta *testApp) waitListeners(t testing.TB, slug string, n int) {
 		sleepBriefly()
 	}
 	t.Fatalf("tenant %s has %d LISTEN sessions, want %d", slug, got, n)
+}
+
+// A stopping server closes its websockets with a close frame (http.Server
+// Shutdown neither closes nor waits for hijacked connections), on both
+// protocols, waits for their handlers, and refuses new ones.
+func TestShutdownClosesWebsocketsWithACloseFrame(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, nil)
+	ta.createTenant(t, "bye", false)
+	u := ta.owner(t, "bye")
+	u.createProject(t, "WEB", "Website")
+	u.createIssue(t, map[string]any{"projectKey": "WEB", "title": "probe"})
+	var clients []*wsClient
+	for _, proto := range []string{protoTransportWS, protoLegacyWS} {
+		c := ta.dialWS(t, tenantHost("bye"), proto, bearer(u.token), nil)
+		c.subscribe("1", issueChangedSub, map[string]any{"p": "WEB"})
+		c.syncIssues(u, "WEB-1")
+		clients = append(clients, c)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := ta.guard.CloseWebsockets(ctx); err != nil {
+		t.Fatalf("CloseWebsockets: %v", err)
+	}
+	t.Logf("2 websockets closed in %s", time.Since(start).Round(time.Millisecond))
+	for _, c := range clients {
+		for {
+			if _, ok := c.next(5 * time.Second); !ok {
+				break
+			}
+		}
+		if c.closeStatus != websocket.StatusNormalClosure {
+			t.Errorf("%s: connection ended with close status %d, want a close frame with %d", c.proto, c.closeStatus, websocket.StatusNormalClosure)
+		}
+	}
+	if _, err := ta.tryDialWS(t, tenantHost("bye"), protoTransportWS, bearer(u.token), nil); err == nil ||
+		!strings.Contains(err.Error(), "503") {
+		t.Errorf("a websocket opened during shutdown: %v", err)
+	}
+	// plain requests are not the guard's to refuse: Shutdown drains them
+	u.must(t, `{ viewer { id } }`, nil)
 }

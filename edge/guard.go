@@ -17,10 +17,11 @@ import (
 // The contract's extensions.code values the edge answers with (the same
 // strings as resolvers.Code*; edge sits below resolvers and cannot import it).
 const (
-	codeForbidden       = "FORBIDDEN"
-	codeBadRequest      = "GRAPHQL_VALIDATION_FAILED" // a request that is not a GraphQL-over-HTTP request we serve
-	codeQueryTooComplex = "QUERY_TOO_COMPLEX"
-	codeRateLimited     = "RATE_LIMITED"
+	codeForbidden          = "FORBIDDEN"
+	codeBadRequest         = "GRAPHQL_VALIDATION_FAILED" // a request that is not a GraphQL-over-HTTP request we serve
+	codeQueryTooComplex    = "QUERY_TOO_COMPLEX"
+	codeRateLimited        = "RATE_LIMITED"
+	codeServiceUnavailable = "SERVICE_UNAVAILABLE"
 )
 
 // Defaults of Options fields left zero.
@@ -67,6 +68,7 @@ type Guard struct {
 	o          Options
 	buckets    *buckets    // nil when rate limiting is off
 	websockets *connCounts // nil when uncapped
+	drain      *wsDrain
 }
 
 // NewGuard returns a Guard with o's defaults applied.
@@ -83,7 +85,7 @@ func NewGuard(o Options) *Guard {
 	if o.WriteError == nil {
 		o.WriteError = writeErrorBody
 	}
-	g := &Guard{o: o}
+	g := &Guard{o: o, drain: newWSDrain()}
 	if o.RateLimit > 0 {
 		g.buckets = newBuckets(rate.Limit(o.RateLimit), o.RateBurst, o.RateBuckets)
 	}
@@ -149,7 +151,22 @@ func (g *Guard) serveWebsocket(w http.ResponseWriter, r *http.Request, key strin
 		}
 		defer g.websockets.release(key)
 	}
-	next.ServeHTTP(w, r) // returns when the connection closes
+	ctx, done, ok := g.drain.enter(r.Context())
+	if !ok {
+		w.Header().Set("Retry-After", "1")
+		g.refuse(w, http.StatusServiceUnavailable, codeServiceUnavailable, "the server is shutting down; reconnect")
+		return
+	}
+	defer done()
+	next.ServeHTTP(w, r.WithContext(ctx)) // returns when the connection closes
+}
+
+// CloseWebsockets closes every open websocket connection with a close
+// frame, refuses new ones (503), and waits until their handlers have
+// returned or ctx ends. A stopping server calls it beside
+// http.Server.Shutdown, which does neither for hijacked connections.
+func (g *Guard) CloseWebsockets(ctx context.Context) error {
+	return g.drain.closeAll(ctx)
 }
 
 func (g *Guard) refuse(w http.ResponseWriter, status int, code, msg string) {
