@@ -2,11 +2,14 @@ package faulttest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // TestSIGTERMDrainsAndRestartKeepsEverything stops the server with
@@ -31,6 +34,18 @@ func TestSIGTERMDrainsAndRestartKeepsEverything(t *testing.T) {
 			t.Fatalf("createProject: %s", r.Raw)
 		}
 	}
+
+	// An open subscription: SIGTERM must close it with a close frame.
+	sub := openSubscription(t, s1, tenantHost(slugs[0]), tokens[slugs[0]])
+	subClosed := make(chan websocket.StatusCode, 1)
+	go func() {
+		for {
+			if _, _, err := sub.Read(context.Background()); err != nil {
+				subClosed <- websocket.CloseStatus(err)
+				return
+			}
+		}
+	}()
 
 	// Logins are slow on purpose (argon2id): many of them keep the server
 	// busy for a while. SIGTERM once the first answer is back.
@@ -78,6 +93,14 @@ func TestSIGTERMDrainsAndRestartKeepsEverything(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit code after SIGTERM = %d, want 0:\n%s", code, tail(s1.logPath, 20))
 	}
+	select {
+	case status := <-subClosed:
+		if status != websocket.StatusNormalClosure {
+			t.Errorf("the subscription ended with close status %d, want a close frame with %d", status, websocket.StatusNormalClosure)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the subscription is still open after the server exited")
+	}
 
 	s2 := d.start(t, nil)
 	for _, slug := range slugs {
@@ -90,4 +113,34 @@ func TestSIGTERMDrainsAndRestartKeepsEverything(t *testing.T) {
 		s2.viewerOK(t, slug, s2.login(t, slug))
 	}
 	d.mustDoctorClean(t)
+}
+
+// openSubscription opens a graphql-transport-ws connection to host as
+// token's user, subscribes to issueChanged on project KEEP and returns
+// the connection once the server acknowledged it.
+func openSubscription(t *testing.T, s *server, host, token string) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.base, "http")+"/graphql", &websocket.DialOptions{
+		Host: host, Subprotocols: []string{"graphql-transport-ws"},
+	})
+	if err != nil {
+		t.Fatalf("dial %s: %v", host, err)
+	}
+	t.Cleanup(func() { _ = conn.CloseNow() })
+	send := func(m map[string]any) {
+		b, _ := json.Marshal(m)
+		if err := conn.Write(ctx, websocket.MessageText, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + token}})
+	_, b, err := conn.Read(ctx)
+	if err != nil || !strings.Contains(string(b), `"connection_ack"`) {
+		t.Fatalf("connection_init answered %s (%v)", b, err)
+	}
+	send(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{
+		"query": `subscription { issueChanged(projectKey: "KEEP") { key } }`}})
+	return conn
 }
