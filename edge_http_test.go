@@ -171,6 +171,62 @@ func TestCORSAcrossTenants(t *testing.T) {
 	}
 }
 
+// TestCORSOnHostLevelRefusals: an unknown or suspended tenant's refusal
+// carries CORS headers for the origins that may call that host (its own
+// host name, CORS_ORIGINS), so the page can read the code; preflights to
+// it from those origins pass; other origins get nothing.
+func TestCORSOnHostLevelRefusals(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, map[string]string{"CORS_ORIGINS": "https://app.partner.test"})
+	ta.createRoutedTenant(t, "nap")
+	mustOK(t, ta.admin(t, `mutation { suspendTenant(slug: "nap") { status } }`, nil))
+	ta.waitRouted(t, "nap.example.test", 403)
+	q := jsonBody("{ organization { slug } }", nil)
+	for _, c := range []struct {
+		host, origin, code string
+		status             int
+		allowed            bool
+	}{
+		{"nap.example.test", "https://app.partner.test", "TENANT_SUSPENDED", 403, true},
+		{"nap.example.test", "http://nap.example.test:5173", "TENANT_SUSPENDED", 403, true},
+		{"nap.example.test", "https://evil.test", "TENANT_SUSPENDED", 403, false},
+		{"ghost.example.test", "https://app.partner.test", "TENANT_NOT_FOUND", 404, true},
+		{"ghost.example.test", "https://ghost.example.test", "TENANT_NOT_FOUND", 404, true},
+		{"ghost.example.test", "https://nap.example.test", "TENANT_NOT_FOUND", 404, false},
+	} {
+		r := ta.raw(t, "POST", c.host, q, map[string]string{"Content-Type": "application/json", "Origin": c.origin})
+		acao := r.Header.Get("Access-Control-Allow-Origin")
+		if r.Status != c.status || r.Code() != c.code {
+			t.Errorf("%s from %s: HTTP %d %s", c.host, c.origin, r.Status, r.Raw)
+		}
+		if want := map[bool]string{true: c.origin, false: ""}[c.allowed]; acao != want {
+			t.Errorf("%s from %s: Access-Control-Allow-Origin %q, want %q", c.host, c.origin, acao, want)
+		}
+		if c.allowed && !strings.Contains(r.Header.Get("Access-Control-Expose-Headers"), "X-Request-Id") {
+			t.Errorf("%s from %s: exposes %q", c.host, c.origin, r.Header.Get("Access-Control-Expose-Headers"))
+		}
+	}
+	preflight := func(host, origin string) *http.Response {
+		req, _ := http.NewRequest("OPTIONS", ta.srv.URL+"/graphql", nil)
+		req.Host = host
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		resp, err := ta.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := preflight("nap.example.test", "https://app.partner.test"); resp.StatusCode != 204 ||
+		resp.Header.Get("Access-Control-Allow-Origin") != "https://app.partner.test" {
+		t.Errorf("allowed preflight to a suspended tenant: %d %v", resp.StatusCode, resp.Header)
+	}
+	if resp := preflight("nap.example.test", "https://evil.test"); resp.StatusCode != 403 || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("foreign preflight to a suspended tenant: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
 // TestRateLimitPerTenant: a tenant over its bucket gets 429 RATE_LIMITED
 // with Retry-After; other tenants and the admin host go on.
 func TestRateLimitPerTenant(t *testing.T) {

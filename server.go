@@ -195,9 +195,20 @@ func (a *app) Handler() http.Handler {
 // handler builds the HTTP handler and returns it with its GraphQL edge
 // guard, which a stopping server asks to close the open websockets.
 func (a *app) handler() (http.Handler, *edge.Guard) {
+	guard := edge.NewGuard(edge.Options{
+		Hosts: a.hosts, CORSOrigins: a.cfg.CORSOrigins, MaxBodyBytes: a.cfg.MaxBodyBytes,
+		RateLimit: a.cfg.RateLimitRPS, RateBurst: a.cfg.RateLimitBurst, MaxWebsockets: a.cfg.WSMaxPerTenant,
+		WriteError: resolvers.WriteErrorBody,
+	})
 	router := &tenancy.Router{
 		Registry: a.registry, Pools: a.pools, Hosts: a.hosts, TrustProxy: a.cfg.TrustProxy,
-		Reject: resolvers.WriteHTTPError,
+		// a page allowed to call the host can read why it was refused
+		Reject: func(w http.ResponseWriter, r *http.Request, err error) {
+			host, _ := tenancy.RequestHost(r, a.cfg.TrustProxy)
+			if !guard.RejectionCORS(w, r, host) {
+				resolvers.WriteHTTPError(w, r, err)
+			}
+		},
 	}
 	hostKind := func(r *http.Request) string {
 		if t, ok := tenancy.FromContext(r.Context()); ok && t.Tenant != nil {
@@ -209,11 +220,6 @@ func (a *app) handler() (http.Handler, *edge.Guard) {
 		Introspection: a.cfg.Introspection, Suggestions: a.cfg.FieldSuggestions, Limits: a.cfg.Limits,
 		WSInitTimeout: a.cfg.WSInitTimeout, WSKeepAlive: a.cfg.WSKeepAlive, WSMessageBytes: a.cfg.MaxBodyBytes,
 		APQTenants: a.cfg.APQTenants, APQBytesPerTenant: a.cfg.APQBytesPerTenant,
-	})
-	guard := edge.NewGuard(edge.Options{
-		Hosts: a.hosts, CORSOrigins: a.cfg.CORSOrigins, MaxBodyBytes: a.cfg.MaxBodyBytes,
-		RateLimit: a.cfg.RateLimitRPS, RateBurst: a.cfg.RateLimitBurst, MaxWebsockets: a.cfg.WSMaxPerTenant,
-		WriteError: resolvers.WriteErrorBody,
 	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

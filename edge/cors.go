@@ -36,16 +36,27 @@ func (g *Guard) cors(w http.ResponseWriter, r *http.Request, t *tenancy.Target) 
 		return false
 	}
 	h.Set("Access-Control-Allow-Origin", origin)
-	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
-		h.Add("Vary", "Access-Control-Request-Method")
-		h.Add("Vary", "Access-Control-Request-Headers")
-		h.Set("Access-Control-Allow-Methods", allowedMethods)
-		h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
-		h.Set("Access-Control-Max-Age", corsMaxAge)
-		w.WriteHeader(http.StatusNoContent)
+	if answerPreflight(w, r) {
 		return false
 	}
 	h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
+	return true
+}
+
+// answerPreflight answers r with 204 and the allowed methods and headers
+// if it is a preflight (the origin was found allowed) and reports whether
+// it was.
+func answerPreflight(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "" {
+		return false
+	}
+	h := w.Header()
+	h.Add("Vary", "Access-Control-Request-Method")
+	h.Add("Vary", "Access-Control-Request-Headers")
+	h.Set("Access-Control-Allow-Methods", allowedMethods)
+	h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
+	h.Set("Access-Control-Max-Age", corsMaxAge)
+	w.WriteHeader(http.StatusNoContent)
 	return true
 }
 
@@ -54,17 +65,11 @@ func (g *Guard) cors(w http.ResponseWriter, r *http.Request, t *tenancy.Target) 
 // (a tenant's subdomain or custom domains; the admin host), on any port, or
 // an origin listed in CORSOrigins. Another tenant's origin never is.
 func (g *Guard) OriginAllowed(t *tenancy.Target, origin string) bool {
-	o := strings.ToLower(origin)
-	if slices.Contains(g.o.CORSOrigins, strings.TrimSuffix(o, "/")) {
+	if g.listedOrigin(origin) {
 		return true
 	}
-	u, err := url.Parse(o)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-		u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return false
-	}
-	host := strings.TrimSuffix(u.Hostname(), ".")
-	if host == "" {
+	host, ok := originHost(origin)
+	if !ok {
 		return false
 	}
 	if t == nil || t.Tenant == nil {
@@ -83,4 +88,53 @@ func (g *Guard) OriginAllowed(t *tenancy.Target, origin string) bool {
 		}
 	}
 	return false
+}
+
+// RejectionCORS sets the CORS headers on an answer that host routing
+// gives instead of serving the request (an unknown, suspended or deleted
+// tenant; a tenant over its admission limit), so that a page allowed to
+// call host can read why. Without the tenant's record only two kinds of
+// origin are known to be allowed: one on host itself (any port) and the
+// CORS_ORIGINS. A preflight from such an origin is answered here (204), so
+// that the request itself comes and reads the error; RejectionCORS then
+// reports true and the caller writes nothing more.
+func (g *Guard) RejectionCORS(w http.ResponseWriter, r *http.Request, host string) (answered bool) {
+	h := w.Header()
+	h.Add("Vary", "Origin")
+	origin := r.Header.Get("Origin")
+	if origin == "" || !g.rejectionOriginAllowed(origin, host) {
+		return false
+	}
+	h.Set("Access-Control-Allow-Origin", origin)
+	if answerPreflight(w, r) {
+		return true
+	}
+	h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
+	return false
+}
+
+func (g *Guard) rejectionOriginAllowed(origin, host string) bool {
+	if g.listedOrigin(origin) {
+		return true
+	}
+	h, ok := originHost(origin)
+	return ok && h == strings.TrimSuffix(strings.ToLower(host), ".")
+}
+
+// listedOrigin reports whether origin is one of CORSOrigins.
+func (g *Guard) listedOrigin(origin string) bool {
+	return slices.Contains(g.o.CORSOrigins, strings.TrimSuffix(strings.ToLower(origin), "/"))
+}
+
+// originHost returns the lower-case host name of an http or https origin
+// ("https://acme.example.com:8443" → "acme.example.com"); ok is false for
+// anything that is not a bare origin.
+func originHost(origin string) (host string, ok bool) {
+	u, err := url.Parse(strings.ToLower(origin))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return "", false
+	}
+	host = strings.TrimSuffix(u.Hostname(), ".")
+	return host, host != ""
 }
