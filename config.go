@@ -31,6 +31,7 @@ type Config struct {
 	CORSOrigins      []string
 	MaxDBConnections int
 	MaxConnsTenant   int
+	DBIdleTimeout    time.Duration // DB_IDLE_TIMEOUT_SECONDS: a tenant connection idle this long is closed (default 30)
 	Introspection    bool
 	FieldSuggestions bool // "Did you mean ...?" hints in validation errors
 	LogLevel         slog.Level
@@ -102,6 +103,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if c.MaxConnsTenant, err = parseInt(getenv, "MAX_DB_CONNECTIONS_PER_TENANT", min(8, c.MaxDBConnections)); err != nil {
 		return c, err
 	}
+	idleSecs, err := parseInt(getenv, "DB_IDLE_TIMEOUT_SECONDS", 30)
+	if err != nil || idleSecs <= 0 {
+		return c, fmt.Errorf("DB_IDLE_TIMEOUT_SECONDS: want seconds (at least 1), got %q", getenv("DB_IDLE_TIMEOUT_SECONDS"))
+	}
+	c.DBIdleTimeout = time.Duration(idleSecs) * time.Second
 	if c.SpareTenants, err = parseInt(getenv, "SPARE_TENANTS", 2); err != nil {
 		return c, err
 	}
@@ -263,6 +269,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("admin_token", mask(c.AdminToken)), slog.String("secret_key", mask(c.SecretKey)),
 		slog.Bool("trust_proxy", c.TrustProxy), slog.Any("cors_origins", c.CORSOrigins),
 		slog.Int("max_db_connections", c.MaxDBConnections), slog.Int("max_db_connections_per_tenant", c.MaxConnsTenant),
+		slog.Duration("db_idle_timeout", c.DBIdleTimeout),
 		slog.Bool("introspection", c.Introspection), slog.Bool("field_suggestions", c.FieldSuggestions),
 		slog.Any("limits", c.Limits), slog.Int64("max_body_bytes", c.MaxBodyBytes),
 		slog.Float64("rate_limit_rps", c.RateLimitRPS), slog.Int("rate_limit_burst", c.RateLimitBurst),

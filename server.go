@@ -99,8 +99,8 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	a.metrics = metrics.New()
 	a.pools, err = tenancy.NewPools(tenancy.PoolOptions{
 		ServerURL: a.controlURL, MaxConns: cfg.MaxDBConnections, MaxConnsPerTenant: cfg.MaxConnsTenant,
-		NamePrefix: cfg.NamePrefix,
-		Metrics:    a.metrics,
+		IdleTimeout: cfg.DBIdleTimeout, NamePrefix: cfg.NamePrefix,
+		Metrics: a.metrics,
 	}, sealer)
 	if err != nil {
 		return nil, err
