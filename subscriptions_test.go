@@ -250,7 +250,15 @@ func (c *wsClient) syncIssues(user *tenantUser, probe string) {
 				c.t.Fatalf("%s: subscription failed while syncing: %+v", c.proto, e)
 			}
 			if field(e.Data, "issueChanged", "title") == title {
-				return
+				// An event carries the issue as read when its notification
+				// is handled, so an earlier probe's notification handled
+				// late shows this title too and may still follow: drop
+				// events until the feed is quiet.
+				for {
+					if _, ok := c.tryEvent(300 * time.Millisecond); !ok {
+						return
+					}
+				}
 			}
 		}
 	}
