@@ -3,6 +3,7 @@ package auth
 import (
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -75,5 +76,29 @@ func TestAdminTokenMatches(t *testing.T) {
 		if got := AdminTokenMatches(c.configured, c.presented); got != c.want {
 			t.Errorf("AdminTokenMatches(%q, %q) = %v", c.configured, c.presented, got)
 		}
+	}
+}
+
+// A burst of password checks runs at most GOMAXPROCS argon2id
+// computations (19 MiB each) at once.
+func TestPasswordHashingIsBoundedToTheCPUs(t *testing.T) {
+	hash, err := HashPassword("burst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	peakHashing.Store(0)
+	var wg sync.WaitGroup
+	for range 4 * cap(hashSlots) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := CheckPassword(hash, "burst"); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if peak := peakHashing.Load(); peak < 1 || int(peak) > cap(hashSlots) {
+		t.Fatalf("peak argon2id computations at once = %d, want 1..%d", peak, cap(hashSlots))
 	}
 }

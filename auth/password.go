@@ -8,7 +8,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -25,6 +27,35 @@ const (
 	argonSaltLen = 16
 )
 
+// hashSlots bounds the argon2id computations running at once to the CPUs
+// Go uses: each holds 19 MiB, and more at once would not finish sooner,
+// so a burst of logins queues here instead of growing the heap by 19 MiB
+// per request (40 logins at once were 760 MiB, against a 128 MiB soft
+// memory limit).
+var hashSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
+
+// idKey is argon2.IDKey within hashSlots.
+func idKey(password, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte {
+	hashSlots <- struct{}{}
+	defer func() { <-hashSlots }()
+	notePeak(hashing.Add(1))
+	defer hashing.Add(-1)
+	return argon2.IDKey(password, salt, time, memory, threads, keyLen)
+}
+
+func notePeak(n int32) {
+	for {
+		peak := peakHashing.Load()
+		if n <= peak || peakHashing.CompareAndSwap(peak, n) {
+			return
+		}
+	}
+}
+
+// hashing counts the computations running; peakHashing is its highest
+// value so far (for tests).
+var hashing, peakHashing atomic.Int32
+
 // HashPassword returns an argon2id hash of password in the PHC string format
 // ($argon2id$v=19$m=...,t=...,p=...$salt$key).
 func HashPassword(password string) (string, error) {
@@ -32,7 +63,7 @@ func HashPassword(password string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("auth: salt: %w", err)
 	}
-	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	key := idKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
 		argon2.Version, argonMemory, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
@@ -63,7 +94,7 @@ func CheckPassword(hash, password string) error {
 	if err != nil {
 		return fmt.Errorf("auth: malformed key: %w", err)
 	}
-	got := argon2.IDKey([]byte(password), salt, time, memory, threads, uint32(len(want)))
+	got := idKey([]byte(password), salt, time, memory, threads, uint32(len(want)))
 	if subtle.ConstantTimeCompare(got, want) != 1 {
 		return ErrWrongPassword
 	}
