@@ -101,3 +101,20 @@ func (ta *testApp) createRoutedTenant(t testing.TB, slug string) {
 	ta.createTenant(t, slug, false)
 	ta.waitRouted(t, slug+".example.test", 200)
 }
+
+// preflight sends a CORS preflight for a POST with Apollo's headers from
+// origin to host's /graphql and returns the answer (body closed).
+func (ta *testApp) preflight(t testing.TB, host, origin string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("OPTIONS", ta.srv.URL+"/graphql", nil)
+	req.Host = host
+	req.Header.Set("Origin", origin)
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "authorization,content-type,apollo-require-preflight")
+	resp, err := ta.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}

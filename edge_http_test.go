@@ -143,19 +143,7 @@ func TestCORSAcrossTenants(t *testing.T) {
 	}
 
 	// preflights through the whole stack
-	preflight := func(host, origin string) *http.Response {
-		req, _ := http.NewRequest("OPTIONS", ta.srv.URL+"/graphql", nil)
-		req.Host = host
-		req.Header.Set("Origin", origin)
-		req.Header.Set("Access-Control-Request-Method", "POST")
-		req.Header.Set("Access-Control-Request-Headers", "authorization,content-type,apollo-require-preflight")
-		resp, err := ta.srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
-	}
+	preflight := func(host, origin string) *http.Response { return ta.preflight(t, host, origin) }
 	resp := preflight("corsa.example.test", "http://corsa.example.test:5173")
 	h := resp.Header
 	if resp.StatusCode != 204 || h.Get("Access-Control-Allow-Origin") != "http://corsa.example.test:5173" ||
@@ -206,18 +194,7 @@ func TestCORSOnHostLevelRefusals(t *testing.T) {
 			t.Errorf("%s from %s: exposes %q", c.host, c.origin, r.Header.Get("Access-Control-Expose-Headers"))
 		}
 	}
-	preflight := func(host, origin string) *http.Response {
-		req, _ := http.NewRequest("OPTIONS", ta.srv.URL+"/graphql", nil)
-		req.Host = host
-		req.Header.Set("Origin", origin)
-		req.Header.Set("Access-Control-Request-Method", "POST")
-		resp, err := ta.srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
-	}
+	preflight := func(host, origin string) *http.Response { return ta.preflight(t, host, origin) }
 	if resp := preflight("nap.example.test", "https://app.partner.test"); resp.StatusCode != 204 ||
 		resp.Header.Get("Access-Control-Allow-Origin") != "https://app.partner.test" {
 		t.Errorf("allowed preflight to a suspended tenant: %d %v", resp.StatusCode, resp.Header)

@@ -24,8 +24,7 @@ const (
 // runs, websocket upgrades included. Preflights are answered here. It
 // reports whether the request goes on.
 func (g *Guard) cors(w http.ResponseWriter, r *http.Request, t *tenancy.Target) bool {
-	h := w.Header()
-	h.Add("Vary", "Origin")
+	w.Header().Add("Vary", "Origin")
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return true
@@ -35,12 +34,19 @@ func (g *Guard) cors(w http.ResponseWriter, r *http.Request, t *tenancy.Target) 
 			"origin %.200q may not call this host's API: only the organization's own hosts and CORS_ORIGINS may", origin))
 		return false
 	}
-	h.Set("Access-Control-Allow-Origin", origin)
+	return !allowOrigin(w, r, origin)
+}
+
+// allowOrigin answers an allowed origin: it echoes origin, then either
+// answers a preflight (and reports true: nothing more to write) or
+// exposes the headers a page may read.
+func allowOrigin(w http.ResponseWriter, r *http.Request, origin string) (preflightAnswered bool) {
+	w.Header().Set("Access-Control-Allow-Origin", origin)
 	if answerPreflight(w, r) {
-		return false
+		return true
 	}
-	h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
-	return true
+	w.Header().Set("Access-Control-Expose-Headers", corsExposeHeaders)
+	return false
 }
 
 // answerPreflight answers r with 204 and the allowed methods and headers
@@ -99,18 +105,12 @@ func (g *Guard) OriginAllowed(t *tenancy.Target, origin string) bool {
 // that the request itself comes and reads the error; RejectionCORS then
 // reports true and the caller writes nothing more.
 func (g *Guard) RejectionCORS(w http.ResponseWriter, r *http.Request, host string) (answered bool) {
-	h := w.Header()
-	h.Add("Vary", "Origin")
+	w.Header().Add("Vary", "Origin")
 	origin := r.Header.Get("Origin")
 	if origin == "" || !g.rejectionOriginAllowed(origin, host) {
 		return false
 	}
-	h.Set("Access-Control-Allow-Origin", origin)
-	if answerPreflight(w, r) {
-		return true
-	}
-	h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
-	return false
+	return allowOrigin(w, r, origin)
 }
 
 func (g *Guard) rejectionOriginAllowed(origin, host string) bool {
