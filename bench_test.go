@@ -20,3 +20,22 @@ func BenchmarkIssuesQuery(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkIssuesPage measures the query of the load benchmark (bench/):
+// issues(first: 20) with each assignee's id and name, through the real
+// HTTP handler on PostgreSQL. Profile it with -cpuprofile/-memprofile.
+func BenchmarkIssuesPage(b *testing.B) {
+	ta := newTestApp(b, nil)
+	ta.createTenant(b, "page", true)
+	owner := ta.owner(b, "page")
+	const q = `{ issues(first: 20) { edges { node { id number title status assignee { id name } } } } }`
+	if r := owner.must(b, q, nil); len(nodes(r, "issues")) != 20 {
+		b.Fatalf("want 20 issues: %s", r.Raw)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if r := owner.do(b, q, nil); len(r.Errors) > 0 || r.Data == nil {
+			b.Fatalf("query failed: %s", r.Raw)
+		}
+	}
+}

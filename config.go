@@ -31,6 +31,7 @@ type Config struct {
 	CORSOrigins      []string
 	MaxDBConnections int
 	MaxConnsTenant   int
+	MaxListenConns   int           // MAX_LISTEN_CONNECTIONS: tenants followed for subscriptions at once, one LISTEN connection each, within MAX_DB_CONNECTIONS (default a quarter of it, at least 1)
 	DBIdleTimeout    time.Duration // DB_IDLE_TIMEOUT_SECONDS: a tenant connection idle this long is closed (default 30)
 	Introspection    bool
 	FieldSuggestions bool // "Did you mean ...?" hints in validation errors
@@ -103,6 +104,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if c.MaxConnsTenant, err = parseInt(getenv, "MAX_DB_CONNECTIONS_PER_TENANT", min(8, c.MaxDBConnections)); err != nil {
 		return c, err
 	}
+	if c.MaxListenConns, err = parseInt(getenv, "MAX_LISTEN_CONNECTIONS", max(1, c.MaxDBConnections/4)); err != nil {
+		return c, err
+	}
 	idleSecs, err := parseInt(getenv, "DB_IDLE_TIMEOUT_SECONDS", 30)
 	if err != nil || idleSecs <= 0 {
 		return c, fmt.Errorf("DB_IDLE_TIMEOUT_SECONDS: want seconds (at least 1), got %q", getenv("DB_IDLE_TIMEOUT_SECONDS"))
@@ -156,6 +160,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.MaxDBConnections < 1 || c.MaxConnsTenant < 1 || c.MaxConnsTenant > c.MaxDBConnections {
 		return c, errors.New("MAX_DB_CONNECTIONS and MAX_DB_CONNECTIONS_PER_TENANT must be positive, the second at most the first")
+	}
+	if c.MaxListenConns < 1 || c.MaxListenConns >= c.MaxDBConnections && c.MaxDBConnections > 1 {
+		return c, errors.New("MAX_LISTEN_CONNECTIONS must be at least 1 and less than MAX_DB_CONNECTIONS (its connections come out of that budget)")
 	}
 	if !c.Dev() {
 		if c.AdminToken == "" {

@@ -324,7 +324,7 @@ func TestEdgeConfig(t *testing.T) {
 		prod.MaxBodyBytes != 1<<20 || prod.RateLimitRPS != 100 || prod.RateLimitBurst != 200 || prod.WSMaxPerTenant != 500 ||
 		prod.WSInitTimeout.Seconds() != 10 || prod.WSKeepAlive.Seconds() != 15 || prod.ReadHeaderTimeout.Seconds() != 10 ||
 		prod.ReadTimeout.Seconds() != 30 || prod.WriteTimeout.Seconds() != 60 || prod.IdleTimeout.Seconds() != 120 ||
-		prod.UserCacheTTL.Seconds() != 5 || prod.DBIdleTimeout.Seconds() != 30 {
+		prod.UserCacheTTL.Seconds() != 5 || prod.DBIdleTimeout.Seconds() != 30 || prod.MaxListenConns != 16 {
 		t.Errorf("defaults: %+v", prod)
 	}
 	off, err := LoadConfig(env("RATE_LIMIT_RPS", "0"))
@@ -336,6 +336,7 @@ func TestEdgeConfig(t *testing.T) {
 		{"MAX_BODY_BYTES", "0"}, {"RATE_LIMIT_RPS", "-1"}, {"RATE_LIMIT_RPS", "NaN"}, {"RATE_LIMIT_BURST", "0"},
 		{"WS_MAX_CONNECTIONS_PER_TENANT", "0"}, {"HTTP_WRITE_TIMEOUT_SECONDS", "0"}, {"FIELD_SUGGESTIONS", "maybe"},
 		{"USER_CACHE_SECONDS", "-1"}, {"USER_CACHE_SECONDS", "soon"}, {"DB_IDLE_TIMEOUT_SECONDS", "0"},
+		{"MAX_LISTEN_CONNECTIONS", "0"}, {"MAX_LISTEN_CONNECTIONS", "64"},
 	} {
 		if _, err := LoadConfig(env(bad...)); err == nil || !strings.Contains(err.Error(), bad[0]) {
 			t.Errorf("%s=%s: err = %v", bad[0], bad[1], err)

@@ -130,7 +130,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	a.resolver = &resolvers.Resolver{
 		Registry: a.registry, Provisioner: a.provisioner, Hosts: a.hosts,
 		Tokens: tokens, AdminToken: cfg.AdminToken, Log: log,
-		Pools: a.pools, UserTTL: cfg.UserCacheTTL,
+		Pools: a.pools, UserTTL: cfg.UserCacheTTL, MaxIssueFeeds: cfg.MaxListenConns,
 	}
 	ok = true
 	return a, nil

@@ -29,6 +29,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -58,7 +59,7 @@ const (
 type options struct {
 	tenants, clients, issues, signups, maxConns, spares, parallel int
 	duration                                                      time.Duration
-	repo, pprofDir, sharedBuffers, serverEnv, compare             string
+	repo, pprofDir, sharedBuffers, pgConf, serverEnv, compare     string
 	baseline                                                      bool
 }
 
@@ -76,6 +77,7 @@ func main() {
 	flag.StringVar(&o.pprofDir, "pprof", "", "directory for CPU and allocation profiles of the server during the load run")
 	flag.BoolVar(&o.baseline, "baseline", true, "also run the plain net/http baseline")
 	flag.StringVar(&o.sharedBuffers, "shared-buffers", "", "PostgreSQL shared_buffers, e.g. 2GB (default: PostgreSQL's 128MB)")
+	flag.StringVar(&o.pgConf, "pg-conf", "", "more PostgreSQL settings, space-separated name=value pairs (e.g. autovacuum_naptime=10min)")
 	flag.StringVar(&o.serverEnv, "server-env", "", "extra environment of the server, space-separated KEY=VALUE pairs (e.g. GOGC=200)")
 	flag.StringVar(&o.compare, "compare", "", "more GraphQL load runs after the first, each on a server restarted with this extra environment; '|' separates the runs (e.g. 'GOGC=400|GOGC=800')")
 	flag.Parse()
@@ -123,9 +125,19 @@ func run(ctx context.Context, o options) error {
 	if b.admin, err = sqlx.Open("postgres", b.cluster.URL("postgres")); err != nil {
 		return err
 	}
+	settings := strings.Fields(o.pgConf)
 	if o.sharedBuffers != "" {
-		if _, err := b.admin.ExecContext(ctx, `ALTER SYSTEM SET shared_buffers = `+pq.QuoteLiteral(o.sharedBuffers)); err != nil {
-			return err
+		settings = append(settings, "shared_buffers="+o.sharedBuffers)
+	}
+	if len(settings) > 0 {
+		for _, kv := range settings {
+			name, value, ok := strings.Cut(kv, "=")
+			if !ok || !pgSettingName.MatchString(name) {
+				return fmt.Errorf("-pg-conf: %q is not name=value", kv)
+			}
+			if _, err := b.admin.ExecContext(ctx, `ALTER SYSTEM SET `+name+` = `+pq.QuoteLiteral(value)); err != nil {
+				return fmt.Errorf("-pg-conf %s: %w", name, err)
+			}
 		}
 		b.admin.Close()
 		if err := b.cluster.Restart(ctx); err != nil {
@@ -866,12 +878,16 @@ func median(ds []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
+// pgSettingName is what -pg-conf accepts as a setting's name (it is
+// spliced into ALTER SYSTEM).
+var pgSettingName = regexp.MustCompile(`^[a-z_]+$`)
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
 
 func (rep report) print(w io.Writer) {
 	o := rep.o
-	fmt.Fprintf(w, "\ntenantql benchmark: %d tenants x %d issues, %d clients, %s per run, MAX_DB_CONNECTIONS=%d, shared_buffers %s\n",
-		o.tenants, o.issues, o.clients, o.duration, o.maxConns, cmp.Or(o.sharedBuffers, "default"))
+	fmt.Fprintf(w, "\ntenantql benchmark: %d tenants x %d issues, %d clients, %s per run, MAX_DB_CONNECTIONS=%d, shared_buffers %s, PostgreSQL settings: %s\n",
+		o.tenants, o.issues, o.clients, o.duration, o.maxConns, cmp.Or(o.sharedBuffers, "default"), cmp.Or(o.pgConf, "default"))
 	st, sm := medians(rep.signupSpare)
 	nt, nm := medians(rep.signupNoSpare)
 	if o.signups > 0 {

@@ -1,12 +1,14 @@
 package resolvers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
 	"github.com/tenantql/tenantql/graph/model"
@@ -21,6 +23,13 @@ const (
 	issueLoadTimeout     = 5 * time.Second  // to read a changed issue
 	listenerMinReconnect = 250 * time.Millisecond
 	listenerMaxReconnect = 30 * time.Second
+	defaultIssueFeeds    = 16
+	// After a reconnection the feed reads the issues changed since the
+	// newest one it saw, less replayOverlap (updated_at is set before
+	// commit, so a slow transaction can land a little in the past), at
+	// most replayLimit of them.
+	replayOverlap = 2 * time.Second
+	replayLimit   = 500
 )
 
 // issueHub fans the issue_changed notifications of tenant databases out
@@ -31,7 +40,10 @@ const (
 // closes when the tenant's last subscriber leaves, or as soon as the
 // tenant stops being READY (suspended, deleted): its subscriptions then
 // complete. Each notification costs one query (the issue by id), whatever
-// the number of subscribers.
+// the number of subscribers. LISTEN connections hold slots of the Pools'
+// budget, at most Resolver.MaxIssueFeeds of them; when a connection is
+// lost, the feed reconnects and then reads the issues changed meanwhile,
+// so subscribers miss nothing.
 //
 // The zero value is ready to use; its methods are the Resolver's, which
 // holds the dependencies (Registry, Pools, Log).
@@ -47,6 +59,10 @@ type issueFeed struct {
 	tenantID uuid.UUID
 	ready    chan struct{} // closed once LISTEN is acknowledged, or failed (err set)
 	err      error
+
+	// only runIssueFeed touches these
+	seen      time.Time               // newest updated_at delivered (at first: the database clock at LISTEN)
+	delivered map[uuid.UUID]time.Time // updated_at of each issue delivered within replayOverlap of seen
 
 	// guarded by issueHub.mu
 	listener *pq.Listener // nil until ready
@@ -120,6 +136,11 @@ func (r *Resolver) subscribeIssues(ctx context.Context, t *tenancy.Tenant, proje
 	}
 	f := h.feeds[t.ID]
 	if f == nil {
+		if len(h.feeds) >= cmp.Or(r.MaxIssueFeeds, defaultIssueFeeds) {
+			h.mu.Unlock()
+			r.Log.Warn("issueChanged: MAX_LISTEN_CONNECTIONS reached, refusing a subscription", "tenant", t.Slug, "feeds", len(h.feeds))
+			return nil, newError(CodeServiceUnavailable, "too many live subscriptions on this server now, retry later")
+		}
 		f = &issueFeed{tenantID: t.ID, ready: make(chan struct{}), subs: map[*issueSub]struct{}{}}
 		h.feeds[t.ID] = f
 		go r.startIssueFeed(f, t)
@@ -223,7 +244,7 @@ func (r *Resolver) listenIssues(f *issueFeed, t *tenancy.Tenant) (*pq.Listener, 
 	if err != nil {
 		return nil, err
 	}
-	l := pq.NewListener(dsn, listenerMinReconnect, listenerMaxReconnect, func(ev pq.ListenerEventType, err error) {
+	l := pq.NewDialListener(r.Pools.ListenDialer(), dsn, listenerMinReconnect, listenerMaxReconnect, func(ev pq.ListenerEventType, err error) {
 		switch ev {
 		case pq.ListenerEventDisconnected, pq.ListenerEventConnectionAttemptFailed:
 			if !r.tenantReady(f.tenantID) {
@@ -246,16 +267,27 @@ func (r *Resolver) listenIssues(f *issueFeed, t *tenancy.Tenant) (*pq.Listener, 
 		_ = l.Close()
 		return nil, err
 	}
+	// Changes from now on are notified; a replay after a reconnection
+	// starts here.
+	f.seen = time.Now()
+	if db, err := r.tenantDB(t.ID); err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), issueLoadTimeout)
+		if now, err := store.New(db).Clock(ctx); err == nil {
+			f.seen = now
+		}
+		cancel()
+	}
+	f.delivered = map[uuid.UUID]time.Time{}
 	return l, nil
 }
 
 // runIssueFeed delivers each notified issue to the subscribers of its
 // project until the listener closes, then closes the subscribers.
 func (r *Resolver) runIssueFeed(f *issueFeed, l *pq.Listener, t *tenancy.Tenant) {
-	h := &r.issueHub
 	for n := range l.Notify {
 		if n == nil {
-			// reconnected: changes made while disconnected were not seen
+			// reconnected: read what was changed while disconnected
+			r.replayIssues(f, t)
 			continue
 		}
 		id, err := uuid.Parse(n.Extra)
@@ -269,22 +301,9 @@ func (r *Resolver) runIssueFeed(f *issueFeed, l *pq.Listener, t *tenancy.Tenant)
 			}
 			continue
 		}
-		h.mu.Lock()
-		for sub := range f.subs {
-			if sub.projectID != is.ProjectID {
-				continue
-			}
-			select {
-			case sub.ch <- is:
-			default:
-				// too far behind: end its subscription rather than skip events
-				r.Log.Warn("issueChanged: subscriber too slow, closing its subscription", "tenant", t.Slug)
-				delete(f.subs, sub)
-				close(sub.ch)
-			}
-		}
-		h.mu.Unlock()
+		r.deliverIssue(f, t, is)
 	}
+	h := &r.issueHub
 	h.mu.Lock()
 	if h.feeds[f.tenantID] == f {
 		delete(h.feeds, f.tenantID)
@@ -296,27 +315,97 @@ func (r *Resolver) runIssueFeed(f *issueFeed, l *pq.Listener, t *tenancy.Tenant)
 	h.mu.Unlock()
 }
 
+// deliverIssue hands is to the subscribers of its project, once per
+// version (a replay may read an issue that was notified too).
+func (r *Resolver) deliverIssue(f *issueFeed, t *tenancy.Tenant, is store.Issue) {
+	if at, ok := f.delivered[is.ID]; ok && !is.UpdatedAt.After(at) {
+		return
+	}
+	f.delivered[is.ID] = is.UpdatedAt
+	if is.UpdatedAt.After(f.seen) {
+		f.seen = is.UpdatedAt
+		for id, at := range f.delivered {
+			if at.Before(f.seen.Add(-replayOverlap)) {
+				delete(f.delivered, id)
+			}
+		}
+	}
+	h := &r.issueHub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for sub := range f.subs {
+		if sub.projectID != is.ProjectID {
+			continue
+		}
+		select {
+		case sub.ch <- is:
+		default:
+			// too far behind: end its subscription rather than skip events
+			r.Log.Warn("issueChanged: subscriber too slow, closing its subscription", "tenant", t.Slug)
+			delete(f.subs, sub)
+			close(sub.ch)
+		}
+	}
+}
+
+// replayIssues delivers the issues changed since the feed's newest one
+// (less replayOverlap): the notifications sent while the LISTEN
+// connection was down are lost.
+func (r *Resolver) replayIssues(f *issueFeed, t *tenancy.Tenant) {
+	db, err := r.tenantDB(t.ID)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			r.Log.Warn("issueChanged: cannot replay missed changes", "tenant", t.Slug, "err", err)
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), issueLoadTimeout)
+	defer cancel()
+	missed, err := store.New(db).IssuesChangedSince(ctx, f.seen.Add(-replayOverlap), replayLimit)
+	if err != nil {
+		r.Log.Warn("issueChanged: cannot replay missed changes", "tenant", t.Slug, "err", err)
+		return
+	}
+	if len(missed) == replayLimit {
+		r.Log.Warn("issueChanged: more changes missed than replayed", "tenant", t.Slug, "replayed", replayLimit)
+	}
+	for _, is := range missed {
+		r.deliverIssue(f, t, is)
+	}
+}
+
 // changedIssue reads a notified issue on the tenant's pool, unless the
 // tenant stopped being READY.
 func (r *Resolver) changedIssue(tenantID, issueID uuid.UUID) (store.Issue, error) {
+	db, err := r.tenantDB(tenantID)
+	if err != nil {
+		return store.Issue{}, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), issueLoadTimeout)
+	defer cancel()
+	return store.New(db).IssueByID(ctx, issueID)
+}
+
+// tenantDB returns the pool of a READY tenant for the hub's reads. When
+// the tenant stopped being READY it closes the feed (the registry hook may
+// not have run yet) and returns store.ErrNotFound.
+func (r *Resolver) tenantDB(tenantID uuid.UUID) (*sqlx.DB, error) {
 	t, err := r.Registry.Cached(tenantID)
 	if err != nil || t.Status != tenancy.StatusReady {
-		r.closeIssueFeed(tenantID) // the registry hook may not have run yet
-		return store.Issue{}, store.ErrNotFound
+		r.closeIssueFeed(tenantID)
+		return nil, store.ErrNotFound
 	}
 	db, err := r.Pools.DB(t)
 	if err != nil {
-		return store.Issue{}, err
+		return nil, err
 	}
 	if !r.tenantReady(tenantID) {
 		// suspended or deleted meanwhile: do not keep the pool DB reopened
 		r.Pools.Close(tenantID)
 		r.closeIssueFeed(tenantID)
-		return store.Issue{}, store.ErrNotFound
+		return nil, store.ErrNotFound
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), issueLoadTimeout)
-	defer cancel()
-	return store.New(db).IssueByID(ctx, issueID)
+	return db, nil
 }
 
 // IssueFeeds returns the number of tenants whose issue changes this

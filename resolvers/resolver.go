@@ -19,8 +19,13 @@ type Resolver struct {
 	AdminToken  string
 	Log         *slog.Logger
 	// Pools opens the tenant databases; the issueChanged hub LISTENs
-	// through their URLs.
+	// through their URLs and connection budget.
 	Pools *tenancy.Pools
+	// MaxIssueFeeds caps the tenants whose issue changes this process
+	// follows at once (MAX_LISTEN_CONNECTIONS), one LISTEN connection
+	// each, taken from the Pools' budget. A subscription that would need
+	// one more is refused with SERVICE_UNAVAILABLE. Defaults to 16.
+	MaxIssueFeeds int
 	// UserTTL is how long a user, once read, is remembered
 	// (USER_CACHE_SECONDS); 0 reads users on every request.
 	UserTTL time.Duration

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
@@ -21,4 +22,30 @@ func notifyIssueChanged(ctx context.Context, tx *sqlx.Tx, id uuid.UUID) error {
 		return dbError("notify issue changed", err)
 	}
 	return nil
+}
+
+// IssuesChangedSince returns the issues created or updated after since
+// (by updated_at), oldest first, at most limit of them. A listener that
+// lost its connection reads what it may have missed with it.
+func (s *Store) IssuesChangedSince(ctx context.Context, since time.Time, limit int) ([]Issue, error) {
+	const q = `SELECT ` + issueColumns + ` FROM issues i JOIN projects p ON p.id = i.project_id
+		WHERE i.updated_at > $1 ORDER BY i.updated_at, i.id LIMIT $2`
+	var out []Issue
+	if err := s.db.SelectContext(ctx, &out, q, since, limit); err != nil {
+		return nil, dbError("issues changed since", err)
+	}
+	for i := range out {
+		out[i].normalize()
+	}
+	return out, nil
+}
+
+// Clock returns the database server's current time, the clock that
+// updated_at is set from.
+func (s *Store) Clock(ctx context.Context) (time.Time, error) {
+	var now time.Time
+	if err := s.db.GetContext(ctx, &now, `SELECT clock_timestamp()`); err != nil {
+		return time.Time{}, dbError("clock", err)
+	}
+	return now, nil
 }

@@ -442,11 +442,19 @@ func (p *Pools) release() {
 
 // budgetDialer makes every PostgreSQL connection of a tenant pool hold one
 // slot of the global budget until its socket closes, and counts the
-// pool's connections.
+// pool's connections (tp nil: a connection of no pool, see ListenDialer).
 type budgetDialer struct {
 	p  *Pools
 	tp *tenantPool
 }
+
+// ListenDialer returns a dialer for tenant connections that belong to no
+// pool, such as a LISTEN connection: each holds one slot of the
+// MAX_DB_CONNECTIONS budget until it closes, like a pool's connection, but
+// is never reclaimed (it is never idle). Dialing waits for a slot as
+// pools do, then fails with ErrUnavailable. Callers cap how many such
+// connections they keep, so that pools still get slots.
+func (p *Pools) ListenDialer() pq.Dialer { return budgetDialer{p: p} }
 
 func (d budgetDialer) Dial(network, address string) (net.Conn, error) {
 	return d.DialContext(context.Background(), network, address)
@@ -469,6 +477,9 @@ func (d budgetDialer) DialContext(ctx context.Context, network, address string) 
 		return nil, err
 	}
 	d.p.opts.Metrics.ConnOpened()
+	if d.tp == nil {
+		return &budgetConn{Conn: c, release: d.p.release}, nil
+	}
 	d.tp.conns.Add(1)
 	return &budgetConn{Conn: c, release: func() { d.tp.conns.Add(-1); d.p.release() }}, nil
 }
