@@ -244,7 +244,7 @@ func (r *Resolver) listenIssues(f *issueFeed, t *tenancy.Tenant) (*pq.Listener, 
 	if err != nil {
 		return nil, err
 	}
-	l := pq.NewDialListener(r.Pools.ListenDialer(), dsn, listenerMinReconnect, listenerMaxReconnect, func(ev pq.ListenerEventType, err error) {
+	l := pq.NewDialListener(r.Pools.Dialer(), dsn, listenerMinReconnect, listenerMaxReconnect, func(ev pq.ListenerEventType, err error) {
 		switch ev {
 		case pq.ListenerEventDisconnected, pq.ListenerEventConnectionAttemptFailed:
 			if !r.tenantReady(f.tenantID) {

@@ -442,19 +442,19 @@ func (p *Pools) release() {
 
 // budgetDialer makes every PostgreSQL connection of a tenant pool hold one
 // slot of the global budget until its socket closes, and counts the
-// pool's connections (tp nil: a connection of no pool, see ListenDialer).
+// pool's connections (tp nil: a connection of no pool, see Dialer).
 type budgetDialer struct {
 	p  *Pools
 	tp *tenantPool
 }
 
-// ListenDialer returns a dialer for tenant connections that belong to no
-// pool, such as a LISTEN connection: each holds one slot of the
+// Dialer returns a dialer for tenant connections that belong to no pool
+// (a LISTEN connection, the provisioner's): each holds one slot of the
 // MAX_DB_CONNECTIONS budget until it closes, like a pool's connection, but
-// is never reclaimed (it is never idle). Dialing waits for a slot as
-// pools do, then fails with ErrUnavailable. Callers cap how many such
-// connections they keep, so that pools still get slots.
-func (p *Pools) ListenDialer() pq.Dialer { return budgetDialer{p: p} }
+// is never reclaimed as idle. Dialing waits for a slot as pools do, then
+// fails with ErrUnavailable. Callers cap how many such connections they
+// keep, so that pools still get slots.
+func (p *Pools) Dialer() pq.Dialer { return budgetDialer{p: p} }
 
 func (d budgetDialer) Dial(network, address string) (net.Conn, error) {
 	return d.DialContext(context.Background(), network, address)

@@ -2,6 +2,7 @@ package tenancy
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -205,16 +206,19 @@ func (p *Provisioner) ensurePrivileges(ctx context.Context, role, dbName string)
 }
 
 // openTenantDB returns a small handle on the tenant's database as its own
-// role (two connections: migrations take an advisory lock on one).
+// role (two connections: migrations take an advisory lock on one), whose
+// connections count in the pools' budget.
 func (p *Provisioner) openTenantDB(t *Tenant) (*sqlx.DB, error) {
 	dsn, err := p.pools.TenantURL(t)
 	if err != nil {
 		return nil, err
 	}
-	db, err := sqlx.Open("postgres", dsn)
+	c, err := pq.NewConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open tenant database: %w", err)
 	}
+	c.Dialer(p.pools.Dialer())
+	db := sqlx.NewDb(sql.OpenDB(c), "postgres")
 	db.SetMaxOpenConns(2)
 	return db, nil
 }
