@@ -178,6 +178,59 @@ func TestBusyTenantDoesNotStarveOthers(t *testing.T) {
 	wg.Wait()
 }
 
+// With room in the budget for one connection per tenant and no more, a
+// tenant with two requests at once waits for its own connection rather
+// than closing another tenant's idle one, even a tenant quiet for longer
+// than the fair-share window: that tenant would only dial again.
+func TestBurstDoesNotCloseOtherTenantsIdleConnections(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, map[string]string{"MAX_DB_CONNECTIONS": "3", "MAX_DB_CONNECTIONS_PER_TENANT": "2"})
+	ctx := context.Background()
+	dbs := map[string]*sqlx.DB{}
+	tenants := map[string]*tenancy.Tenant{}
+	slugs := []string{"keep-a", "keep-b", "keep-c"}
+	for _, s := range slugs {
+		ta.createTenant(t, s, false) // (provisioning uses budget slots too)
+	}
+	for _, s := range slugs {
+		tn, err := ta.registry.Get(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tenants[s] = tn
+		if dbs[s], err = ta.pools.DB(tn); err != nil {
+			t.Fatal(err)
+		}
+		if err := dbs[s].PingContext(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(6 * time.Second) // longer than the fair-share window: keep-b and keep-c are quiet
+	// a request takes its tenant's pool (and share) first
+	if _, err := ta.pools.DB(tenants["keep-a"]); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := dbs["keep-a"].ExecContext(ctx, `SELECT pg_sleep(0.3)`); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, s := range []string{"keep-b", "keep-c"} {
+		if open := dbs[s].Stats().OpenConnections; open != 1 {
+			t.Errorf("%s has %d connections after keep-a's burst, want its idle one kept", s, open)
+		}
+	}
+	if open := dbs["keep-a"].Stats().OpenConnections; open != 1 {
+		t.Errorf("keep-a opened %d connections, its share is 1", open)
+	}
+}
+
 // TestHotPathSendsNothingToControlDatabase closes the control database to
 // connections and ends the app's sessions on it, so that any query there
 // fails; tenant requests and unknown hosts must be answered all the same.

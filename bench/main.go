@@ -689,6 +689,7 @@ type result struct {
 	latencies               []time.Duration
 	peakTenantConns         int
 	peakBackends            int
+	sessions                int64 // backends started in the tenant databases during the run
 	peakRSS, lastRSS        int64
 	cpu                     cpuSample // spent during the run
 }
@@ -769,6 +770,10 @@ func (b *bench) load(ctx context.Context, baseURL string, ts []*tenant, pid int)
 	deadline := time.Now().Add(b.o.duration)
 	start := time.Now()
 	cpu0 := readCPU(pid)
+	sessions0, err := b.tenantSessions(ctx)
+	if err != nil {
+		return res, err
+	}
 	for range b.o.clients {
 		wg.Add(1)
 		go func() {
@@ -829,10 +834,27 @@ func (b *bench) load(ctx context.Context, baseURL string, ts []*tenant, pid int)
 	wg.Wait()
 	res.elapsed = time.Since(start)
 	res.cpu = readCPU(pid).sub(cpu0)
+	sessions1, err := b.tenantSessions(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.sessions = sessions1 - sessions0
 	close(stop)
 	<-sampled
 	slices.Sort(res.latencies)
 	return res, ctx.Err()
+}
+
+// tenantSessions is the number of backends ever started in the tenant
+// databases (pg_stat_database.sessions; a backend reports its stats about
+// once a second, so a run's difference is its churn, give or take).
+func (b *bench) tenantSessions(ctx context.Context) (int64, error) {
+	var n int64
+	const q = `SELECT COALESCE(sum(sessions), 0) FROM pg_stat_database WHERE datname ~ $1`
+	if err := b.admin.GetContext(ctx, &n, q, tenantRolePattern); err != nil {
+		return 0, fmt.Errorf("read sessions: %w", err)
+	}
+	return n, nil
 }
 
 func (r result) rate() float64 { return float64(r.requests) / r.elapsed.Seconds() }
@@ -905,7 +927,7 @@ func (rep report) print(w io.Writer) {
 		if r.peakRSS > 0 {
 			fmt.Fprintf(w, "  server RSS peak %.1f MB, %.1f MB at the end", float64(r.peakRSS)/(1<<20), float64(r.lastRSS)/(1<<20))
 		}
-		fmt.Fprintln(w)
+		fmt.Fprintf(w, "\n          backends started in tenant databases during the run (connection churn): %d\n", r.sessions)
 		if r.requests > 0 {
 			per := func(d time.Duration) string { return fmt.Sprintf("%.3f ms", d.Seconds()*1000/float64(r.requests)) }
 			fmt.Fprintf(w, "          CPU per request: whole machine %s", per(r.cpu.busy))

@@ -177,24 +177,27 @@ func setLimit(db *sqlx.DB, n int) {
 	db.SetMaxIdleConns(n)
 }
 
-// The fair share: when more tenants are active (used within shareWindow)
-// than the budget has room for at MaxConnsPerTenant each, every pool may
-// open only MaxConns/active connections (at least one). A tenant with
+// The fair share: when more tenants are active than the budget has room
+// for at MaxConnsPerTenant each, every pool may open only
+// MaxConns/active connections (at least one). Active are the pools used
+// within shareWindow and those still holding connections: a tenant with
 // more requests in flight than its share then waits a moment for one of
-// its own connections instead of closing another tenant's idle one and
-// dialing: reusing a connection costs microseconds, a new backend
-// milliseconds. With few active tenants the share is MaxConnsPerTenant.
+// its own connections instead of closing another tenant's idle one (which
+// that tenant will likely dial again) and dialing: reusing a connection
+// costs microseconds, a new backend milliseconds. With few active tenants
+// the share is MaxConnsPerTenant.
 const (
 	shareWindow = 5 * time.Second
 	shareEvery  = 250 * time.Millisecond
 )
 
-// recountLocked counts the pools used within shareWindow: the LRU list is
-// in order of last use, so it walks only those.
+// recountLocked counts the active pools (at most MaxPools of them).
 func (p *Pools) recountLocked(now time.Time) {
 	n := 0
-	for e := p.lru.Front(); e != nil && now.Sub(e.Value.(*tenantPool).used) < shareWindow; e = e.Next() {
-		n++
+	for e := p.lru.Front(); e != nil; e = e.Next() {
+		if tp := e.Value.(*tenantPool); now.Sub(tp.used) < shareWindow || tp.conns.Load() > 0 {
+			n++
+		}
 	}
 	p.active, p.sharedAt = n, now
 }
