@@ -382,7 +382,7 @@ func (s *Store) ListIssues(ctx context.Context, filter IssueFilter, args PageArg
 		AND ($5::timestamptz IS NULL OR (i.created_at, i.id) < ($5, $6::uuid))
 		ORDER BY i.created_at DESC, i.id DESC LIMIT $7`
 	const qCount = `SELECT count(*) FROM issues i WHERE ` + where
-	var rows []Issue
+	rows := make([]Issue, 0, args.First+1) // one page: scanning never regrows it
 	var total int
 	if args.SkipCount {
 		// one statement: no snapshot needed to agree with a count
