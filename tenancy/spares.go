@@ -16,7 +16,7 @@ import (
 // one process builds the template and refills the spares.
 const reserveLockKey = 7_305_019_002
 
-// Kick asks Run to refill the spares now (after a claim).
+// Kick asks Run to refill the spares now (after a sign-up).
 func (r *Reserve) Kick() {
 	if r == nil {
 		return
@@ -261,7 +261,9 @@ func (r *Reserve) claim(ctx context.Context, control sqlxExecGetter, t *Tenant) 
 		if err != nil {
 			return false, dbError("claim spare", err)
 		}
-		r.Kick()
+		// No Kick here: the provisioner kicks once this tenant is done, so
+		// building the next spare (a CREATE DATABASE) does not compete
+		// with the rest of this sign-up for the CPUs.
 	case err != nil:
 		return false, dbError("claim spare: lookup", err)
 	}

@@ -16,6 +16,8 @@ import (
 // provision drives a PROVISIONING tenant to READY, one idempotent step
 // after another (the create steps of the lifecycle table).
 func (p *Provisioner) provision(ctx context.Context, t *Tenant, j job) error {
+	// refill the spare this sign-up may have claimed, once it is done
+	defer p.opts.Reserve.Kick()
 	role, err := p.reg.names.quote(t.RoleName)
 	if err != nil {
 		return err
