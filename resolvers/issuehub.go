@@ -23,7 +23,8 @@ const (
 	issueLoadTimeout     = 5 * time.Second  // to read a changed issue
 	listenerMinReconnect = 250 * time.Millisecond
 	listenerMaxReconnect = 30 * time.Second
-	defaultIssueFeeds    = 16
+	defaultIssueFeeds    = 16              // LISTEN connections when Resolver.MaxIssueFeeds is 0
+	issuePollInterval    = 2 * time.Second // of a feed that polls (over the LISTEN cap)
 	// After a reconnection the feed reads the issues changed since the
 	// newest one it saw, less replayOverlap (updated_at is set before
 	// commit, so a slow transaction can land a little in the past), at
@@ -41,17 +42,20 @@ const (
 // tenant stops being READY (suspended, deleted): its subscriptions then
 // complete. Each notification costs one query (the issue by id), whatever
 // the number of subscribers. LISTEN connections hold slots of the Pools'
-// budget, at most Resolver.MaxIssueFeeds of them; when a connection is
-// lost, the feed reconnects and then reads the issues changed meanwhile,
-// so subscribers miss nothing.
+// budget, at most Resolver.MaxIssueFeeds of them; a tenant followed
+// beyond that cap is polled instead (issuePollInterval, through its pool)
+// for the issues changed since the last poll. When a LISTEN connection is
+// lost, the feed reconnects and then reads the issues changed meanwhile
+// the same way, so subscribers miss nothing.
 //
 // The zero value is ready to use; its methods are the Resolver's, which
 // holds the dependencies (Registry, Pools, Log).
 type issueHub struct {
 	watchOnce sync.Once
 
-	mu    sync.Mutex
-	feeds map[uuid.UUID]*issueFeed
+	mu        sync.Mutex
+	feeds     map[uuid.UUID]*issueFeed
+	listening int // feeds of feeds that LISTEN (the others poll)
 }
 
 // issueFeed is the LISTEN connection of one tenant and its subscribers.
@@ -64,8 +68,11 @@ type issueFeed struct {
 	seen      time.Time               // newest updated_at delivered (at first: the database clock at LISTEN)
 	delivered map[uuid.UUID]time.Time // updated_at of each issue delivered within replayOverlap of seen
 
+	listens bool          // LISTENs (counted in issueHub.listening); false: polls
+	stop    chan struct{} // closed by closeIssueFeed
+
 	// guarded by issueHub.mu
-	listener *pq.Listener // nil until ready
+	listener *pq.Listener // nil until ready, and for a polling feed
 	closing  bool
 	subs     map[*issueSub]struct{}
 }
@@ -119,7 +126,7 @@ func (r *Resolver) issueChanged(ctx context.Context, projectKey string) (<-chan 
 }
 
 // subscribeIssues registers a subscriber for the project's issues and
-// returns once the tenant's LISTEN is in place, so no later change is
+// returns once the tenant's feed is in place, so no later change is
 // missed.
 func (r *Resolver) subscribeIssues(ctx context.Context, t *tenancy.Tenant, projectID uuid.UUID) (*issueSub, error) {
 	h := &r.issueHub
@@ -136,12 +143,13 @@ func (r *Resolver) subscribeIssues(ctx context.Context, t *tenancy.Tenant, proje
 	}
 	f := h.feeds[t.ID]
 	if f == nil {
-		if len(h.feeds) >= cmp.Or(r.MaxIssueFeeds, defaultIssueFeeds) {
-			h.mu.Unlock()
-			r.Log.Warn("issueChanged: MAX_LISTEN_CONNECTIONS reached, refusing a subscription", "tenant", t.Slug, "feeds", len(h.feeds))
-			return nil, newError(CodeServiceUnavailable, "too many live subscriptions on this server now, retry later")
+		f = &issueFeed{tenantID: t.ID, ready: make(chan struct{}), stop: make(chan struct{}), subs: map[*issueSub]struct{}{}}
+		f.listens = h.listening < cmp.Or(r.MaxIssueFeeds, defaultIssueFeeds)
+		if f.listens {
+			h.listening++
+		} else {
+			r.Log.Info("issueChanged: MAX_LISTEN_CONNECTIONS reached, polling the tenant instead", "tenant", t.Slug, "interval", issuePollInterval)
 		}
-		f = &issueFeed{tenantID: t.ID, ready: make(chan struct{}), subs: map[*issueSub]struct{}{}}
 		h.feeds[t.ID] = f
 		go r.startIssueFeed(f, t)
 	}
@@ -190,12 +198,33 @@ func (r *Resolver) closeIssueFeed(tenantID uuid.UUID) {
 		h.mu.Unlock()
 		return
 	}
-	delete(h.feeds, tenantID)
+	h.removeLocked(f)
 	f.closing = true
+	close(f.stop)
 	l := f.listener
 	h.mu.Unlock()
 	if l != nil {
 		go l.Close() // runIssueFeed then ends and closes the subscribers
+	}
+}
+
+// removeLocked takes f out of the hub (if it is still there).
+func (h *issueHub) removeLocked(f *issueFeed) {
+	if h.feeds[f.tenantID] != f {
+		return
+	}
+	delete(h.feeds, f.tenantID)
+	if f.listens {
+		h.listening--
+	}
+}
+
+// endLocked removes f and closes its subscribers' channels.
+func (h *issueHub) endLocked(f *issueFeed) {
+	h.removeLocked(f)
+	for sub := range f.subs {
+		delete(f.subs, sub)
+		close(sub.ch)
 	}
 }
 
@@ -205,33 +234,74 @@ func (r *Resolver) tenantReady(id uuid.UUID) bool {
 	return err == nil && t.Status == tenancy.StatusReady
 }
 
-// startIssueFeed opens the tenant's LISTEN connection, then runs the feed.
+// startIssueFeed opens the tenant's LISTEN connection (a listening
+// feed), notes where a replay or the first poll starts, then runs the
+// feed until it is closed.
 func (r *Resolver) startIssueFeed(f *issueFeed, t *tenancy.Tenant) {
-	l, err := r.listenIssues(f, t)
+	var l *pq.Listener
+	var err error
+	if f.listens {
+		l, err = r.listenIssues(f, t)
+	}
 	h := &r.issueHub
 	h.mu.Lock()
 	if err != nil {
 		r.Log.Error("issueChanged: cannot LISTEN on the tenant database", "tenant", t.Slug, "err", err)
 		f.err = newError(CodeServiceUnavailable, "cannot follow issue changes now, retry later")
-		if h.feeds[f.tenantID] == f {
-			delete(h.feeds, f.tenantID)
-		}
-		for sub := range f.subs {
-			delete(f.subs, sub)
-			close(sub.ch)
-		}
+		h.endLocked(f)
 		h.mu.Unlock()
 		close(f.ready)
 		return
 	}
+	h.mu.Unlock()
+	// Changes from now on are notified (or polled for): a replay or poll
+	// starts here, by the database's clock.
+	f.seen = time.Now()
+	if db, err := r.tenantDB(t.ID); err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), issueLoadTimeout)
+		if now, err := store.New(db).Clock(ctx); err == nil {
+			f.seen = now
+		}
+		cancel()
+	}
+	f.delivered = map[uuid.UUID]time.Time{}
+	h.mu.Lock()
 	f.listener = l
 	closing := f.closing
 	h.mu.Unlock()
 	close(f.ready)
+	if !f.listens {
+		r.pollIssueFeed(f, t)
+		return
+	}
 	if closing {
 		_ = l.Close()
 	}
 	r.runIssueFeed(f, l, t)
+}
+
+// pollIssueFeed reads the issues changed since the last poll every
+// issuePollInterval until the feed is closed, then closes the subscribers.
+func (r *Resolver) pollIssueFeed(f *issueFeed, t *tenancy.Tenant) {
+	tick := time.NewTicker(issuePollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-f.stop:
+			r.endIssueFeed(f)
+			return
+		case <-tick.C:
+			r.readChangedIssues(f, t)
+		}
+	}
+}
+
+// endIssueFeed removes f and closes its subscribers' channels.
+func (r *Resolver) endIssueFeed(f *issueFeed) {
+	h := &r.issueHub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.endLocked(f)
 }
 
 // listenIssues connects as the tenant's role and LISTENs on
@@ -267,17 +337,6 @@ func (r *Resolver) listenIssues(f *issueFeed, t *tenancy.Tenant) (*pq.Listener, 
 		_ = l.Close()
 		return nil, err
 	}
-	// Changes from now on are notified; a replay after a reconnection
-	// starts here.
-	f.seen = time.Now()
-	if db, err := r.tenantDB(t.ID); err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), issueLoadTimeout)
-		if now, err := store.New(db).Clock(ctx); err == nil {
-			f.seen = now
-		}
-		cancel()
-	}
-	f.delivered = map[uuid.UUID]time.Time{}
 	return l, nil
 }
 
@@ -287,7 +346,7 @@ func (r *Resolver) runIssueFeed(f *issueFeed, l *pq.Listener, t *tenancy.Tenant)
 	for n := range l.Notify {
 		if n == nil {
 			// reconnected: read what was changed while disconnected
-			r.replayIssues(f, t)
+			r.readChangedIssues(f, t)
 			continue
 		}
 		id, err := uuid.Parse(n.Extra)
@@ -303,16 +362,7 @@ func (r *Resolver) runIssueFeed(f *issueFeed, l *pq.Listener, t *tenancy.Tenant)
 		}
 		r.deliverIssue(f, t, is)
 	}
-	h := &r.issueHub
-	h.mu.Lock()
-	if h.feeds[f.tenantID] == f {
-		delete(h.feeds, f.tenantID)
-	}
-	for sub := range f.subs {
-		delete(f.subs, sub)
-		close(sub.ch)
-	}
-	h.mu.Unlock()
+	r.endIssueFeed(f)
 }
 
 // deliverIssue hands is to the subscribers of its project, once per
@@ -348,14 +398,15 @@ func (r *Resolver) deliverIssue(f *issueFeed, t *tenancy.Tenant, is store.Issue)
 	}
 }
 
-// replayIssues delivers the issues changed since the feed's newest one
-// (less replayOverlap): the notifications sent while the LISTEN
-// connection was down are lost.
-func (r *Resolver) replayIssues(f *issueFeed, t *tenancy.Tenant) {
+// readChangedIssues delivers the issues changed since the feed's newest
+// one (less replayOverlap): a polling feed's poll, and a listening feed's
+// replay after a reconnection (the notifications sent while its
+// connection was down are lost).
+func (r *Resolver) readChangedIssues(f *issueFeed, t *tenancy.Tenant) {
 	db, err := r.tenantDB(t.ID)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
-			r.Log.Warn("issueChanged: cannot replay missed changes", "tenant", t.Slug, "err", err)
+			r.Log.Warn("issueChanged: cannot read changed issues", "tenant", t.Slug, "err", err)
 		}
 		return
 	}
@@ -363,11 +414,11 @@ func (r *Resolver) replayIssues(f *issueFeed, t *tenancy.Tenant) {
 	defer cancel()
 	missed, err := store.New(db).IssuesChangedSince(ctx, f.seen.Add(-replayOverlap), replayLimit)
 	if err != nil {
-		r.Log.Warn("issueChanged: cannot replay missed changes", "tenant", t.Slug, "err", err)
+		r.Log.Warn("issueChanged: cannot read changed issues", "tenant", t.Slug, "err", err)
 		return
 	}
 	if len(missed) == replayLimit {
-		r.Log.Warn("issueChanged: more changes missed than replayed", "tenant", t.Slug, "replayed", replayLimit)
+		r.Log.Warn("issueChanged: more issues changed than read at once", "tenant", t.Slug, "read", replayLimit)
 	}
 	for _, is := range missed {
 		r.deliverIssue(f, t, is)
@@ -409,7 +460,7 @@ func (r *Resolver) tenantDB(tenantID uuid.UUID) (*sqlx.DB, error) {
 }
 
 // IssueFeeds returns the number of tenants whose issue changes this
-// process follows (one LISTEN connection each), for tests and metrics.
+// process follows (by LISTEN or by polling), for tests and metrics.
 func (r *Resolver) IssueFeeds() int {
 	r.issueHub.mu.Lock()
 	defer r.issueHub.mu.Unlock()

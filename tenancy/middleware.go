@@ -4,7 +4,9 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 
+	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 )
 
@@ -16,7 +18,54 @@ type Target struct {
 	Host   string   // normalized host the request used
 	Port   string   // port in the Host header, "" when none
 
-	reg *Registry // for Recheck
+	reg *Registry  // for Recheck
+	adm *admission // the request's per-tenant admission (nil: not admitted, e.g. a websocket)
+}
+
+// admission is a request's place among its tenant's admitted requests
+// (Pools.Enter).
+type admission struct {
+	pools *Pools
+	id    uuid.UUID
+
+	mu    sync.Mutex
+	leave func() // nil while the request is out
+}
+
+func (a *admission) release() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.leave != nil {
+		a.leave()
+		a.leave = nil
+	}
+}
+
+// WithoutAdmission runs f, work that needs no database connection (a
+// password hash: tens of milliseconds of CPU), outside the request's
+// per-tenant admission, so that the tenant's waiting requests go ahead
+// meanwhile; then it takes admission again, waiting as Pools.Enter does.
+// It returns ErrUnavailable when that wait times out (f has run).
+func (t *Target) WithoutAdmission(ctx context.Context, f func()) error {
+	a := t.adm
+	if a == nil {
+		f()
+		return nil
+	}
+	a.release()
+	f()
+	leave, err := a.pools.Enter(ctx, a.id)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.leave != nil { // cannot happen with one call at a time; never hold two places
+		leave()
+		return nil
+	}
+	a.leave = leave
+	return nil
 }
 
 type targetKey struct{}
@@ -103,7 +152,8 @@ func (rt *Router) Middleware(next http.Handler) http.Handler {
 				rt.Reject(w, r, err)
 				return
 			}
-			defer leave()
+			target.adm = &admission{pools: rt.Pools, id: target.Tenant.ID, leave: leave}
+			defer target.adm.release()
 		}
 		next.ServeHTTP(w, r.WithContext(WithTarget(r.Context(), target)))
 	})
