@@ -2,6 +2,7 @@ package faulttest
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -202,7 +203,14 @@ func TestCrashLoopEndsFailed(t *testing.T) {
 		if code, ok := s.waitExit(30 * time.Second); !ok || code != 3 {
 			t.Fatalf("run %d: exit %d (exited %v), want 3", i+1, code, ok)
 		}
-		s = d.start(t, fp)
+		// the next run may take the job over (and crash) before it serves
+		var err error
+		if s, err = d.startErr(fp); err != nil && !errors.Is(err, errExitedEarly) {
+			t.Fatalf("start run %d: %v", i+2, err)
+		}
+	}
+	if code, exited := s.waitExit(0); exited {
+		t.Fatalf("run 3 exited with %d; want it to serve and give up on the tenant", code)
 	}
 	le := s.waitStatus(t, "poison", "FAILED", 30*time.Second)
 	if !strings.Contains(le, "interrupted") {

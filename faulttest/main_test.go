@@ -245,6 +245,10 @@ type server struct {
 
 var errPortTaken = errors.New("port taken")
 
+// errExitedEarly is tryStart's error for a server that exited before it
+// served (tryStart then returns the exited server too, with its code).
+var errExitedEarly = errors.New("exited before serving")
+
 // start runs `tenantql serve` with extra environment and waits until it
 // answers /healthz.
 func (d *deployment) start(t testing.TB, extra map[string]string) *server {
@@ -328,7 +332,7 @@ func (d *deployment) tryStart(extra map[string]string) (*server, error) {
 			if strings.Contains(log, "address already in use") {
 				return nil, fmt.Errorf("%w: %d", errPortTaken, port)
 			}
-			return nil, fmt.Errorf("%s exited with %d before serving:\n%s", s.name, s.code, log)
+			return s, fmt.Errorf("%s %w with %d:\n%s", s.name, errExitedEarly, s.code, log)
 		default:
 		}
 		if resp, err := s.client.Get(s.base + "/healthz"); err == nil {
