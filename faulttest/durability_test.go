@@ -21,6 +21,10 @@ func TestSIGTERMDrainsAndRestartKeepsEverything(t *testing.T) {
 	// every login in flight admitted at once (the per-tenant admission
 	// limit would answer some with 503 before they start, not the point here)
 	d := newDeployment(t, map[string]string{"MAX_DB_CONNECTIONS_PER_TENANT": "32"})
+	// On a CI machine whose CPUs every test package saturates at once, a
+	// backend start among dozens can take longer than the default 5 s
+	// connect_timeout; connection storms are not this test's subject.
+	d.env["DATABASE_URL"] = withQuery(d.url, "connect_timeout", "30")
 	s1 := d.start(t, nil)
 	slugs := []string{"keep-alpha", "keep-beta"}
 	tokens := map[string]string{}
@@ -115,6 +119,9 @@ func TestSIGTERMDrainsAndRestartKeepsEverything(t *testing.T) {
 		} else {
 			completed++
 		}
+	}
+	if completed < inFlight {
+		t.Logf("server 1's warnings and errors:\n%s", logLines(s1.logPath, "level=WARN", "level=ERROR"))
 	}
 	t.Logf("SIGTERM with %d logins in flight: %d completed, exit %d after %s", inFlight, completed, code, took.Round(time.Millisecond))
 	if code != 0 {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -244,6 +245,36 @@ type server struct {
 }
 
 var errPortTaken = errors.New("port taken")
+
+// withQuery returns the URL u with query parameter key set to value.
+func withQuery(u, key, value string) string {
+	parsed, err := url.Parse(u)
+	if err != nil {
+		panic(err)
+	}
+	q := parsed.Query()
+	q.Set(key, value)
+	parsed.RawQuery = q.Encode()
+	return parsed.String()
+}
+
+// logLines returns the lines of the log at path that contain any of subs.
+func logLines(path string, subs ...string) string {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, line := range strings.Split(string(raw), "\n") {
+		for _, sub := range subs {
+			if strings.Contains(line, sub) {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
 
 // errExitedEarly is tryStart's error for a server that exited before it
 // served (tryStart then returns the exited server too, with its code).
