@@ -19,8 +19,11 @@ import (
 func TestSIGTERMDrainsAndRestartKeepsEverything(t *testing.T) {
 	t.Parallel()
 	// every login in flight admitted at once (the per-tenant admission
-	// limit would answer some with 503 before they start, not the point here)
-	d := newDeployment(t, map[string]string{"MAX_DB_CONNECTIONS_PER_TENANT": "32"})
+	// limit would answer some with 503 before they start, not the point
+	// here), and a budget with room for both tenants' 32 connections plus
+	// the subscription's LISTEN connection (a full budget makes a request
+	// wait for a slot, at most 3 s: not the point either)
+	d := newDeployment(t, map[string]string{"MAX_DB_CONNECTIONS_PER_TENANT": "32", "MAX_DB_CONNECTIONS": "96"})
 	// On a CI machine whose CPUs every test package saturates at once, a
 	// backend start among dozens can take longer than the default 5 s
 	// connect_timeout; connection storms are not this test's subject.

@@ -130,6 +130,10 @@ func Presenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		out := graphql.DefaultErrorPresenter(ctx, err)
 		err = recheckTenant(ctx, err)
 		code, msg, ok := classify(err)
+		if code == CodeServiceUnavailable {
+			// the client gets a generic "retry later"; the operator the cause
+			log.Warn("database unavailable", "request_id", edge.RequestIDFromContext(ctx), "path", out.Path.String(), "err", err)
+		}
 		if !ok {
 			id := edge.RequestIDFromContext(ctx)
 			level := slog.LevelError
