@@ -336,7 +336,7 @@ func TestEdgeConfig(t *testing.T) {
 		{"MAX_BODY_BYTES", "0"}, {"RATE_LIMIT_RPS", "-1"}, {"RATE_LIMIT_RPS", "NaN"}, {"RATE_LIMIT_BURST", "0"},
 		{"WS_MAX_CONNECTIONS_PER_TENANT", "0"}, {"HTTP_WRITE_TIMEOUT_SECONDS", "0"}, {"FIELD_SUGGESTIONS", "maybe"},
 		{"USER_CACHE_SECONDS", "-1"}, {"USER_CACHE_SECONDS", "soon"}, {"DB_IDLE_TIMEOUT_SECONDS", "0"},
-		{"MAX_LISTEN_CONNECTIONS", "0"}, {"MAX_LISTEN_CONNECTIONS", "64"},
+		{"MAX_LISTEN_CONNECTIONS", "0"}, {"MAX_LISTEN_CONNECTIONS", "64"}, {"MAX_DB_CONNECTIONS_PER_TENANT", "20"},
 	} {
 		if _, err := LoadConfig(env(bad...)); err == nil || !strings.Contains(err.Error(), bad[0]) {
 			t.Errorf("%s=%s: err = %v", bad[0], bad[1], err)
