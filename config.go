@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/tenantql/tenantql/tenancy"
 	"log/slog"
 	"math"
 	"net/url"
@@ -19,8 +20,8 @@ import (
 )
 
 // maxConnsPerTenant is the highest MAX_DB_CONNECTIONS_PER_TENANT: the
-// tenant roles' CONNECTION LIMIT (20) less one LISTEN connection.
-const maxConnsPerTenant = 19
+// tenant roles' CONNECTION LIMIT less one LISTEN connection.
+const maxConnsPerTenant = tenancy.DefaultRoleConnLimit - 1
 
 // Config is everything tenantql reads from its environment.
 type Config struct {
@@ -165,11 +166,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if c.MaxDBConnections < 1 || c.MaxConnsTenant < 1 || c.MaxConnsTenant > c.MaxDBConnections {
 		return c, errors.New("MAX_DB_CONNECTIONS and MAX_DB_CONNECTIONS_PER_TENANT must be positive, the second at most the first")
 	}
-	// Tenant roles have CONNECTION LIMIT 20 (tenancy.ProvisionerOptions):
+	// Tenant roles have a CONNECTION LIMIT (tenancy.DefaultRoleConnLimit):
 	// a pool above it, with a LISTEN connection beside it, would be refused
 	// by PostgreSQL (53300) instead of waiting in the pool.
 	if c.MaxConnsTenant > maxConnsPerTenant {
-		return c, fmt.Errorf("MAX_DB_CONNECTIONS_PER_TENANT must be at most %d (tenant roles may open 20 connections, one of them for subscriptions)", maxConnsPerTenant)
+		return c, fmt.Errorf("MAX_DB_CONNECTIONS_PER_TENANT must be at most %d (tenant roles may open %d connections, one of them for subscriptions)", maxConnsPerTenant, tenancy.DefaultRoleConnLimit)
 	}
 	if c.MaxListenConns < 1 || c.MaxListenConns >= c.MaxDBConnections && c.MaxDBConnections > 1 {
 		return c, errors.New("MAX_LISTEN_CONNECTIONS must be at least 1 and less than MAX_DB_CONNECTIONS (its connections come out of that budget)")

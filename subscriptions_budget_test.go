@@ -4,10 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
-
-	"github.com/tenantql/tenantql/internal/pgtest"
 )
 
 // LISTEN connections come out of MAX_DB_CONNECTIONS, and at most
@@ -89,15 +86,7 @@ func TestIssueChangedReplaysWhatWasMissedWhileReconnecting(t *testing.T) {
 	c.subscribe("1", issueChangedSub, map[string]any{"p": "WEB"})
 	c.syncIssues(owner, "WEB-1")
 
-	tn, err := ta.registry.Get(t.Context(), "replay")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := sqlx.Open("postgres", pgtest.WithURLDatabase(pgtest.AdminURL(t), tn.DBName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	tn, db := ta.superuserDB(t, "replay")
 	role := pq.QuoteIdentifier(tn.RoleName)
 	// keep the listener from reconnecting, cut it, and change an issue
 	// behind its back: no NOTIFY at all, as with a lost notification

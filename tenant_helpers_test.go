@@ -4,6 +4,11 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/tenantql/tenantql/internal/pgtest"
+	"github.com/tenantql/tenantql/tenancy"
 )
 
 // tenantHost is the host of the tenant with slug in tests.
@@ -85,4 +90,21 @@ func nodes(r gqlResponse, path ...string) []map[string]any {
 		out = append(out, field(e, "node").(map[string]any))
 	}
 	return out
+}
+
+// superuserDB returns the tenant of slug and a superuser connection to its
+// database (for changes made behind the API's back), closed when the test
+// ends.
+func (ta *testApp) superuserDB(t testing.TB, slug string) (*tenancy.Tenant, *sqlx.DB) {
+	t.Helper()
+	tn, err := ta.registry.Get(t.Context(), slug)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqlx.Open("postgres", pgtest.WithURLDatabase(pgtest.AdminURL(t), tn.DBName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return tn, db
 }

@@ -3,10 +3,6 @@ package main
 import (
 	"testing"
 	"time"
-
-	"github.com/jmoiron/sqlx"
-
-	"github.com/tenantql/tenantql/internal/pgtest"
 )
 
 // A user deleted directly in SQL (the API cannot delete users) loses
@@ -36,15 +32,7 @@ func TestDeletedUserLosesAccessWithinTheUserCacheTTL(t *testing.T) {
 				t.Fatalf("reporter = %v", got)
 			}
 
-			tn, err := ta.registry.Get(t.Context(), "gone")
-			if err != nil {
-				t.Fatal(err)
-			}
-			db, err := sqlx.Open("postgres", pgtest.WithURLDatabase(pgtest.AdminURL(t), tn.DBName))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
+			_, db := ta.superuserDB(t, "gone")
 			if _, err := db.Exec(`UPDATE users SET name = 'Renamed' WHERE role = 'OWNER'`); err != nil {
 				t.Fatal(err)
 			}

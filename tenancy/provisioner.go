@@ -31,6 +31,10 @@ type Seeder interface {
 	SeedDemo(ctx context.Context, db *sqlx.DB, owner Owner) error
 }
 
+// DefaultRoleConnLimit is the CONNECTION LIMIT of tenant roles: all of a
+// tenant's connections, from every server process, together.
+const DefaultRoleConnLimit = 20
+
 // ProvisionerOptions tune the reconciler.
 type ProvisionerOptions struct {
 	Workers int // concurrent jobs; defaults to 4
@@ -42,7 +46,7 @@ type ProvisionerOptions struct {
 	Poll             time.Duration // how often to look for work with no kick; defaults to 1s
 	MaxAttempts      int           // failed attempts before FAILED; defaults to 5
 	BaseBackoff      time.Duration // first retry delay, doubled each time; defaults to 1s
-	RoleConnLimit    int           // CONNECTION LIMIT of tenant roles; defaults to 20
+	RoleConnLimit    int           // CONNECTION LIMIT of tenant roles; defaults to DefaultRoleConnLimit
 	StatementTimeout string        // statement_timeout of tenant roles; defaults to "30s"
 	// Failpoint, when set, is called at every create and delete boundary
 	// (see Boundaries). It is nil in normal operation.
@@ -86,7 +90,7 @@ func NewProvisioner(control *sqlx.DB, reg *Registry, pools *Pools, seeder Seeder
 		o.BaseBackoff = time.Second
 	}
 	if o.RoleConnLimit <= 0 {
-		o.RoleConnLimit = 20
+		o.RoleConnLimit = DefaultRoleConnLimit
 	}
 	if o.StatementTimeout == "" {
 		o.StatementTimeout = "30s"
