@@ -1,5 +1,6 @@
 // Package pglocal starts and stops a private PostgreSQL cluster on
-// 127.0.0.1, for the server's development mode and for tests.
+// 127.0.0.1, for the server's development mode and for tests. Processes
+// that Start on the same data directory share one cluster (see Start).
 //
 // It drives the installed initdb and pg_ctl (see FindBinDir). When the
 // process runs as root, those programs (and so postgres) run as the
@@ -14,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -35,7 +37,7 @@ type Options struct {
 	// paths under /root do not work.
 	DataDir string
 	// Port is the TCP port on 127.0.0.1. 0 picks a free one at every Start
-	// (Restart keeps it).
+	// (Restart keeps it). A cluster another process runs keeps its port.
 	Port int
 	// FsyncOff sets fsync=off, synchronous_commit=off and
 	// full_page_writes=off, and runs initdb with --no-sync: fast, but a
@@ -47,6 +49,10 @@ type Options struct {
 	// MaxConnections is PostgreSQL's max_connections. 0: 300.
 	MaxConnections int
 }
+
+// The options that shape a running postgres (Port, FsyncOff,
+// MaxConnections) are those of the process that started it: a process
+// that attaches to it gets the cluster as it runs.
 
 // Cluster is a running (or stopped) local PostgreSQL cluster. Its methods
 // are safe for concurrent use.
@@ -62,7 +68,8 @@ type Cluster struct {
 
 	mu      sync.Mutex
 	port    int
-	running bool
+	running bool     // started or attached, and not stopped since
+	users   *os.File // the users file, locked shared while running (share.go)
 }
 
 // Start initialises opts.DataDir with initdb when it holds no cluster yet
@@ -70,22 +77,26 @@ type Cluster struct {
 // it accepts connections (pg_ctl start -w, then a SELECT 1 through
 // lib/pq).
 //
+// Processes share a data directory's cluster: when another live process
+// uses it (it called Start and not yet Stop), Start attaches to the
+// running postgres instead, on its port, and the last process to Stop
+// stops it. Only a postmaster no live process uses (left running by a
+// crashed one) is stopped with pg_ctl stop -m fast and started afresh. A
+// postmaster.pid left by a crashed postmaster (kill -9) does not prevent
+// the start: Start waits for the dead cluster's remaining processes to go
+// and removes the file; the same holds when the users are alive but their
+// postmaster died, and then Start restarts it on its last port.
+//
 // The superuser is "postgres" with a random password generated at initdb
 // and kept in DataDir/superuser.password (mode 0600); later Starts read it
 // from there. The server log is DataDir/postgres.log.
-//
-// A postmaster.pid left by a crashed postmaster (kill -9) does not prevent
-// the start: Start waits for the dead cluster's remaining processes to go
-// and removes the file. A postmaster still running on DataDir (left by a
-// crashed development server, say) is stopped with pg_ctl stop -m fast and
-// started afresh, so two processes must not share a DataDir.
 //
 // Start returns an error wrapping ErrNotInstalled when initdb/pg_ctl cannot
 // be found, ErrDataDirUnreachable when running as root and the postgres
 // user cannot reach DataDir, and otherwise errors that quote initdb's
 // output or the last lines of postgres.log. Starting takes about 1.5 s when
 // initdb runs (FsyncOff; more on a busy machine) and about 0.2 s on an
-// existing cluster.
+// existing cluster; attaching, a few milliseconds.
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if opts.DataDir == "" {
 		return nil, errors.New("pglocal: start: Options.DataDir is required")
@@ -127,15 +138,41 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	c.log = c.log.With("data_dir", dataDir)
 
 	began := time.Now()
+	if err := c.acct.checkReachable(c.dataDir); err != nil {
+		return nil, err
+	}
+	if err := c.makeDataDir(); err != nil {
+		return nil, err
+	}
+	unlock, err := c.lockDataDir(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("pglocal: start: %w", err)
+	}
+	defer unlock()
 	if err := c.prepareDataDir(ctx); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.start(ctx); err != nil {
+	alone, err := c.join()
+	if err != nil {
+		return nil, fmt.Errorf("pglocal: start: %w", err)
+	}
+	if alone {
+		err = c.start(ctx)
+	} else {
+		err = c.attach(ctx)
+	}
+	if err != nil {
+		c.leave()
 		return nil, err
 	}
-	c.log.Info("pglocal: cluster started", "port", c.port, "took", time.Since(began).Round(time.Millisecond))
+	c.running = true
+	if alone {
+		c.log.Info("pglocal: cluster started", "port", c.port, "took", time.Since(began).Round(time.Millisecond))
+	} else {
+		c.log.Info("pglocal: using the cluster another process runs", "port", c.port)
+	}
 	return c, nil
 }
 
@@ -167,35 +204,60 @@ func (c *Cluster) Port() int {
 func (c *Cluster) DataDir() string { return c.dataDir }
 
 // Stop stops the cluster with pg_ctl stop -m fast (disconnecting clients)
-// and waits for it to exit. It returns nil when the cluster is not running,
-// so it is safe to call twice, and also after the postmaster was killed.
+// and waits for it to exit, unless other processes still use it (see
+// Start): then it leaves it running for them. It returns nil when this
+// Cluster is not running, so it is safe to call twice, and also after the
+// postmaster was killed.
 func (c *Cluster) Stop() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.running {
+	if !c.running && c.users == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), ctlTimeout+10*time.Second)
 	defer cancel()
+	unlock, err := c.lockDataDir(ctx)
+	if err != nil {
+		return fmt.Errorf("pglocal: stop: %w", err)
+	}
+	defer unlock()
+	wasRunning := c.running
+	c.running = false
+	if !c.leave() {
+		if wasRunning {
+			c.log.Info("pglocal: leaving the cluster running: another process uses it")
+		}
+		return nil
+	}
 	if err := c.stop(ctx, "fast"); err != nil {
 		return fmt.Errorf("pglocal: stop: %w", err)
 	}
-	c.running = false
 	c.log.Info("pglocal: cluster stopped")
 	return nil
 }
 
 // Restart runs pg_ctl restart -m fast on the same port (used by fault
-// tests: open connections break), then waits until the cluster accepts
-// connections again. When the postmaster is not running (stopped, or
-// killed) it starts it instead. Errors quote the last lines of
-// postgres.log.
+// tests: open connections break, and those of other processes using the
+// cluster too), then waits until the cluster accepts connections again.
+// When the postmaster is not running (stopped, or killed) it starts it
+// instead. Errors quote the last lines of postgres.log.
 func (c *Cluster) Restart(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	unlock, err := c.lockDataDir(ctx)
+	if err != nil {
+		return fmt.Errorf("pglocal: restart: %w", err)
+	}
+	defer unlock()
+	if c.users == nil { // stopped: a user again
+		if _, err := c.join(); err != nil {
+			return fmt.Errorf("pglocal: restart: %w", err)
+		}
+	}
 	if err := c.restart(ctx); err != nil {
 		return fmt.Errorf("pglocal: restart: %w", err)
 	}
+	c.running = true
 	c.log.Info("pglocal: cluster restarted", "port", c.port)
 	return nil
 }

@@ -180,21 +180,6 @@ func TestStartStopReuseRestart(t *testing.T) {
 	}
 }
 
-func TestStartTakesOverLeftoverPostmaster(t *testing.T) {
-	t.Parallel()
-	dataDir := filepath.Join(reachableTempDir(t), "data")
-	c := start(t, pglocal.Options{DataDir: dataDir})
-	old := postmasterPID(t, dataDir)
-	c2 := start(t, pglocal.Options{DataDir: dataDir})
-	if postmasterPID(t, dataDir) == old {
-		t.Fatal("old postmaster still in charge")
-	}
-	if got := queryString(t, open(t, c2), "SELECT 1::text"); got != "1" {
-		t.Fatalf("SELECT 1 = %s", got)
-	}
-	_ = c
-}
-
 func TestFixedPortInUseReportsLog(t *testing.T) {
 	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")

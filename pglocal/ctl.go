@@ -60,10 +60,8 @@ func (c *Cluster) start(ctx context.Context) error {
 			return fmt.Errorf("pglocal: start: %w", err)
 		}
 	}
-	c.running = true
 	if err := c.ping(ctx); err != nil {
 		c.abandon()
-		c.running = false
 		return fmt.Errorf("pglocal: start: %w", err)
 	}
 	return nil
@@ -92,7 +90,6 @@ func (c *Cluster) restart(ctx context.Context) error {
 	if err == nil {
 		err = c.ping(ctx)
 	}
-	c.running = err == nil
 	if err != nil {
 		c.abandon()
 	}

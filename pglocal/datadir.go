@@ -16,11 +16,9 @@ import (
 const passwordFile = "superuser.password"
 
 // prepareDataDir makes sure c.dataDir holds a cluster, running initdb when
-// it holds none yet, and loads the superuser password.
+// it holds none yet, and loads the superuser password. The caller holds
+// the data directory's lock.
 func (c *Cluster) prepareDataDir(ctx context.Context) error {
-	if err := c.acct.checkReachable(c.dataDir); err != nil {
-		return err
-	}
 	if _, err := os.Stat(filepath.Join(c.dataDir, "PG_VERSION")); err == nil {
 		pw, err := os.ReadFile(filepath.Join(c.dataDir, passwordFile))
 		if err != nil {
@@ -31,15 +29,24 @@ func (c *Cluster) prepareDataDir(ctx context.Context) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("pglocal: data directory: %w", err)
 	}
-	if err := c.makeDataDir(); err != nil {
+	// Only an empty directory is ours to give away: chowning, say, /tmp
+	// would be a disaster, and initdb refuses a non-empty one anyway.
+	entries, err := os.ReadDir(c.dataDir)
+	if err != nil {
+		return fmt.Errorf("pglocal: data directory: %w", err)
+	}
+	if len(entries) > 0 {
+		return fmt.Errorf("pglocal: data directory %s holds files but no cluster (no PG_VERSION)", c.dataDir)
+	}
+	if err := c.acct.chown(c.dataDir); err != nil {
 		return err
 	}
 	return c.initdb(ctx)
 }
 
 // makeDataDir creates the data directory (0700) and its missing parents
-// (0755), and gives them, and an existing empty data directory, to the
-// account running PostgreSQL.
+// (0755), and gives the ones it created to the account running
+// PostgreSQL. Another process may be creating them at the same time.
 func (c *Cluster) makeDataDir() error {
 	var missing []string
 	for p := c.dataDir; ; p = filepath.Dir(p) {
@@ -58,26 +65,16 @@ func (c *Cluster) makeDataDir() error {
 		if i == 0 {
 			mode = 0o700
 		}
-		if err := os.Mkdir(missing[i], mode); err != nil && !errors.Is(err, fs.ErrExist) {
+		if err := os.Mkdir(missing[i], mode); errors.Is(err, fs.ErrExist) {
+			continue // made by another process meanwhile
+		} else if err != nil {
 			return fmt.Errorf("pglocal: data directory: %w", err)
 		}
 		if err := c.acct.chown(missing[i]); err != nil {
 			return err
 		}
 	}
-	if len(missing) > 0 {
-		return nil
-	}
-	// Only an empty directory is ours to give away: chowning, say, /tmp
-	// would be a disaster, and initdb refuses a non-empty one anyway.
-	entries, err := os.ReadDir(c.dataDir)
-	if err != nil {
-		return fmt.Errorf("pglocal: data directory: %w", err)
-	}
-	if len(entries) > 0 {
-		return fmt.Errorf("pglocal: data directory %s holds files but no cluster (no PG_VERSION)", c.dataDir)
-	}
-	return c.acct.chown(c.dataDir)
+	return nil
 }
 
 // initdb creates the cluster with a fresh random superuser password, then

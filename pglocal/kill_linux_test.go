@@ -89,3 +89,61 @@ func TestStartIgnoresPIDFileOfAnotherProcess(t *testing.T) {
 		t.Fatalf("SELECT 1 = %s", got)
 	}
 }
+
+// Watch restarts a postmaster that died, on the same port, so that the
+// URLs handed out keep working.
+func TestWatchRestartsAKilledPostmaster(t *testing.T) {
+	t.Parallel()
+	dataDir := filepath.Join(reachableTempDir(t), "data")
+	c := start(t, pglocal.Options{DataDir: dataDir})
+	ctx, cancel := context.WithCancel(context.Background())
+	watched := make(chan error, 1)
+	go func() { watched <- c.Watch(ctx, 50*time.Millisecond) }()
+
+	port, pid := c.Port(), postmasterPID(t, dataDir)
+	kill9(t, pid)
+	db := open(t, c)
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var one int
+		if db.QueryRow("SELECT 1").Scan(&one) == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the killed postmaster was not restarted within 90 s")
+		}
+	}
+	if again := postmasterPID(t, dataDir); again == pid || c.Port() != port {
+		t.Fatalf("postmaster %d on port %d, want a new one on %d", again, c.Port(), port)
+	}
+	cancel()
+	if err := <-watched; err != nil {
+		t.Fatalf("Watch after its context ended: %v", err)
+	}
+}
+
+// Watch gives up, with postgres's reason, when the cluster cannot be
+// restarted, rather than try for ever.
+func TestWatchGivesUpOnAClusterThatCannotStart(t *testing.T) {
+	t.Parallel()
+	dataDir := filepath.Join(reachableTempDir(t), "data")
+	c := start(t, pglocal.Options{DataDir: dataDir})
+	conf, err := os.OpenFile(filepath.Join(dataDir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conf.WriteString("\nthis line is not a setting\n"); err != nil {
+		t.Fatal(err)
+	}
+	conf.Close()
+	kill9(t, postmasterPID(t, dataDir))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	err = c.Watch(ctx, 50*time.Millisecond)
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("Watch = %v (context: %v), want it to give up", err, ctx.Err())
+	}
+	if !strings.Contains(err.Error(), "could not be restarted") || !strings.Contains(err.Error(), "postgresql.conf") {
+		t.Fatalf("error does not say why: %v", err)
+	}
+}

@@ -29,21 +29,44 @@ const orphanWait = 30 * time.Second
 // dataDir/postmaster.pid. The error wraps fs.ErrNotExist when there is no
 // such file.
 func readPostmasterPID(dataDir string) (int, error) {
+	pid, _, err := readPostmasterFile(dataDir)
+	return pid, err
+}
+
+// readPostmasterFile returns the process id (first line) and the port
+// (fourth line; 0 while the postmaster has not written it yet) of
+// dataDir/postmaster.pid. The error wraps fs.ErrNotExist when there is no
+// such file.
+func readPostmasterFile(dataDir string) (pid, port int, err error) {
 	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	first, _, _ := strings.Cut(string(b), "\n")
-	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	lines := strings.Split(string(b), "\n")
+	pid, err = strconv.Atoi(strings.TrimSpace(lines[0]))
 	if err != nil || pid <= 0 {
-		return 0, fmt.Errorf("postmaster.pid: bad process id %q", first)
+		return 0, 0, fmt.Errorf("postmaster.pid: bad process id %q", lines[0])
 	}
-	return pid, nil
+	if len(lines) > 3 {
+		port, _ = strconv.Atoi(strings.TrimSpace(lines[3]))
+	}
+	return pid, port, nil
+}
+
+// postmaster returns the postmaster of the data directory and its port,
+// and whether it is up: postmaster.pid names a process that is not gone.
+// Outside Linux a postmaster.pid is taken at its word.
+func (c *Cluster) postmaster() (pid, port int, up bool) {
+	pid, port, err := readPostmasterFile(c.dataDir)
+	if err != nil {
+		return 0, 0, false
+	}
+	return pid, port, processState(pid, c.dataDir) != procGone
 }
 
 // clearStalePID prepares the data directory for a start. A postmaster
 // running there is stopped, unless keepLive (a restart: pg_ctl restarts
-// it). The postmaster.pid of one that died (kill -9) is removed once the
+// it); the caller has made sure that no live process uses it (see join). The postmaster.pid of one that died (kill -9) is removed once the
 // dead cluster's processes have exited: postgres would otherwise refuse to
 // start when that pid is now a zombie (its new parent has not reaped it
 // yet) or another program's. The caller holds c.mu.
@@ -63,7 +86,7 @@ func (c *Cluster) clearStalePID(ctx context.Context, keepLive bool) error {
 			if keepLive {
 				return nil
 			}
-			c.log.Warn("pglocal: stopping a postmaster left running on the data directory", "pid", pid)
+			c.log.Warn("pglocal: stopping a postmaster that no live process uses (left running by a crashed one)", "pid", pid)
 			err := c.stop(ctx, "fast")
 			if err == nil {
 				return nil
