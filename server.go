@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -21,7 +20,6 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
 	"github.com/tenantql/tenantql/auth"
 	"github.com/tenantql/tenantql/edge"
@@ -136,8 +134,9 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	return a, nil
 }
 
-// startDevDatabase runs the embedded PostgreSQL under DATA_DIR and makes
-// sure its control database exists.
+// startDevDatabase runs the embedded PostgreSQL under DATA_DIR (or uses
+// the one another tenantql process runs there: the server and the CLI
+// share it) and makes sure its control database exists.
 func (a *app) startDevDatabase(ctx context.Context) error {
 	if err := a.cfg.devSecrets(); err != nil {
 		return err
@@ -150,24 +149,9 @@ func (a *app) startDevDatabase(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start development PostgreSQL: %w", err)
 	}
-	admin, err := sqlx.Open("postgres", a.cluster.URL("postgres"))
-	if err != nil {
-		return err
+	if a.controlURL, err = a.cluster.EnsureDatabase(ctx, "tenantql"); err != nil {
+		return fmt.Errorf("development PostgreSQL: %w", err)
 	}
-	defer admin.Close()
-	var exists bool
-	if err := admin.GetContext(ctx, &exists, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'tenantql')`); err != nil {
-		return fmt.Errorf("check control database: %w", err)
-	}
-	if !exists {
-		if _, err := admin.ExecContext(ctx, `CREATE DATABASE tenantql`); err != nil {
-			var pqErr *pq.Error
-			if !errors.As(err, &pqErr) || pqErr.Code != "42P04" { // duplicate_database: created meanwhile
-				return fmt.Errorf("create control database: %w", err)
-			}
-		}
-	}
-	a.controlURL = a.cluster.URL("tenantql")
 	return nil
 }
 
@@ -277,7 +261,8 @@ func serve(cfg Config, log *slog.Logger) error {
 	defer a.Close()
 
 	bg, cancelBG := context.WithCancel(context.Background())
-	done := make(chan struct{}, 3)
+	workers := 3
+	done := make(chan struct{}, 4)
 	go func() {
 		defer func() { done <- struct{}{} }()
 		if err := a.registry.Watch(bg, tenancy.WatchOptions{ListenerURL: a.controlURL}); err != nil {
@@ -292,6 +277,18 @@ func serve(cfg Config, log *slog.Logger) error {
 		defer func() { done <- struct{}{} }()
 		a.reserve.Run(bg) // template and spares, refilled after each claim
 	}()
+	// The embedded PostgreSQL restarted when its postmaster dies; the
+	// server stops when that fails, instead of answering 503 for ever.
+	devDatabaseLost := make(chan error, 1)
+	if a.cluster != nil {
+		workers++
+		go func() {
+			defer func() { done <- struct{}{} }()
+			if err := a.cluster.Watch(bg, time.Second); err != nil {
+				devDatabaseLost <- err
+			}
+		}()
+	}
 	if cfg.PprofAddr != "" {
 		go servePprof(cfg.PprofAddr, log)
 	}
@@ -311,10 +308,13 @@ func serve(cfg Config, log *slog.Logger) error {
 	log.Info("tenantql started", "config", a.cfg)
 	a.printWelcome()
 
+	var lost error
 	select {
 	case err := <-errc:
 		cancelBG()
 		return fmt.Errorf("http server: %w", err)
+	case lost = <-devDatabaseLost:
+		log.Error("development PostgreSQL stopped and could not be restarted: shutting down", "err", lost)
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: draining requests and closing websockets", "timeout", cfg.ShutdownTimeout)
@@ -330,9 +330,12 @@ func serve(cfg Config, log *slog.Logger) error {
 		log.Warn("websockets still open at the shutdown timeout", "err", werr)
 	}
 	cancelBG()
-	<-done
-	<-done
-	<-done
+	for range workers {
+		<-done
+	}
+	if lost != nil {
+		return fmt.Errorf("development PostgreSQL (%s): %w", a.cfg.DataDir, lost)
+	}
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
