@@ -127,7 +127,7 @@ func TestProvisionedCatalog(t *testing.T) {
 		t.Fatalf("alpha's role may not connect to its own database: %v", err)
 	}
 	var verifier string
-	if err := ta.control.Get(&verifier, `SELECT rolpassword FROM pg_authid WHERE rolname = $1`, a.RoleName); err != nil || !strings.HasPrefix(verifier, "SCRAM-SHA-256$") {
+	if err := ta.super.Get(&verifier, `SELECT rolpassword FROM pg_authid WHERE rolname = $1`, a.RoleName); err != nil || !strings.HasPrefix(verifier, "SCRAM-SHA-256$") {
 		t.Fatalf("role password is not a SCRAM verifier: %q %v", verifier, err)
 	}
 

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/tenantql/tenantql/edge"
 	"github.com/tenantql/tenantql/internal/pgtest"
 	"github.com/tenantql/tenantql/tenancy"
@@ -29,6 +31,10 @@ type testApp struct {
 	srv    *httptest.Server
 	prefix string
 	guard  *edge.Guard // the GraphQL edge of srv's handler
+	// super is a superuser on the control database, for a test's own
+	// look behind the server's back (the server itself connects as a
+	// CREATEDB CREATEROLE role, as in production).
+	super *sqlx.DB
 }
 
 const testAdminToken = "test-admin-token-0123456789"
@@ -41,7 +47,7 @@ func newTestApp(t testing.TB, env map[string]string) *testApp {
 	_, _ = rand.Read(b)
 	prefix := "t" + hex.EncodeToString(b) + "_"
 	vars := map[string]string{
-		"DATABASE_URL":       pgtest.NewDatabase(t),
+		"DATABASE_URL":       pgtest.NewControlDatabase(t),
 		"ADMIN_TOKEN":        testAdminToken,
 		"SECRET_KEY":         "test-secret-key-0123456789-0123456789",
 		"BASE_DOMAIN":        "example.test",
@@ -83,9 +89,14 @@ func startTestApp(t testing.TB, cfg Config, prefix string, owner bool) *testApp 
 		defer func() { done <- struct{}{} }()
 		a.provisioner.Run(ctx)
 	}()
+	super, err := sqlx.Open("postgres", pgtest.SuperuserURL(t, cfg.DatabaseURL))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
 	h, guard := a.handler()
 	srv := httptest.NewServer(h)
-	ta := &testApp{app: a, srv: srv, prefix: prefix, guard: guard}
+	ta := &testApp{app: a, srv: srv, prefix: prefix, guard: guard, super: super}
 	t.Cleanup(func() {
 		srv.Close()
 		cancel()
@@ -95,6 +106,7 @@ func startTestApp(t testing.TB, cfg Config, prefix string, owner bool) *testApp 
 			ta.dropTenantObjects(t)
 		}
 		a.Close()
+		super.Close()
 	})
 	return ta
 }
@@ -103,15 +115,16 @@ func startTestApp(t testing.TB, cfg Config, prefix string, owner bool) *testApp 
 func (ta *testApp) dropTenantObjects(t testing.TB) {
 	ctx := context.Background()
 	var dbs, roles []string
-	_ = ta.control.SelectContext(ctx, &dbs, `SELECT datname FROM pg_database WHERE starts_with(datname, $1)`, ta.prefix)
-	_ = ta.control.SelectContext(ctx, &roles, `SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)`, ta.prefix)
+	_ = ta.super.SelectContext(ctx, &dbs, `SELECT datname FROM pg_database WHERE starts_with(datname, $1)`, ta.prefix)
+	_ = ta.super.SelectContext(ctx, &roles, `SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)`, ta.prefix)
 	for _, d := range dbs {
-		if _, err := ta.control.ExecContext(ctx, `DROP DATABASE IF EXISTS "`+d+`" WITH (FORCE)`); err != nil {
+		_, _ = ta.super.ExecContext(ctx, `ALTER DATABASE "`+d+`" WITH IS_TEMPLATE false`)
+		if _, err := ta.super.ExecContext(ctx, `DROP DATABASE IF EXISTS "`+d+`" WITH (FORCE)`); err != nil {
 			t.Logf("cleanup: %v", err)
 		}
 	}
 	for _, r := range roles {
-		_, _ = ta.control.ExecContext(ctx, `DROP ROLE IF EXISTS "`+r+`"`)
+		_, _ = ta.super.ExecContext(ctx, `DROP ROLE IF EXISTS "`+r+`"`)
 	}
 }
 

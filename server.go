@@ -83,6 +83,9 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	if err := db.PingContext(pingCtx); err != nil {
 		return nil, fmt.Errorf("connect to the control database: %w", err)
 	}
+	if err := tenancy.CheckControlRole(ctx, db); err != nil {
+		return nil, err
+	}
 	if _, err := tenancy.MigrateControl(ctx, db.DB); err != nil {
 		return nil, fmt.Errorf("migrate control database: %w", err)
 	}
@@ -124,6 +127,8 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		Lease: cfg.ProvisionLease, MaxAttempts: cfg.ProvisionMaxAttempts, BaseBackoff: cfg.ProvisionBackoff,
 		Failpoint: fp, Reserve: a.reserve,
 	}, log)
+	// every live replica takes a share of each tenant role's CONNECTION LIMIT
+	a.provisioner.Presence().OnReplicas = a.pools.SetReplicas
 	a.hosts = tenancy.Hosts{BaseDomain: cfg.BaseDomain, AdminHost: cfg.AdminHost}
 	a.resolver = &resolvers.Resolver{
 		Registry: a.registry, Provisioner: a.provisioner, Hosts: a.hosts,

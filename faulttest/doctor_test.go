@@ -35,9 +35,22 @@ func TestDoctorFindsAndRepairs(t *testing.T) {
 		_, _ = d.admin.Exec(`DROP DATABASE IF EXISTS ` + pq.QuoteIdentifier(foreignDB) + ` WITH (FORCE)`)
 		_, _ = d.admin.Exec(`DROP ROLE IF EXISTS ` + pq.QuoteIdentifier(foreignRole))
 	})
+	// the orphans are what a crashed provisioner leaves: made by the
+	// server's own (non-superuser) role, which may then drop them
+	server, err := sqlx.Open("postgres", pgtest.WithURLDatabase(d.url, "postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
 	for _, stmt := range []string{
 		`CREATE DATABASE ` + pq.QuoteIdentifier(orphanDB),
 		`CREATE ROLE ` + pq.QuoteIdentifier(orphanRole) + ` LOGIN`,
+	} {
+		if _, err := server.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	for _, stmt := range []string{
 		`CREATE DATABASE ` + pq.QuoteIdentifier(foreignDB),
 		`CREATE ROLE ` + pq.QuoteIdentifier(foreignRole),
 		`GRANT CONNECT ON DATABASE ` + pq.QuoteIdentifier(alphaDB) + ` TO PUBLIC`,
@@ -48,7 +61,7 @@ func TestDoctorFindsAndRepairs(t *testing.T) {
 		}
 	}
 	// beta's database loses its latest migration (rolled back by hand)
-	betaConn, err := sqlx.Open("postgres", pgtest.WithURLDatabase(d.url, betaDB))
+	betaConn, err := sqlx.Open("postgres", pgtest.WithURLDatabase(pgtest.AdminURL(t), betaDB))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,7 +62,7 @@ const (
 // databases and roles) and the server processes running on it.
 type deployment struct {
 	t       testing.TB
-	url     string // control database, as the superuser
+	url     string // control database, as the server's (non-superuser) role
 	prefix  string
 	env     map[string]string
 	logDir  string
@@ -79,7 +79,7 @@ type deployment struct {
 // every database and role with the prefix.
 func newDeployment(t testing.TB, env map[string]string) *deployment {
 	t.Helper()
-	url := pgtest.NewDatabase(t)
+	url := pgtest.NewControlDatabase(t)
 	d := &deployment{
 		t: t, url: url, prefix: "f" + randomHex(4) + "_", logDir: t.TempDir(),
 	}
@@ -102,10 +102,10 @@ func newDeployment(t testing.TB, env map[string]string) *deployment {
 		d.env[k] = v
 	}
 	var err error
-	if d.control, err = sqlx.Open("postgres", url); err != nil {
+	if d.control, err = sqlx.Open("postgres", pgtest.SuperuserURL(t, url)); err != nil {
 		t.Fatal(err)
 	}
-	if d.admin, err = sqlx.Open("postgres", pgtest.WithURLDatabase(url, "postgres")); err != nil {
+	if d.admin, err = sqlx.Open("postgres", pgtest.WithURLDatabase(pgtest.AdminURL(t), "postgres")); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

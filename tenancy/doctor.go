@@ -2,6 +2,7 @@ package tenancy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jmoiron/sqlx"
@@ -13,7 +14,7 @@ import (
 // Problem is one inconsistency between the control database and
 // PostgreSQL's catalogs.
 type Problem struct {
-	Kind     string // orphan-database, orphan-role, missing-database, missing-role, owner, role-attributes, public-connect, own-connect, foreign-connect, schema-version
+	Kind     string // control-role, orphan-database, orphan-role, missing-database, missing-role, owner, role-attributes, membership, public-connect, own-connect, foreign-connect, schema-version
 	Object   string // database, role or tenant slug concerned
 	Detail   string
 	Repaired bool
@@ -42,6 +43,11 @@ func (r *Registry) Doctor(ctx context.Context, pools *Pools, repair bool) ([]Pro
 	add := func(p Problem) { problems = append(problems, p) }
 
 	if err := r.Load(ctx); err != nil {
+		return nil, err
+	}
+	if err := CheckControlRole(ctx, r.db); errors.Is(err, ErrControlRole) {
+		add(Problem{Kind: "control-role", Object: "current_user", Detail: err.Error()})
+	} else if err != nil {
 		return nil, err
 	}
 	// The catalogs first, then the rows: a tenant row is inserted before
@@ -126,6 +132,7 @@ func (r *Registry) Doctor(ctx context.Context, pools *Pools, repair bool) ([]Pro
 			RoleExists   bool           `db:"role_exists"`
 			Owner        string         `db:"owner"`
 			SafeRole     bool           `db:"safe_role"`
+			Member       bool           `db:"member"`
 			PublicAccess bool           `db:"public_connect"`
 			OwnConnect   bool           `db:"own_connect"`
 			Foreign      pq.StringArray `db:"foreign_connect"`
@@ -136,6 +143,8 @@ func (r *Registry) Doctor(ctx context.Context, pools *Pools, repair bool) ([]Pro
 			COALESCE((SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1), '') AS owner,
 			COALESCE((SELECT rolcanlogin AND NOT rolsuper AND NOT rolcreatedb AND NOT rolcreaterole
 				AND NOT rolreplication AND NOT rolbypassrls FROM pg_roles WHERE rolname = $2), false) AS safe_role,
+			COALESCE((SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+				OR (SELECT pg_has_role(current_user, oid, 'MEMBER') FROM pg_roles WHERE rolname = $2), false) AS member,
 			COALESCE((SELECT datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(datacl) a
 				WHERE a.grantee = 0 AND a.privilege_type = 'CONNECT') FROM pg_database WHERE datname = $1), false) AS public_connect,
 			COALESCE((SELECT has_database_privilege($2, $1, 'CONNECT')
@@ -163,6 +172,15 @@ func (r *Registry) Doctor(ctx context.Context, pools *Pools, repair bool) ([]Pro
 		}
 		if !c.SafeRole {
 			add(Problem{Kind: "role-attributes", Object: t.Slug, Detail: t.RoleName + " is not a plain LOGIN role"})
+		}
+		if !c.Member {
+			// without it the control role can neither drop the database
+			// nor end its sessions when the tenant is deleted
+			p := Problem{Kind: "membership", Object: t.Slug, Detail: "the control role is not a member of " + t.RoleName}
+			if repair {
+				p.Repaired = r.repair(ctx, "GRANT %s TO CURRENT_USER", t.RoleName)
+			}
+			add(p)
 		}
 		if c.PublicAccess {
 			p := Problem{Kind: "public-connect", Object: t.Slug, Detail: "PUBLIC may connect to " + t.DBName}

@@ -26,6 +26,10 @@ type PoolOptions struct {
 	MaxConns int
 	// MaxConnsPerTenant bounds one tenant's pool. Defaults to min(8, MaxConns).
 	MaxConnsPerTenant int
+	// RoleConnLimit is the CONNECTION LIMIT of tenant roles, which every
+	// server process's connections to a tenant share (see SetReplicas).
+	// Defaults to DefaultRoleConnLimit.
+	RoleConnLimit int
 	// AcquireTimeout bounds the wait for a free connection slot. Defaults to 3s.
 	AcquireTimeout time.Duration
 	// IdleTimeout closes a tenant's idle connections after this long. Defaults to 30s.
@@ -75,6 +79,9 @@ type Pools struct {
 	lru      *list.List
 	active   int       // pools used within shareWindow, as of sharedAt
 	sharedAt time.Time // last recount
+	// tenantCap bounds each pool: MaxConnsPerTenant, or less when the
+	// role's CONNECTION LIMIT is shared by several processes
+	tenantCap int
 }
 
 type tenantPool struct {
@@ -100,6 +107,9 @@ func NewPools(o PoolOptions, sealer *Sealer) (*Pools, error) {
 	if o.MaxConnsPerTenant <= 0 {
 		o.MaxConnsPerTenant = min(8, o.MaxConns)
 	}
+	if o.RoleConnLimit <= 0 {
+		o.RoleConnLimit = DefaultRoleConnLimit
+	}
 	if o.AcquireTimeout <= 0 {
 		o.AcquireTimeout = 3 * time.Second
 	}
@@ -120,7 +130,30 @@ func NewPools(o PoolOptions, sealer *Sealer) (*Pools, error) {
 		opts: o, server: u, sealer: sealer, names: names,
 		slots: make(chan struct{}, o.MaxConns),
 		pools: map[uuid.UUID]*list.Element{}, lru: list.New(),
+		tenantCap: o.MaxConnsPerTenant,
 	}, nil
+}
+
+// SetReplicas shares each tenant role's CONNECTION LIMIT among n live
+// server processes (counted by their Presence): one process's pool for a
+// tenant opens at most RoleConnLimit/n - 1 connections (the one left is
+// for the process's LISTEN connection), never more than
+// MaxConnsPerTenant and never fewer than one. With more processes than
+// that allows, PostgreSQL refuses the surplus connections (53300), which
+// the requests that wanted them answer as SERVICE_UNAVAILABLE. Pools
+// adopt the new bound on their next use.
+func (p *Pools) SetReplicas(n int) {
+	capacity := max(1, min(p.opts.MaxConnsPerTenant, p.opts.RoleConnLimit/max(n, 1)-1))
+	p.mu.Lock()
+	p.tenantCap = capacity
+	p.mu.Unlock()
+}
+
+// TenantCap returns the most connections one tenant's pool may open now.
+func (p *Pools) TenantCap() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.tenantCap
 }
 
 // DB returns the tenant's pool, opening it on first use. Each call counts
@@ -205,7 +238,7 @@ func (p *Pools) recountLocked(now time.Time) {
 // shareLocked sets tp's limit to the fair share and reports whether it
 // changed.
 func (p *Pools) shareLocked(tp *tenantPool) bool {
-	share := p.opts.MaxConnsPerTenant
+	share := p.tenantCap
 	if p.active > 0 {
 		share = max(1, min(share, p.opts.MaxConns/p.active))
 	}

@@ -70,6 +70,8 @@ type Provisioner struct {
 	log     *slog.Logger
 	me      string // lease owner name of this process
 	kick    chan struct{}
+	// presence says, through PostgreSQL, which lease owners are alive
+	presence *Presence
 }
 
 // NewProvisioner returns a reconciler working through the control database.
@@ -99,12 +101,17 @@ func NewProvisioner(control *sqlx.DB, reg *Registry, pools *Pools, seeder Seeder
 		log = slog.Default()
 	}
 	host, _ := os.Hostname()
+	me := fmt.Sprintf("%s/%d/%s", host, os.Getpid(), uuid.NewString()[:8])
 	return &Provisioner{
 		control: control, reg: reg, pools: pools, seeder: seeder, opts: o, log: log,
-		me:   fmt.Sprintf("%s/%d/%s", host, os.Getpid(), uuid.NewString()[:8]),
-		kick: make(chan struct{}, o.Workers),
+		me: me, kick: make(chan struct{}, o.Workers),
+		presence: NewPresence(control, me, log),
 	}
 }
+
+// Presence returns the process's presence in the control database, which
+// Run keeps while it works.
+func (p *Provisioner) Presence() *Presence { return p.presence }
 
 // Kick wakes the workers: there is new work.
 func (p *Provisioner) Kick() {
@@ -116,9 +123,15 @@ func (p *Provisioner) Kick() {
 	}
 }
 
-// Run works until ctx ends.
+// Run works until ctx ends, holding the process's Presence meanwhile: jobs
+// are claimed only while it is held.
 func (p *Provisioner) Run(ctx context.Context) {
 	done := make(chan struct{})
+	go func() {
+		defer func() { done <- struct{}{} }()
+		p.presence.Run(ctx)
+	}()
+	defer func() { <-done }()
 	for range p.opts.Workers {
 		go func() {
 			defer func() { done <- struct{}{} }()
@@ -165,14 +178,18 @@ var errLeaseLost = errors.New("lease lost or tenant changed")
 // crash) before it could record anything.
 var errInterrupted = errors.New("interrupted: the process working on it stopped")
 
-// claim takes one due tenant with a lease. A job whose lease ran out
-// (its worker died) counts that interrupted try as an attempt, so a step
-// that kills its process every time still ends FAILED.
+// claim takes one due tenant with a lease. A job is due when nobody holds
+// it, when its lease ran out, or at once when its lease owner's presence
+// lock is free: that process is gone (a live one, however slow, holds
+// it). A job taken over so (its worker died) counts that interrupted try
+// as an attempt, so a step that kills its process every time still ends
+// FAILED.
 func (p *Provisioner) claim(ctx context.Context) (job, bool, error) {
 	const q = `WITH due AS (
 			SELECT id, lease_owner IS NOT NULL AS takeover FROM tenants
 			WHERE status IN ('PROVISIONING', 'DELETING') AND next_attempt_at <= now()
-			  AND (lease_expires_at IS NULL OR lease_expires_at < now())
+			  AND (lease_expires_at IS NULL OR lease_expires_at < now()
+				OR pg_try_advisory_xact_lock($3, hashtext(lease_owner)))
 			ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
 		UPDATE tenants t SET lease_owner = $1, lease_expires_at = now() + $2 * interval '1 millisecond',
 			attempts = t.attempts + CASE WHEN due.takeover THEN 1 ELSE 0 END
@@ -180,7 +197,7 @@ func (p *Provisioner) claim(ctx context.Context) (job, bool, error) {
 		RETURNING t.id, t.status, t.step, t.attempts, due.takeover,
 			t.owner_email, t.owner_name, t.owner_password_hash, t.seed_demo`
 	var j job
-	err := p.control.GetContext(ctx, &j, q, p.me, p.opts.Lease.Milliseconds())
+	err := p.control.GetContext(ctx, &j, q, p.me, p.opts.Lease.Milliseconds(), presenceLockSpace)
 	if errors.Is(err, sql.ErrNoRows) {
 		return j, false, nil
 	}
@@ -193,6 +210,10 @@ func (p *Provisioner) claim(ctx context.Context) (job, bool, error) {
 // RunOnce claims one due tenant and drives it as far as it goes. It
 // reports whether there was work.
 func (p *Provisioner) RunOnce(ctx context.Context) (bool, error) {
+	held, presenceLost := p.presence.Held()
+	if !held {
+		return false, nil // others could take a job claimed now at once
+	}
 	j, ok, err := p.claim(ctx)
 	if !ok {
 		return false, err
@@ -205,7 +226,7 @@ func (p *Provisioner) RunOnce(ctx context.Context) (bool, error) {
 		}
 	}
 	jobCtx, cancel := context.WithCancelCause(ctx)
-	stopHeartbeat := p.heartbeat(jobCtx, cancel, j.ID, Status(j.Status))
+	stopHeartbeat := p.heartbeat(jobCtx, cancel, j.ID, Status(j.Status), presenceLost)
 	err = p.work(jobCtx, j)
 	stopHeartbeat()
 	lost := errors.Is(context.Cause(jobCtx), errLeaseLost)
@@ -256,9 +277,10 @@ func stepOrStart(step, op string) string {
 
 // heartbeat renews the job's lease every Lease/3 while it runs. It cancels
 // ctx with errLeaseLost when the tenant left status (a deleteTenant during
-// provisioning, say) or when the lease could not be renewed before it ran
-// out, since another process may then have taken the job over.
-func (p *Provisioner) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, id uuid.UUID, status Status) (stop func()) {
+// provisioning, say), when the lease could not be renewed before it ran
+// out, or when presenceLost is closed, since another process may then
+// have taken the job over.
+func (p *Provisioner) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, id uuid.UUID, status Status, presenceLost <-chan struct{}) (stop func()) {
 	done, finished := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(finished)
@@ -270,6 +292,9 @@ func (p *Provisioner) heartbeat(ctx context.Context, cancel context.CancelCauseF
 			case <-done:
 				return
 			case <-ctx.Done():
+				return
+			case <-presenceLost:
+				cancel(errLeaseLost)
 				return
 			case <-tick.C:
 			}
@@ -387,6 +412,8 @@ func publicError(err error) string {
 		return fmt.Sprintf("%s failed: database error %s", step, pqErr.Code.Name())
 	case errors.Is(err, errFailpoint):
 		return fmt.Sprintf("%s failed: injected fault", step)
+	case errors.Is(err, errPrivilegedRole):
+		return fmt.Sprintf("%s failed: %v", step, errPrivilegedRole)
 	case errors.Is(err, errInterrupted):
 		return fmt.Sprintf("%s %s", step, errInterrupted)
 	}

@@ -3,6 +3,7 @@ package tenancy
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -145,18 +146,26 @@ func (p *Provisioner) ensureRole(ctx context.Context, t *Tenant, role string) er
 	if err != nil {
 		return err
 	}
-	attrs := fmt.Sprintf("LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS CONNECTION LIMIT %d PASSWORD %s",
+	// CREATE may say NOSUPERUSER, NOREPLICATION and NOBYPASSRLS; ALTER may
+	// not (PostgreSQL 15 asks a superuser for naming those attributes at
+	// all), so a role that exists is checked for them instead.
+	attrs := fmt.Sprintf("LOGIN NOCREATEDB NOCREATEROLE CONNECTION LIMIT %d PASSWORD %s",
 		p.opts.RoleConnLimit, pq.QuoteLiteral(verifier))
-	verb := "CREATE"
+	if !found {
+		_, err = p.control.ExecContext(ctx, "CREATE ROLE "+role+" WITH NOSUPERUSER NOREPLICATION NOBYPASSRLS "+attrs)
+		if pq.As(err, "42710") != nil { // duplicate_object: created meanwhile by a worker that lost its lease
+			found = true
+		} else if err != nil {
+			return dbError("create role", err)
+		}
+	}
 	if found {
-		verb = "ALTER"
-	}
-	_, err = p.control.ExecContext(ctx, verb+" ROLE "+role+" WITH "+attrs)
-	if pq.As(err, "42710") != nil { // duplicate_object: created meanwhile by a worker that lost its lease
-		_, err = p.control.ExecContext(ctx, "ALTER ROLE "+role+" WITH "+attrs)
-	}
-	if err != nil {
-		return dbError("create role", err)
+		if err := p.checkRoleUnprivileged(ctx, t.RoleName); err != nil {
+			return err
+		}
+		if _, err := p.control.ExecContext(ctx, "ALTER ROLE "+role+" WITH "+attrs); err != nil {
+			return dbError("alter role", err)
+		}
 	}
 	for _, stmt := range []string{
 		"ALTER ROLE " + role + " SET statement_timeout = " + pq.QuoteLiteral(p.opts.StatementTimeout),
@@ -176,6 +185,26 @@ func (p *Provisioner) ensureRole(ctx context.Context, t *Tenant, role string) er
 		if _, err := p.control.ExecContext(ctx, "GRANT "+role+" TO CURRENT_USER"); err != nil {
 			return dbError("grant role", err)
 		}
+	}
+	return nil
+}
+
+// errPrivilegedRole is the failure of a tenant role that someone gave
+// SUPERUSER, REPLICATION or BYPASSRLS behind tenantql's back: only a
+// superuser may take those away, so provisioning stops rather than hand
+// such a role to a tenant.
+var errPrivilegedRole = errors.New("tenant role has SUPERUSER, REPLICATION or BYPASSRLS; a superuser must remove it")
+
+// checkRoleUnprivileged returns errPrivilegedRole when the existing role
+// name has an attribute a tenant role must never have.
+func (p *Provisioner) checkRoleUnprivileged(ctx context.Context, name string) error {
+	const q = `SELECT rolsuper OR rolreplication OR rolbypassrls FROM pg_roles WHERE rolname = $1`
+	var privileged bool
+	if err := p.control.GetContext(ctx, &privileged, q, name); err != nil {
+		return dbError("check role attributes", err)
+	}
+	if privileged {
+		return errPrivilegedRole
 	}
 	return nil
 }
