@@ -29,6 +29,8 @@ type Metrics struct {
 	dbCreated    *prometheus.CounterVec
 	connReclaim  prometheus.Counter
 	sparesReady  prometheus.Gauge
+	replicas     prometheus.Gauge
+	tenantCap    prometheus.Gauge
 }
 
 // New registers tenantql's collectors plus the Go and process collectors.
@@ -55,8 +57,10 @@ func New() *Metrics {
 	}, []string{"source"})
 	m.sparesReady = prometheus.NewGauge(prometheus.GaugeOpts{Name: "tenantql_spare_databases_ready", Help: "Spare tenant databases ready to be claimed (as last counted by this process's refill)."})
 	m.connReclaim = prometheus.NewCounter(prometheus.CounterOpts{Name: "tenantql_tenant_connections_reclaimed_total", Help: "Idle tenant connections closed to give their slot to another tenant."})
+	m.replicas = prometheus.NewGauge(prometheus.GaugeOpts{Name: "tenantql_replicas", Help: "Live server processes on this control database, as last counted by this one."})
+	m.tenantCap = prometheus.NewGauge(prometheus.GaugeOpts{Name: "tenantql_tenant_pool_max_connections", Help: "Most connections one tenant's pool may open: MAX_DB_CONNECTIONS_PER_TENANT, or less to share the tenant role's CONNECTION LIMIT among the replicas."})
 	m.reg.MustRegister(m.requests, m.duration, m.poolsOpen, m.poolEvicted, m.poolClosed, m.connsOpen, m.connWait, m.connTimeouts,
-		m.dbCreated, m.sparesReady, m.connReclaim,
+		m.dbCreated, m.sparesReady, m.connReclaim, m.replicas, m.tenantCap,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -104,6 +108,13 @@ func (m *Metrics) DatabaseCreated(source string) { m.dbCreated.WithLabelValues(s
 
 // SparesReady implements tenancy.ReserveMetrics.
 func (m *Metrics) SparesReady(n int) { m.sparesReady.Set(float64(n)) }
+
+// Replicas records the live processes counted and the per-tenant pool
+// bound derived from them.
+func (m *Metrics) Replicas(n, tenantCap int) {
+	m.replicas.Set(float64(n))
+	m.tenantCap.Set(float64(tenantCap))
+}
 
 // Middleware records each request under path (a fixed label, never the
 // raw URL) and hostKind ("admin" or "tenant").
