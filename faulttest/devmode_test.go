@@ -182,8 +182,39 @@ func (dm *devMode) cli(t *testing.T, args ...string) string {
 	return stdout.String()
 }
 
-// The README's step 5 while the server serves: every command uses the
-// server's cluster and leaves it running; the server keeps serving.
+// readmeCommands returns the CLI commands of the README's walk-through
+// (the lines "go run . <args>" of its sh blocks), split into arguments as
+// a shell would split these simple lines.
+func readmeCommands(t *testing.T) [][]string {
+	t.Helper()
+	raw, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(raw), "\n## A walk-through in Playground\n")
+	section, _, _ = strings.Cut(section, "\n## ")
+	var commands [][]string
+	for _, line := range strings.Split(section, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "go run . ")
+		if !ok {
+			continue
+		}
+		var args []string
+		for i, part := range strings.Split(rest, "'") {
+			if i%2 == 1 { // quoted
+				args = append(args, part)
+			} else {
+				args = append(args, strings.Fields(part)...)
+			}
+		}
+		commands = append(commands, args)
+	}
+	return commands
+}
+
+// The README's step 5, read from README.md, while the server serves:
+// every command uses the server's cluster and leaves it running; the
+// server keeps serving.
 func TestDevCLIWhileServing(t *testing.T) {
 	t.Parallel()
 	dm := newDevMode(t)
@@ -207,26 +238,26 @@ func TestDevCLIWhileServing(t *testing.T) {
 		}
 	}
 
-	out := dm.cli(t, "tenants", "create", "--org", "Globex", "--owner-email", "hank@globex.test", "--owner-password", "secret pass")
-	if !strings.Contains(out, "globex is READY at http://globex.localhost:8080/") {
-		t.Fatalf("tenants create printed:\n%s", out)
+	commands := readmeCommands(t)
+	if len(commands) < 5 {
+		t.Fatalf("read %d commands from the README's walk-through: did its layout change?", len(commands))
 	}
-	stillServing("tenants create")
-	if out := dm.cli(t, "tenants", "list"); !strings.Contains(out, "globex") || !strings.Contains(out, "READY") {
-		t.Fatalf("tenants list printed:\n%s", out)
+	for _, args := range commands {
+		what := strings.Join(args, " ")
+		out := dm.cli(t, args...)
+		if len(args) > 1 && args[0] == "tenants" && args[1] == "create" {
+			// The server learns of the CLI's tenant and routes it.
+			slug := strings.Fields(out)[1] // "creating <slug> ..."
+			if !strings.Contains(out, slug+" is READY at http://"+slug+".localhost:8080/") {
+				t.Fatalf("%s printed:\n%s", what, out)
+			}
+			r := srv.mustGQL(t, slug+".localhost", "", `{ organization { slug } }`, nil)
+			if field(r.Data, "organization", "slug") != slug {
+				t.Fatalf("%s through the server: %s", slug, r.Raw)
+			}
+		}
+		stillServing(what)
 	}
-	stillServing("tenants list")
-	// The server learnt of the CLI's tenant: it routes it.
-	r := srv.mustGQL(t, "globex.localhost", "", `{ organization { slug name } }`, nil)
-	if field(r.Data, "organization", "name") != "Globex" {
-		t.Fatalf("globex through the server: %s", r.Raw)
-	}
-	dm.cli(t, "tenants", "delete", "globex")
-	stillServing("tenants delete")
-	dm.cli(t, "migrate")
-	stillServing("migrate")
-	dm.cli(t, "doctor")
-	stillServing("doctor")
 	if lines := logLines(srv.logPath, "stopping a postmaster", "postmaster is gone"); lines != "" {
 		t.Fatalf("the server's cluster was disturbed:\n%s", lines)
 	}
