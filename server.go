@@ -187,7 +187,6 @@ func (a *app) handler() (http.Handler, *edge.Guard) {
 	guard := edge.NewGuard(edge.Options{
 		Hosts: a.hosts, CORSOrigins: a.cfg.CORSOrigins, MaxBodyBytes: a.cfg.MaxBodyBytes,
 		RateLimit: a.cfg.RateLimitRPS, RateBurst: a.cfg.RateLimitBurst, MaxWebsockets: a.cfg.WSMaxPerTenant,
-		WriteError: resolvers.WriteErrorBody,
 	})
 	router := &tenancy.Router{
 		Registry: a.registry, Pools: a.pools, Hosts: a.hosts, TrustProxy: a.cfg.TrustProxy,

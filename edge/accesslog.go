@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/tenantql/tenantql/apierr"
 )
 
 // AccessLog logs one line per request when it ends: method, path (never
@@ -16,7 +18,7 @@ func AccessLog(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &accessRecord{}
-		sw := &StatusRecorder{ResponseWriter: w}
+		sw := &apierr.StatusRecorder{ResponseWriter: w}
 		next.ServeHTTP(sw, r.WithContext(withAccessRecord(r.Context(), rec)))
 		level := slog.LevelInfo
 		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
@@ -34,37 +36,3 @@ func AccessLog(log *slog.Logger, next http.Handler) http.Handler {
 		)
 	})
 }
-
-// StatusRecorder remembers the status a handler wrote.
-type StatusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-// Status returns the status written, 200 when the handler wrote none.
-func (w *StatusRecorder) Status() int {
-	if w.status == 0 {
-		return http.StatusOK
-	}
-	return w.status
-}
-
-// WriteHeader records code and passes it on.
-func (w *StatusRecorder) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-// Write records an implicit 200 and passes b on.
-func (w *StatusRecorder) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController and websocket upgrades reach the
-// real writer.
-func (w *StatusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }

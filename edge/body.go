@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+
+	"github.com/tenantql/tenantql/apierr"
 )
 
 // readBody reads a POST body through http.MaxBytesReader and checks its
@@ -15,7 +17,7 @@ import (
 // put back for the transport. It reports whether the request goes on.
 func (g *Guard) readBody(w http.ResponseWriter, r *http.Request) bool {
 	tooLarge := func() bool {
-		g.refuse(w, http.StatusRequestEntityTooLarge, codeQueryTooComplex,
+		g.refuse(w, http.StatusRequestEntityTooLarge, apierr.QueryTooComplex,
 			fmt.Sprintf("request body exceeds the limit of %d bytes", g.o.MaxBodyBytes))
 		return false
 	}
@@ -27,16 +29,16 @@ func (g *Guard) readBody(w http.ResponseWriter, r *http.Request) bool {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return tooLarge()
 		}
-		g.refuse(w, http.StatusBadRequest, codeBadRequest, "could not read the request body")
+		g.refuse(w, http.StatusBadRequest, apierr.ValidationFailed, "could not read the request body")
 		return false
 	}
 	switch trimmed := bytes.TrimLeft(body, " \t\r\n"); {
 	case len(trimmed) > 0 && trimmed[0] == '[':
-		g.refuse(w, http.StatusBadRequest, codeBadRequest,
+		g.refuse(w, http.StatusBadRequest, apierr.ValidationFailed,
 			"batched operations (a JSON array body) are not supported: send one operation per request")
 		return false
 	case len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed):
-		g.refuse(w, http.StatusBadRequest, codeBadRequest,
+		g.refuse(w, http.StatusBadRequest, apierr.ValidationFailed,
 			`the request body must be one JSON object: {"query": "...", "variables": {...}}`)
 		return false
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tenantql/tenantql/apierr"
 	"github.com/tenantql/tenantql/tenancy"
 )
 
@@ -30,7 +31,7 @@ func (g *Guard) cors(w http.ResponseWriter, r *http.Request, t *tenancy.Target) 
 		return true
 	}
 	if !g.OriginAllowed(t, origin) {
-		g.refuse(w, http.StatusForbidden, codeForbidden, fmt.Sprintf(
+		g.refuse(w, http.StatusForbidden, apierr.Forbidden, fmt.Sprintf(
 			"origin %.200q may not call this host's API: only the organization's own hosts and CORS_ORIGINS may", origin))
 		return false
 	}

@@ -3,6 +3,8 @@ package edge
 import (
 	"net/http"
 	"strings"
+
+	"github.com/tenantql/tenantql/apierr"
 )
 
 // Headers that a browser cannot send cross-origin without a CORS preflight;
@@ -28,11 +30,11 @@ const csrfMessage = "This operation has been blocked as a potential Cross-Site R
 func (g *Guard) csrf(w http.ResponseWriter, r *http.Request) bool {
 	mediaType := essence(r.Header.Get("Content-Type"))
 	if !preflighted(r, mediaType) {
-		g.refuse(w, http.StatusBadRequest, codeBadRequest, csrfMessage)
+		g.refuse(w, http.StatusBadRequest, apierr.ValidationFailed, csrfMessage)
 		return false
 	}
 	if r.Method == http.MethodPost && mediaType != "application/json" {
-		g.refuse(w, http.StatusUnsupportedMediaType, codeBadRequest,
+		g.refuse(w, http.StatusUnsupportedMediaType, apierr.ValidationFailed,
 			"POST bodies must be Content-Type: application/json (GraphQL over HTTP); multipart and form posts are not served")
 		return false
 	}

@@ -2,7 +2,6 @@ package edge
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -11,17 +10,8 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/tenantql/tenantql/apierr"
 	"github.com/tenantql/tenantql/tenancy"
-)
-
-// The contract's extensions.code values the edge answers with (the same
-// strings as resolvers.Code*; edge sits below resolvers and cannot import it).
-const (
-	codeForbidden          = "FORBIDDEN"
-	codeBadRequest         = "GRAPHQL_VALIDATION_FAILED" // a request that is not a GraphQL-over-HTTP request we serve
-	codeQueryTooComplex    = "QUERY_TOO_COMPLEX"
-	codeRateLimited        = "RATE_LIMITED"
-	codeServiceUnavailable = "SERVICE_UNAVAILABLE"
 )
 
 // Defaults of Options fields left zero.
@@ -54,9 +44,6 @@ type Options struct {
 	// MaxWebsockets caps the open websocket connections of one tenant
 	// (and of the admin host); 0 or less means no cap.
 	MaxWebsockets int
-	// WriteError writes a refusal as a GraphQL error body with one error
-	// carrying code. Defaults to a plain JSON writer of the same shape.
-	WriteError func(w http.ResponseWriter, status int, code, message string)
 }
 
 // Guard is the HTTP edge of the GraphQL endpoint. It runs after host
@@ -81,9 +68,6 @@ func NewGuard(o Options) *Guard {
 	}
 	if o.RateBurst <= 0 {
 		o.RateBurst = max(1, int(2*o.RateLimit))
-	}
-	if o.WriteError == nil {
-		o.WriteError = writeErrorBody
 	}
 	g := &Guard{o: o, drain: newWSDrain()}
 	if o.RateLimit > 0 {
@@ -114,14 +98,14 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 		case http.MethodGet, http.MethodPost:
 		default:
 			w.Header().Set("Allow", allowedMethods)
-			g.refuse(w, http.StatusMethodNotAllowed, codeBadRequest,
+			g.refuse(w, http.StatusMethodNotAllowed, apierr.ValidationFailed,
 				fmt.Sprintf("method %s is not served here: use POST (application/json), GET for queries, or a websocket", r.Method))
 			return
 		}
 		if g.buckets != nil {
 			if wait, ok := g.buckets.take(key, time.Now()); !ok {
 				w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
-				g.refuse(w, http.StatusTooManyRequests, codeRateLimited, fmt.Sprintf(
+				g.refuse(w, http.StatusTooManyRequests, apierr.RateLimited, fmt.Sprintf(
 					"rate limit exceeded: %g requests per second (burst %d) for this organization; retry later", g.o.RateLimit, g.o.RateBurst))
 				return
 			}
@@ -145,7 +129,7 @@ func (g *Guard) serveWebsocket(w http.ResponseWriter, r *http.Request, key strin
 	if g.websockets != nil {
 		if !g.websockets.acquire(key) {
 			w.Header().Set("Retry-After", "10")
-			g.refuse(w, http.StatusTooManyRequests, codeRateLimited, fmt.Sprintf(
+			g.refuse(w, http.StatusTooManyRequests, apierr.RateLimited, fmt.Sprintf(
 				"too many open websocket connections for this organization (limit %d); close one or retry later", g.o.MaxWebsockets))
 			return
 		}
@@ -154,7 +138,7 @@ func (g *Guard) serveWebsocket(w http.ResponseWriter, r *http.Request, key strin
 	ctx, done, ok := g.drain.enter(r.Context())
 	if !ok {
 		w.Header().Set("Retry-After", "1")
-		g.refuse(w, http.StatusServiceUnavailable, codeServiceUnavailable, "the server is shutting down; reconnect")
+		g.refuse(w, http.StatusServiceUnavailable, apierr.ServiceUnavailable, "the server is shutting down; reconnect")
 		return
 	}
 	defer done()
@@ -170,7 +154,7 @@ func (g *Guard) CloseWebsockets(ctx context.Context) error {
 }
 
 func (g *Guard) refuse(w http.ResponseWriter, status int, code, msg string) {
-	g.o.WriteError(w, status, code, msg)
+	apierr.WriteBody(w, status, code, msg)
 }
 
 const allowedMethods = "GET, POST, OPTIONS"
@@ -191,15 +175,6 @@ func isWebsocketUpgrade(r *http.Request) bool {
 // retryAfterSeconds rounds a wait up to whole seconds, at least 1.
 func retryAfterSeconds(d time.Duration) int {
 	return max(1, int((d+time.Second-1)/time.Second))
-}
-
-// writeErrorBody writes {"errors":[{"message":...,"extensions":{"code":...}}]}.
-func writeErrorBody(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"errors": []map[string]any{{"message": msg, "extensions": map[string]any{"code": code}}},
-	})
 }
 
 type accessKey struct{}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/tenantql/tenantql/apierr"
 	"github.com/tenantql/tenantql/tenancy"
 )
 
@@ -115,28 +116,28 @@ func TestCSRFAndTransports(t *testing.T) {
 	}{
 		{name: "json POST", method: "POST", contentType: "application/json"},
 		{name: "json POST with charset", method: "POST", contentType: "application/json; charset=utf-8"},
-		{name: "text/plain POST", method: "POST", contentType: "text/plain", status: 400, code: codeBadRequest},
-		{name: "text/plain with parameters", method: "POST", contentType: "text/plain; charset=utf-8; x=y", status: 400, code: codeBadRequest},
-		{name: "TEXT/PLAIN upper case", method: "POST", contentType: " TEXT/PLAIN ", status: 400, code: codeBadRequest},
-		{name: "form POST", method: "POST", contentType: "application/x-www-form-urlencoded", status: 400, code: codeBadRequest},
-		{name: "multipart POST", method: "POST", contentType: "multipart/form-data; boundary=x", status: 400, code: codeBadRequest},
-		{name: "POST without content type", method: "POST", status: 400, code: codeBadRequest},
+		{name: "text/plain POST", method: "POST", contentType: "text/plain", status: 400, code: apierr.ValidationFailed},
+		{name: "text/plain with parameters", method: "POST", contentType: "text/plain; charset=utf-8; x=y", status: 400, code: apierr.ValidationFailed},
+		{name: "TEXT/PLAIN upper case", method: "POST", contentType: " TEXT/PLAIN ", status: 400, code: apierr.ValidationFailed},
+		{name: "form POST", method: "POST", contentType: "application/x-www-form-urlencoded", status: 400, code: apierr.ValidationFailed},
+		{name: "multipart POST", method: "POST", contentType: "multipart/form-data; boundary=x", status: 400, code: apierr.ValidationFailed},
+		{name: "POST without content type", method: "POST", status: 400, code: apierr.ValidationFailed},
 		{name: "text/plain with apollo-require-preflight: passes CSRF, still not JSON", method: "POST", contentType: "text/plain",
-			headers: map[string]string{"apollo-require-preflight": "true"}, status: 415, code: codeBadRequest},
+			headers: map[string]string{"apollo-require-preflight": "true"}, status: 415, code: apierr.ValidationFailed},
 		{name: "form with x-apollo-operation-name", method: "POST", contentType: "application/x-www-form-urlencoded",
-			headers: map[string]string{"x-apollo-operation-name": "Q"}, status: 415, code: codeBadRequest},
+			headers: map[string]string{"x-apollo-operation-name": "Q"}, status: 415, code: apierr.ValidationFailed},
 		{name: "empty preflight header does not count", method: "POST", contentType: "text/plain",
-			headers: map[string]string{"apollo-require-preflight": ""}, status: 400, code: codeBadRequest},
-		{name: "application/graphql POST", method: "POST", contentType: "application/graphql", status: 415, code: codeBadRequest},
-		{name: "plain GET", method: "GET", status: 400, code: codeBadRequest},
-		{name: "GET with text/plain", method: "GET", contentType: "text/plain", status: 400, code: codeBadRequest},
+			headers: map[string]string{"apollo-require-preflight": ""}, status: 400, code: apierr.ValidationFailed},
+		{name: "application/graphql POST", method: "POST", contentType: "application/graphql", status: 415, code: apierr.ValidationFailed},
+		{name: "plain GET", method: "GET", status: 400, code: apierr.ValidationFailed},
+		{name: "GET with text/plain", method: "GET", contentType: "text/plain", status: 400, code: apierr.ValidationFailed},
 		{name: "GET with application/json (Apollo Client)", method: "GET", contentType: "application/json"},
 		{name: "GET with apollo-require-preflight", method: "GET", headers: map[string]string{"apollo-require-preflight": "true"}},
 		{name: "GET with x-apollo-operation-name", method: "GET", headers: map[string]string{"x-apollo-operation-name": "Q"}},
 		{name: "websocket upgrade needs no preflight header", method: "GET",
 			headers: map[string]string{"Upgrade": "websocket", "Connection": "Upgrade"}},
-		{name: "PUT", method: "PUT", contentType: "application/json", status: 405, code: codeBadRequest},
-		{name: "DELETE", method: "DELETE", status: 405, code: codeBadRequest},
+		{name: "PUT", method: "PUT", contentType: "application/json", status: 405, code: apierr.ValidationFailed},
+		{name: "DELETE", method: "DELETE", status: 405, code: apierr.ValidationFailed},
 	}
 	for _, c := range cases {
 		r := httptest.NewRequest(c.method, "http://acme.example.test/graphql?query=%7B__typename%7D", strings.NewReader(`{"query":"{ __typename }"}`))
@@ -176,14 +177,14 @@ func TestBodyLimitAndBatching(t *testing.T) {
 	}{
 		{name: "exactly the limit", body: pad(limit)},
 		{name: "exactly the limit, chunked", body: pad(limit), chunk: true},
-		{name: "one byte over", body: pad(limit + 1), status: 413, code: codeQueryTooComplex},
-		{name: "one byte over, chunked", body: pad(limit + 1), chunk: true, status: 413, code: codeQueryTooComplex},
-		{name: "batch", body: `[{"query":"{ __typename }"},{"query":"{ __typename }"}]`, status: 400, code: codeBadRequest},
-		{name: "batch after whitespace", body: " \n\t[{\"query\":\"{ __typename }\"}]", status: 400, code: codeBadRequest},
-		{name: "not JSON", body: `query { __typename }`, status: 400, code: codeBadRequest},
-		{name: "broken JSON", body: `{"query":`, status: 400, code: codeBadRequest},
-		{name: "two objects", body: query + query, status: 400, code: codeBadRequest},
-		{name: "empty", body: "", status: 400, code: codeBadRequest},
+		{name: "one byte over", body: pad(limit + 1), status: 413, code: apierr.QueryTooComplex},
+		{name: "one byte over, chunked", body: pad(limit + 1), chunk: true, status: 413, code: apierr.QueryTooComplex},
+		{name: "batch", body: `[{"query":"{ __typename }"},{"query":"{ __typename }"}]`, status: 400, code: apierr.ValidationFailed},
+		{name: "batch after whitespace", body: " \n\t[{\"query\":\"{ __typename }\"}]", status: 400, code: apierr.ValidationFailed},
+		{name: "not JSON", body: `query { __typename }`, status: 400, code: apierr.ValidationFailed},
+		{name: "broken JSON", body: `{"query":`, status: 400, code: apierr.ValidationFailed},
+		{name: "two objects", body: query + query, status: 400, code: apierr.ValidationFailed},
+		{name: "empty", body: "", status: 400, code: apierr.ValidationFailed},
 	}
 	for _, c := range cases {
 		var body = bytes.NewReader([]byte(c.body))
@@ -233,7 +234,7 @@ func TestCORS(t *testing.T) {
 	r.Header.Set("Origin", "https://other.example.test")
 	r.Header.Set("Access-Control-Request-Method", "POST")
 	w, ran = serve(g, acme(), r)
-	if ran || w.Code != 403 || w.Header().Get("Access-Control-Allow-Origin") != "" || code(t, w) != codeForbidden {
+	if ran || w.Code != 403 || w.Header().Get("Access-Control-Allow-Origin") != "" || code(t, w) != apierr.Forbidden {
 		t.Fatalf("foreign preflight: %d %v %s", w.Code, w.Header(), w.Body)
 	}
 
@@ -293,7 +294,7 @@ func TestRateLimitPerTenant(t *testing.T) {
 		}
 	}
 	w := post(a)
-	if w.Code != 429 || code(t, w) != codeRateLimited {
+	if w.Code != 429 || code(t, w) != apierr.RateLimited {
 		t.Fatalf("over the burst: %d %s", w.Code, w.Body)
 	}
 	if ra := w.Header().Get("Retry-After"); ra == "" || ra == "0" {
@@ -380,7 +381,7 @@ func TestWebsocketCap(t *testing.T) {
 	<-started
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, upgrade())
-	if w.Code != 429 || code(t, w) != codeRateLimited || w.Header().Get("Retry-After") == "" {
+	if w.Code != 429 || code(t, w) != apierr.RateLimited || w.Header().Get("Retry-After") == "" {
 		t.Fatalf("third websocket: %d %s", w.Code, w.Body)
 	}
 	close(release)

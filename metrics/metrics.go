@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/tenantql/tenantql/edge"
+	"github.com/tenantql/tenantql/apierr"
 )
 
 // Metrics holds every collector; create one with New.
@@ -121,7 +121,7 @@ func (m *Metrics) Replicas(n, tenantCap int) {
 func (m *Metrics) Middleware(path string, hostKind func(*http.Request) string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &edge.StatusRecorder{ResponseWriter: w}
+		sw := &apierr.StatusRecorder{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
 		kind := hostKind(r)
 		m.requests.WithLabelValues(kind, path, strconv.Itoa(sw.Status())).Inc()

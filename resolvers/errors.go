@@ -2,7 +2,6 @@ package resolvers
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,74 +11,43 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/tenantql/tenantql/apierr"
 	"github.com/tenantql/tenantql/auth"
 	"github.com/tenantql/tenantql/edge"
 	"github.com/tenantql/tenantql/store"
 	"github.com/tenantql/tenantql/tenancy"
 )
 
-// The contract's extensions.code values.
-const (
-	CodeUnauthenticated    = "UNAUTHENTICATED"
-	CodeForbidden          = "FORBIDDEN"
-	CodeNotFound           = "NOT_FOUND"
-	CodeBadUserInput       = "BAD_USER_INPUT"
-	CodeConflict           = "CONFLICT"
-	CodeTenantNotFound     = "TENANT_NOT_FOUND"
-	CodeTenantNotReady     = "TENANT_NOT_READY"
-	CodeTenantSuspended    = "TENANT_SUSPENDED"
-	CodeTenantRequired     = "TENANT_REQUIRED"
-	CodeParseFailed        = "GRAPHQL_PARSE_FAILED"
-	CodeValidationFailed   = "GRAPHQL_VALIDATION_FAILED"
-	CodePersistedNotFound  = "PERSISTED_QUERY_NOT_FOUND"
-	CodeQueryTooComplex    = "QUERY_TOO_COMPLEX"
-	CodeRateLimited        = "RATE_LIMITED"
-	CodeServiceUnavailable = "SERVICE_UNAVAILABLE"
-	CodeInternal           = "INTERNAL_SERVER_ERROR"
-)
-
-// Error is an error with a contract code and a message meant for clients.
-type Error struct {
-	Code    string
-	Message string
-}
-
-func (e *Error) Error() string { return e.Message }
-
-func newError(code, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
 // classify maps an error from any layer to a code and a client message.
 // ok is false for errors that must be masked as internal.
 func classify(err error) (code, msg string, ok bool) {
-	var e *Error
+	var e *apierr.Error
 	switch {
 	case errors.As(err, &e):
 		return e.Code, e.Message, true
 	// the request's tenant changed under it (see tenancy.Target.Recheck)
 	case errors.Is(err, tenancy.ErrTenantGone):
-		return CodeTenantNotFound, "this tenant has been deleted", true
+		return apierr.TenantNotFound, "this tenant has been deleted", true
 	case errors.Is(err, tenancy.ErrTenantSuspended):
-		return CodeTenantSuspended, "this tenant is suspended", true
+		return apierr.TenantSuspended, "this tenant is suspended", true
 	case errors.Is(err, tenancy.ErrTenantNotReady):
-		return CodeTenantNotReady, "this tenant is not ready, retry shortly", true
+		return apierr.TenantNotReady, "this tenant is not ready, retry shortly", true
 	case errors.Is(err, tenancy.ErrInvalidInput), errors.Is(err, store.ErrInvalidInput):
-		return CodeBadUserInput, clientMessage(err), true
+		return apierr.BadUserInput, clientMessage(err), true
 	case errors.Is(err, tenancy.ErrSlugTaken), errors.Is(err, tenancy.ErrDomainTaken),
 		errors.Is(err, store.ErrConflict), errors.Is(err, tenancy.ErrWrongState):
-		return CodeConflict, clientMessage(err), true
+		return apierr.Conflict, clientMessage(err), true
 	case errors.Is(err, tenancy.ErrTenantNotFound), errors.Is(err, tenancy.ErrDomainNotFound),
 		errors.Is(err, store.ErrNotFound):
-		return CodeNotFound, clientMessage(err), true
+		return apierr.NotFound, clientMessage(err), true
 	case errors.Is(err, auth.ErrInvalidToken):
-		return CodeUnauthenticated, "invalid or expired token", true
+		return apierr.Unauthenticated, "invalid or expired token", true
 	case errors.Is(err, tenancy.ErrUnavailable), errors.Is(err, store.ErrUnavailable):
-		return CodeServiceUnavailable, "the database is unavailable, retry later", true
+		return apierr.ServiceUnavailable, "the database is unavailable, retry later", true
 	case isIntrospectionDisabled(err):
-		return CodeValidationFailed, "introspection is disabled on this server", true
+		return apierr.ValidationFailed, "introspection is disabled on this server", true
 	}
-	return CodeInternal, "", false
+	return apierr.Internal, "", false
 }
 
 // isIntrospectionDisabled recognises gqlgen's own (unexported) error for
@@ -123,14 +91,14 @@ func Presenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			// an error gqlgen itself raised (parse, validation, APQ, limits)
 			out := *gqlErr
 			if out.Extensions == nil || out.Extensions["code"] == nil {
-				out.Extensions = map[string]any{"code": CodeValidationFailed}
+				out.Extensions = map[string]any{"code": apierr.ValidationFailed}
 			}
 			return &out
 		}
 		out := graphql.DefaultErrorPresenter(ctx, err)
 		err = recheckTenant(ctx, err)
 		code, msg, ok := classify(err)
-		if code == CodeServiceUnavailable {
+		if code == apierr.ServiceUnavailable {
 			// the client gets a generic "retry later"; the operator the cause
 			log.Warn("database unavailable", "request_id", edge.RequestIDFromContext(ctx), "path", out.Path.String(), "err", err)
 		}
@@ -157,7 +125,7 @@ func Presenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 // pool closed, its database dropped under the request): the same answer
 // a new request gets, instead of an internal or unavailable error.
 func recheckTenant(ctx context.Context, err error) error {
-	if code, _, _ := classify(err); code != CodeInternal && code != CodeServiceUnavailable {
+	if code, _, _ := classify(err); code != apierr.Internal && code != apierr.ServiceUnavailable {
 		return err
 	}
 	t, ok := tenancy.FromContext(ctx)
@@ -182,51 +150,26 @@ func Recover(log *slog.Logger) graphql.RecoverFunc {
 // (host routing, limits) with the contract's status code and a GraphQL
 // error body.
 func WriteHTTPError(w http.ResponseWriter, r *http.Request, err error) {
-	status, code, msg := http.StatusInternalServerError, CodeInternal, "internal server error"
+	status, code, msg := http.StatusInternalServerError, apierr.Internal, "internal server error"
 	switch {
 	case errors.Is(err, tenancy.ErrTenantNotFound), errors.Is(err, tenancy.ErrTenantGone):
-		status, code, msg = http.StatusNotFound, CodeTenantNotFound, "no tenant serves this host"
+		status, code, msg = http.StatusNotFound, apierr.TenantNotFound, "no tenant serves this host"
 	case errors.Is(err, tenancy.ErrTenantNotReady):
-		status, code, msg = http.StatusServiceUnavailable, CodeTenantNotReady, "this tenant is being provisioned, retry shortly"
+		status, code, msg = http.StatusServiceUnavailable, apierr.TenantNotReady, "this tenant is being provisioned, retry shortly"
 		w.Header().Set("Retry-After", "2")
 	case errors.Is(err, tenancy.ErrTenantSuspended):
-		status, code, msg = http.StatusForbidden, CodeTenantSuspended, "this tenant is suspended"
+		status, code, msg = http.StatusForbidden, apierr.TenantSuspended, "this tenant is suspended"
 	case errors.Is(err, tenancy.ErrUnavailable), errors.Is(err, store.ErrUnavailable):
-		status, code, msg = http.StatusServiceUnavailable, CodeServiceUnavailable, "the database is unavailable, retry later"
+		status, code, msg = http.StatusServiceUnavailable, apierr.ServiceUnavailable, "the database is unavailable, retry later"
 		w.Header().Set("Retry-After", "2")
 	default:
-		var e *Error
+		var e *apierr.Error
 		if errors.As(err, &e) {
 			code, msg = e.Code, e.Message
-			status = statusForCode(e.Code)
+			status = apierr.Status(e.Code)
 		} else {
 			slog.ErrorContext(r.Context(), "request failed", "request_id", edge.RequestIDFromContext(r.Context()), "err", err)
 		}
 	}
-	WriteErrorBody(w, status, code, msg)
-}
-
-func statusForCode(code string) int {
-	switch code {
-	case CodeRateLimited:
-		return http.StatusTooManyRequests
-	case CodeServiceUnavailable, CodeTenantNotReady:
-		return http.StatusServiceUnavailable
-	case CodeBadUserInput, CodeParseFailed, CodeValidationFailed:
-		return http.StatusBadRequest
-	case CodeForbidden, CodeTenantSuspended:
-		return http.StatusForbidden
-	case CodeTenantNotFound, CodeNotFound:
-		return http.StatusNotFound
-	}
-	return http.StatusInternalServerError
-}
-
-// WriteErrorBody writes {"errors":[{"message":...,"extensions":{"code":...}}]}.
-func WriteErrorBody(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"errors": []map[string]any{{"message": msg, "extensions": map[string]any{"code": code}}},
-	})
+	apierr.WriteBody(w, status, code, msg)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/vektah/gqlparser/v2/validator/core"
 	"github.com/vektah/gqlparser/v2/validator/rules"
 
+	"github.com/tenantql/tenantql/apierr"
 	"github.com/tenantql/tenantql/graph"
 	"github.com/tenantql/tenantql/tenancy"
 )
@@ -136,7 +137,7 @@ func (h graphqlHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := &httpState{method: r.Method}
-	sw := &statusWriter{ResponseWriter: w, st: st}
+	sw := &apierr.StatusRecorder{ResponseWriter: w, Rewrite: st.rewrite(w)}
 	h.srv.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), httpStateKey{}, st)))
 }
 
@@ -150,37 +151,22 @@ type httpState struct {
 	allow  string
 }
 
-type statusWriter struct {
-	http.ResponseWriter
-	st    *httpState
-	wrote bool
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.wrote {
-		return
-	}
-	w.wrote = true
-	switch {
-	case w.st.status != 0:
-		code = w.st.status
-		if w.st.allow != "" {
-			w.Header().Set("Allow", w.st.allow)
+// rewrite returns the status rewrite of the request's writer: the
+// status and Allow header a refusal asked for, and 400 for gqlgen's 422.
+func (st *httpState) rewrite(w http.ResponseWriter) func(int) int {
+	return func(code int) int {
+		switch {
+		case st.status != 0:
+			if st.allow != "" {
+				w.Header().Set("Allow", st.allow)
+			}
+			return st.status
+		case code == http.StatusUnprocessableEntity:
+			return http.StatusBadRequest
 		}
-	case code == http.StatusUnprocessableEntity:
-		code = http.StatusBadRequest
+		return code
 	}
-	w.ResponseWriter.WriteHeader(code)
 }
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if !w.wrote {
-		w.WriteHeader(http.StatusOK)
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // getQueriesOnly refuses mutations and subscriptions sent over GET (405,
 // Allow: POST) before they run: a GET must be safe to repeat and to
@@ -197,7 +183,7 @@ func (getQueriesOnly) MutateOperationContext(ctx context.Context, oc *graphql.Op
 	}
 	st.status, st.allow = http.StatusMethodNotAllowed, http.MethodPost
 	err := gqlerror.Errorf("%s operations are not allowed over GET: send them with POST (Content-Type: application/json)", oc.Operation.Operation)
-	err.Extensions = map[string]any{"code": CodeValidationFailed}
+	err.Extensions = map[string]any{"code": apierr.ValidationFailed}
 	return err
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
+	"github.com/tenantql/tenantql/apierr"
 	"github.com/tenantql/tenantql/graph/model"
 	"github.com/tenantql/tenantql/store"
 	"github.com/tenantql/tenantql/tenancy"
@@ -247,7 +248,7 @@ func (r *Resolver) startIssueFeed(f *issueFeed, t *tenancy.Tenant) {
 	h.mu.Lock()
 	if err != nil {
 		r.Log.Error("issueChanged: cannot LISTEN on the tenant database", "tenant", t.Slug, "err", err)
-		f.err = newError(CodeServiceUnavailable, "cannot follow issue changes now, retry later")
+		f.err = apierr.New(apierr.ServiceUnavailable, "cannot follow issue changes now, retry later")
 		h.endLocked(f)
 		h.mu.Unlock()
 		close(f.ready)

@@ -8,6 +8,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/google/uuid"
 
+	"github.com/tenantql/tenantql/apierr"
 	"github.com/tenantql/tenantql/auth"
 	"github.com/tenantql/tenantql/graph/model"
 	"github.com/tenantql/tenantql/store"
@@ -255,9 +256,9 @@ func (r *Resolver) createUser(ctx context.Context, in model.CreateUserInput) (*m
 	}
 	switch {
 	case me.Role != store.RoleOwner && me.Role != store.RoleAdmin:
-		return nil, newError(CodeForbidden, "only an OWNER or ADMIN may create users")
+		return nil, apierr.New(apierr.Forbidden, "only an OWNER or ADMIN may create users")
 	case role == store.RoleOwner && me.Role != store.RoleOwner:
-		return nil, newError(CodeForbidden, "only an OWNER may create another OWNER")
+		return nil, apierr.New(apierr.Forbidden, "only an OWNER may create another OWNER")
 	}
 	if err := checkText("password", in.Password, maxPasswordLen); err != nil {
 		return nil, err

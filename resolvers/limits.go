@@ -12,6 +12,8 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/parser"
+
+	"github.com/tenantql/tenantql/apierr"
 )
 
 // The limits' defaults (see docs/limits.md).
@@ -65,7 +67,7 @@ func init() {
 	// errors are: a non-200 status over HTTP, an "error" message over a
 	// websocket. gqlgen keeps this registry of codes itself; it is written
 	// once here, before anything serves.
-	errcode.RegisterErrorType(CodeQueryTooComplex, errcode.KindProtocol)
+	errcode.RegisterErrorType(apierr.QueryTooComplex, errcode.KindProtocol)
 }
 
 // limitsExtension enforces Limits in two steps: the document's tokens and
@@ -125,7 +127,7 @@ func (e limitsExtension) MutateOperationContext(_ context.Context, oc *graphql.O
 
 func tooComplex(limit string, maxValue int, format string, args ...any) *gqlerror.Error {
 	err := gqlerror.Errorf(format, args...)
-	err.Extensions = map[string]any{"code": CodeQueryTooComplex, "limit": limit, "max": maxValue}
+	err.Extensions = map[string]any{"code": apierr.QueryTooComplex, "limit": limit, "max": maxValue}
 	return err
 }
 

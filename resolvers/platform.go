@@ -5,13 +5,14 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/tenantql/tenantql/apierr"
 	"github.com/tenantql/tenantql/auth"
 	"github.com/tenantql/tenantql/graph/model"
 	"github.com/tenantql/tenantql/tenancy"
 )
 
-func badInput(format string, args ...any) *Error {
-	return newError(CodeBadUserInput, format, args...)
+func badInput(format string, args ...any) *apierr.Error {
+	return apierr.New(apierr.BadUserInput, format, args...)
 }
 
 // checkText refuses NUL bytes, invalid UTF-8 and over-long values.

@@ -10,6 +10,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/google/uuid"
 
+	"github.com/tenantql/tenantql/apierr"
 	"github.com/tenantql/tenantql/auth"
 	"github.com/tenantql/tenantql/store"
 	"github.com/tenantql/tenantql/tenancy"
@@ -61,7 +62,7 @@ func sessionFrom(ctx context.Context) *session {
 func tenantTarget(ctx context.Context) (*tenancy.Target, error) {
 	t, ok := tenancy.FromContext(ctx)
 	if !ok || t.Tenant == nil {
-		return nil, newError(CodeTenantRequired, "this field is served on a tenant host (<slug>.<base domain>)")
+		return nil, apierr.New(apierr.TenantRequired, "this field is served on a tenant host (<slug>.<base domain>)")
 	}
 	return t, nil
 }
@@ -77,17 +78,17 @@ func (r *Resolver) viewer(ctx context.Context) (store.User, error) {
 	s := sessionFrom(ctx)
 	s.once.Do(func() {
 		if s.bearer == "" {
-			s.err = newError(CodeUnauthenticated, "sign in first: send Authorization: Bearer <token> from login")
+			s.err = apierr.New(apierr.Unauthenticated, "sign in first: send Authorization: Bearer <token> from login")
 			return
 		}
 		claims, err := r.Tokens.Verify(s.bearer, target.Tenant.ID.String())
 		if err != nil {
-			s.err = newError(CodeUnauthenticated, "invalid or expired token for this organization")
+			s.err = apierr.New(apierr.Unauthenticated, "invalid or expired token for this organization")
 			return
 		}
 		id, err := uuid.Parse(claims.UserID)
 		if err != nil {
-			s.err = newError(CodeUnauthenticated, "invalid token")
+			s.err = apierr.New(apierr.Unauthenticated, "invalid token")
 			return
 		}
 		key := userKey{tenant: target.Tenant.ID, user: id}
@@ -98,7 +99,7 @@ func (r *Resolver) viewer(ctx context.Context) (store.User, error) {
 		s.user, s.err = store.New(target.DB).UserByID(ctx, id)
 		switch {
 		case errors.Is(s.err, store.ErrNotFound):
-			s.err = newError(CodeUnauthenticated, "the signed-in user no longer exists")
+			s.err = apierr.New(apierr.Unauthenticated, "the signed-in user no longer exists")
 		case s.err == nil:
 			r.users.add(r.UserTTL, key, s.user)
 		}
@@ -110,10 +111,10 @@ func (r *Resolver) viewer(ctx context.Context) (store.User, error) {
 func (r *Resolver) platformDirective(ctx context.Context, _ any, next graphql.Resolver) (any, error) {
 	t, ok := tenancy.FromContext(ctx)
 	if !ok || !t.Admin {
-		return nil, newError(CodeForbidden, "platform fields are served on the admin host only")
+		return nil, apierr.New(apierr.Forbidden, "platform fields are served on the admin host only")
 	}
 	if !auth.AdminTokenMatches(r.AdminToken, sessionFrom(ctx).bearer) {
-		return nil, newError(CodeUnauthenticated, "platform fields need Authorization: Bearer <admin token>")
+		return nil, apierr.New(apierr.Unauthenticated, "platform fields need Authorization: Bearer <admin token>")
 	}
 	return next(ctx)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/tenantql/tenantql/apierr"
 	"github.com/tenantql/tenantql/auth"
 	"github.com/tenantql/tenantql/graph/model"
 	"github.com/tenantql/tenantql/store"
@@ -36,7 +37,7 @@ func (r *Resolver) login(ctx context.Context, email, password string) (*model.Au
 	if err := checkText("password", password, 128); err != nil {
 		return nil, err
 	}
-	wrong := newError(CodeUnauthenticated, "wrong email or password")
+	wrong := apierr.New(apierr.Unauthenticated, "wrong email or password")
 	u, err := store.New(target.DB).UserByEmail(ctx, strings.TrimSpace(email))
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalidInput) {
 		// as long as a real check, so that timing does not tell

@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+
+	"github.com/tenantql/tenantql/pgerr"
 )
 
 // Comment is a remark a user made on an issue.
@@ -51,7 +53,7 @@ func (s *Store) AddComment(ctx context.Context, issueKey string, authorID uuid.U
 	if errors.Is(err, sql.ErrNoRows) {
 		return Comment{}, issueNotFound(issueKey)
 	}
-	if code, constraint := constraintError(err); code == "23503" {
+	if code, constraint := pgerr.Constraint(err); code == "23503" {
 		if constraint == "comments_author_id_fkey" {
 			return Comment{}, invalid("author does not exist")
 		}

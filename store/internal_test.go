@@ -1,14 +1,9 @@
 package store
 
 import (
-	"context"
-	"database/sql/driver"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -211,38 +206,17 @@ func FuzzDecodeCursor(f *testing.F) {
 	})
 }
 
-func TestIsUnavailable(t *testing.T) {
+// TestDBErrorWrapsUnavailable: the store's wrapper keeps the driver error
+// and marks outages with ErrUnavailable (the rules: pgerr's tests).
+func TestDBErrorWrapsUnavailable(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		err  error
-		want bool
-	}{
-		{&pq.Error{Code: "08006"}, true},
-		{&pq.Error{Code: "08001"}, true},
-		{&pq.Error{Code: "57P01"}, true},
-		{&pq.Error{Code: "57P03"}, true},
-		{&pq.Error{Code: "53300"}, true},
-		{fmt.Errorf("wrapped: %w", &pq.Error{Code: "53200"}), true},
-		{&pq.Error{Code: "57014"}, false}, // query_canceled
-		{&pq.Error{Code: "23505"}, false},
-		{&pq.Error{Code: "42P01"}, false},
-		{&net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, true},
-		{syscall.ECONNRESET, true},
-		{driver.ErrBadConn, true},
-		{io.ErrUnexpectedEOF, true},
-		{context.DeadlineExceeded, true},
-		{context.Canceled, false},
-		{fmt.Errorf("begin: %w", errors.New("sql: database is closed")), true},
-		{errors.New("boom"), false},
+	down := &pq.Error{Code: "57P01"}
+	if err := dbError("op", down); !errors.Is(err, ErrUnavailable) || !errors.Is(err, down) || !strings.HasPrefix(err.Error(), "store: op: ") {
+		t.Errorf("dbError(57P01) = %v", err)
 	}
-	for _, tt := range tests {
-		if got := isUnavailable(tt.err); got != tt.want {
-			t.Errorf("isUnavailable(%v) = %v, want %v", tt.err, got, tt.want)
-		}
-		err := dbError("op", tt.err)
-		if errors.Is(err, ErrUnavailable) != tt.want || !errors.Is(err, tt.err) {
-			t.Errorf("dbError(%v) = %v", tt.err, err)
-		}
+	dup := &pq.Error{Code: "23505"}
+	if err := dbError("op", dup); errors.Is(err, ErrUnavailable) || !errors.Is(err, dup) {
+		t.Errorf("dbError(23505) = %v", err)
 	}
 	if dbError("op", nil) != nil {
 		t.Error("dbError(nil) is not nil")

@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+
+	"github.com/tenantql/tenantql/pgerr"
 )
 
 // IssueStatus is where an issue stands.
@@ -168,7 +170,7 @@ func (s *Store) CreateIssue(ctx context.Context, ni NewIssue) (Issue, error) {
 // issueWriteError maps the driver error of an issue insert or update:
 // a dangling assignee or reporter becomes ErrInvalidInput.
 func issueWriteError(op string, err error) error {
-	switch code, constraint := constraintError(err); {
+	switch code, constraint := pgerr.Constraint(err); {
 	case code == "23503" && constraint == "issues_assignee_id_fkey":
 		return invalid("assignee does not exist")
 	case code == "23503" && constraint == "issues_reporter_id_fkey":

@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+
+	"github.com/tenantql/tenantql/pgerr"
 )
 
 // Project groups issues under a short key such as "WEB".
@@ -42,7 +44,7 @@ func (s *Store) CreateProject(ctx context.Context, key, name string) (Project, e
 		RETURNING ` + projectColumns
 	var p Project
 	err = s.db.GetContext(ctx, &p, q, uuid.New(), key, name)
-	if code, _ := constraintError(err); code == "23505" {
+	if code, _ := pgerr.Constraint(err); code == "23505" {
 		return Project{}, fmt.Errorf("%w: a project with key %q already exists", ErrConflict, key)
 	}
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"github.com/tenantql/tenantql/pgerr"
 )
 
 // Role is what a user may do in the organization.
@@ -78,7 +80,7 @@ func (s *Store) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 		RETURNING ` + userColumns
 	var u User
 	err := s.db.GetContext(ctx, &u, q, uuid.New(), nu.Email, nu.Name, string(nu.Role), nu.PasswordHash)
-	if code, _ := constraintError(err); code == "23505" {
+	if code, _ := pgerr.Constraint(err); code == "23505" {
 		return User{}, fmt.Errorf("%w: a user with email %q already exists", ErrConflict, nu.Email)
 	}
 	if err != nil {

@@ -8,6 +8,8 @@ package tenancy
 import (
 	"errors"
 	"fmt"
+
+	"github.com/tenantql/tenantql/pgerr"
 )
 
 // Sentinel errors; wrap them with %w and test them with errors.Is.
@@ -28,9 +30,14 @@ var (
 	ErrInvalidInput = errors.New("invalid input")
 	// ErrWrongState: the operation does not apply to the tenant's current status.
 	ErrWrongState = errors.New("operation not allowed in the tenant's current status")
-	// ErrUnavailable: a database could not be reached or had no free connection in time.
-	ErrUnavailable = errors.New("database unavailable")
+	// ErrUnavailable: a database could not be reached or had no free
+	// connection in time. It is pgerr.ErrUnavailable, the same sentinel the
+	// store returns.
+	ErrUnavailable = pgerr.ErrUnavailable
 )
+
+// dbError wraps a driver error met during op; see pgerr.Wrap.
+func dbError(op string, err error) error { return pgerr.Wrap(op, err) }
 
 // invalid returns an ErrInvalidInput error with a message for the client.
 func invalid(format string, args ...any) error {

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/lib/pq"
+
+	"github.com/tenantql/tenantql/pgerr"
 )
 
 func TestBoundariesFollowTheLifecycleTable(t *testing.T) {
@@ -94,7 +96,7 @@ func TestTenantDBGoneAndUnavailable(t *testing.T) {
 		{&pq.Error{Code: "3D000"}, true, false},
 		{&pq.Error{Code: "28P01"}, true, false},
 		{&pq.Error{Code: "28000"}, true, false},
-		{fmt.Errorf("store: user by id: %w", errors.New("sql: database is closed")), true, false},
+		{fmt.Errorf("store: user by id: %w", errors.New("sql: database is closed")), true, true}, // a closed pool: also retryable
 		{&pq.Error{Code: "57P01", Message: "terminating connection due to administrator command"}, false, true},
 		{&pq.Error{Code: "57P03", Message: "the database system is starting up"}, false, true},
 		{&pq.Error{Code: "55000", Message: `database "x" is not currently accepting connections`}, false, true},
@@ -106,8 +108,8 @@ func TestTenantDBGoneAndUnavailable(t *testing.T) {
 		if got := tenantDBGone(c.err); got != c.gone {
 			t.Errorf("tenantDBGone(%v) = %v", c.err, got)
 		}
-		if got := isUnavailable(c.err); got != c.unavailable {
-			t.Errorf("isUnavailable(%v) = %v", c.err, got)
+		if got := pgerr.IsUnavailable(c.err); got != c.unavailable {
+			t.Errorf("pgerr.IsUnavailable(%v) = %v", c.err, got)
 		}
 	}
 }

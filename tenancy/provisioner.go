@@ -13,6 +13,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"github.com/tenantql/tenantql/pgerr"
 )
 
 // Owner is the first user of a new tenant.
@@ -246,7 +248,7 @@ func (p *Provisioner) RunOnce(ctx context.Context) (bool, error) {
 		return true, nil
 	}
 	attempts := j.Attempts + 1
-	if isUnavailable(err) {
+	if pgerr.IsUnavailable(err) {
 		attempts = j.Attempts // an outage is nobody's fault: retry without using up attempts
 	}
 	log.Error("tenant step failed", "attempt", attempts, "err", err)
@@ -362,7 +364,7 @@ func (p *Provisioner) persist(ctx context.Context, f func(context.Context) error
 	defer cancel()
 	for {
 		err := f(ctx)
-		if err == nil || !isUnavailable(err) || ctx.Err() != nil {
+		if err == nil || !pgerr.IsUnavailable(err) || ctx.Err() != nil {
 			return err
 		}
 		select {
@@ -406,7 +408,7 @@ func publicError(err error) string {
 	}
 	var pqErr *pq.Error
 	switch {
-	case isUnavailable(err):
+	case pgerr.IsUnavailable(err):
 		return fmt.Sprintf("%s failed: database unavailable", step)
 	case errors.As(err, &pqErr):
 		return fmt.Sprintf("%s failed: database error %s", step, pqErr.Code.Name())

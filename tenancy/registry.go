@@ -355,11 +355,3 @@ func (r *Registry) RemoveDomain(ctx context.Context, slug, domain string) (*Tena
 	}
 	return r.refresh(ctx, t.ID)
 }
-
-// dbError wraps a driver error; connection failures become ErrUnavailable.
-func dbError(op string, err error) error {
-	if isUnavailable(err) {
-		return fmt.Errorf("%s: %w: %v", op, ErrUnavailable, err)
-	}
-	return fmt.Errorf("%s: %w", op, err)
-}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strings"
 	"sync"
 	"time"
 
@@ -282,41 +280,4 @@ func (r *Registry) Watch(ctx context.Context, o WatchOptions) error {
 			}
 		}
 	}
-}
-
-// isUnavailable reports whether err means the database could not be
-// reached or is shutting down, so that the caller should retry later.
-func isUnavailable(err error) bool {
-	if err == nil {
-		return false
-	}
-	var pqErr *pq.Error
-	if errors.As(err, &pqErr) {
-		switch pqErr.Code.Class() {
-		case "08", "57", "53": // connection exception, operator intervention, insufficient resources
-			return pqErr.Code != "57014" // query_canceled is not an outage
-		}
-		// 55000 at connection time: the database is closed to connections
-		// (ALTER DATABASE ... ALLOW_CONNECTIONS false, or being dropped).
-		return pqErr.Code == "55000" && strings.Contains(pqErr.Message, "not currently accepting connections")
-	}
-	var netErr net.Error
-	if errors.As(err, &netErr) {
-		return true
-	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrUnavailable) {
-		return true
-	}
-	s := err.Error()
-	return containsAny(s, "connection refused", "bad connection", "driver: bad connection",
-		"broken pipe", "connection reset", "EOF", "the database system is")
-}
-
-func containsAny(s string, subs ...string) bool {
-	for _, sub := range subs {
-		if strings.Contains(s, sub) {
-			return true
-		}
-	}
-	return false
 }
