@@ -7,7 +7,7 @@
 #   web/e2e/run.sh --docs     also refresh docs/screenshots/{board,console}.png
 #
 # Installs Debian's chromium when it is missing and the npm packages with
-# `npm ci`. Uses the PostgreSQL of TEST_DATABASE_URL when set (a database
+# `npm ci` (scripts/client-deps.sh), unless scripts/test.sh already did. Uses the PostgreSQL of TEST_DATABASE_URL when set (a database
 # of its own is created there and dropped afterwards), otherwise starts a
 # throwaway cluster with internal/pgtest/withcluster. Needs Go, Node >= 20
 # and PostgreSQL's server binaries, like the Go tests.
@@ -23,14 +23,7 @@ if [ "${1:-}" = --docs ]; then
 fi
 
 if [ -z "${TENANTQL_E2E_INSIDE:-}" ]; then
-	if [ ! -x /usr/bin/chromium ]; then
-		echo "e2e: installing Debian's chromium" >&2
-		sudo=""
-		[ "$(id -u)" = 0 ] || sudo=sudo
-		$sudo apt-get update -qq
-		DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
-	fi
-	(cd "$web" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2)
+	[ "${TENANTQL_CLIENT_DEPS:-}" = installed ] || "$root/scripts/client-deps.sh" web
 	bin=$(mktemp -d)
 	trap 'rm -rf "$bin"' EXIT
 	(cd "$root" && go build -o "$bin/tenantql" .)
@@ -74,13 +67,7 @@ DATABASE_URL="$control_url" ADMIN_TOKEN="$TENANTQL_ADMIN_TOKEN" SECRET_KEY="e2e-
 	BASE_DOMAIN=localhost LISTEN_ADDR="127.0.0.1:$port" TENANT_NAME_PREFIX="$prefix" LOG_LEVEL=warn \
 	"$TENANTQL_BIN" serve >"$TENANTQL_ARTIFACTS/server.log" 2>&1 &
 server_pid=$!
-ready=""
-for _ in $(seq 1 150); do
-	if curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then ready=1; break; fi
-	kill -0 "$server_pid" 2>/dev/null || break
-	sleep 0.1
-done
-if [ -z "$ready" ]; then
+if ! node "$root/scripts/wait-ready.mjs" "http://127.0.0.1:$port/readyz" "$server_pid" 15; then
 	echo "e2e: the server did not start:" >&2
 	tail -30 "$TENANTQL_ARTIFACTS/server.log" >&2
 	exit 1
