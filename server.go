@@ -23,6 +23,7 @@ import (
 
 	"github.com/tenantql/tenantql/auth"
 	"github.com/tenantql/tenantql/edge"
+	"github.com/tenantql/tenantql/live"
 	"github.com/tenantql/tenantql/metrics"
 	"github.com/tenantql/tenantql/pglocal"
 	"github.com/tenantql/tenantql/playground"
@@ -133,7 +134,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	a.resolver = &resolvers.Resolver{
 		Registry: a.registry, Provisioner: a.provisioner, Hosts: a.hosts,
 		Tokens: tokens, AdminToken: cfg.AdminToken, Log: log,
-		Pools: a.pools, UserTTL: cfg.UserCacheTTL, MaxIssueFeeds: cfg.MaxListenConns,
+		UserTTL: cfg.UserCacheTTL, Live: live.New(a.registry, a.pools, live.Options{MaxListeners: cfg.MaxListenConns}, log),
 	}
 	ok = true
 	return a, nil

@@ -64,12 +64,12 @@ func TestIssueFeedsAreInsideTheConnectionBudget(t *testing.T) {
 	cb.stop("1")
 	ta.waitListeners(t, "lc-a", 0)
 	for range 100 {
-		if ta.resolver.IssueFeeds() == 0 {
+		if ta.resolver.Live.Feeds() == 0 {
 			return
 		}
 		sleepBriefly()
 	}
-	t.Fatalf("%d issue feeds still open", ta.resolver.IssueFeeds())
+	t.Fatalf("%d issue feeds still open", ta.resolver.Live.Feeds())
 }
 
 // A change made while the LISTEN connection is down (its notification is

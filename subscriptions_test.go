@@ -505,7 +505,7 @@ func TestIssueChangedIsolationAndLifecycle(t *testing.T) {
 		t.Fatalf("after deletion: %+v", e)
 	}
 	ta.waitStatus(t, "ev-b", "GONE")
-	if n := ta.resolver.IssueFeeds(); n != 0 {
+	if n := ta.resolver.Live.Feeds(); n != 0 {
 		t.Fatalf("%d issue feeds left open", n)
 	}
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -22,6 +23,16 @@ func notifyIssueChanged(ctx context.Context, tx *sqlx.Tx, id uuid.UUID) error {
 		return dbError("notify issue changed", err)
 	}
 	return nil
+}
+
+// ParseIssueChanged returns the issue id that a notification on
+// IssueChangedChannel carries. Returns an error if payload is not one.
+func ParseIssueChanged(payload string) (uuid.UUID, error) {
+	id, err := uuid.Parse(payload)
+	if err != nil {
+		return uuid.Nil, fmt.Errorf("store: %s payload %q: %w", IssueChangedChannel, printable(payload), err)
+	}
+	return id, nil
 }
 
 // IssuesChangedSince returns the issues created or updated after since

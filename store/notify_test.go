@@ -18,8 +18,12 @@ func TestIssueChangedNotification(t *testing.T) {
 	l := listen(t, e.url)
 
 	created := e.issue(t, "WEB", rep.ID, "notify me")
-	if got := l.next(t); got != created.ID.String() {
+	got := l.next(t)
+	if got != created.ID.String() {
 		t.Fatalf("notification %q after create, want %s", got, created.ID)
+	}
+	if id, err := store.ParseIssueChanged(got); err != nil || id != created.ID {
+		t.Fatalf("ParseIssueChanged(%q) = %v, %v", got, id, err)
 	}
 	other := e.issue(t, "WEB", rep.ID, "other")
 	if got := l.next(t); got != other.ID.String() {
@@ -37,6 +41,15 @@ func TestIssueChangedNotification(t *testing.T) {
 	}
 	if got := l.next(t); got != other.ID.String() {
 		t.Fatalf("notification %q after update, want %s", got, other.ID)
+	}
+}
+
+func TestParseIssueChangedRefusesOtherPayloads(t *testing.T) {
+	t.Parallel()
+	for _, p := range []string{"", "WEB-1", "not-a-uuid", "00000000-0000-0000-0000-00000000000g"} {
+		if id, err := store.ParseIssueChanged(p); err == nil {
+			t.Errorf("ParseIssueChanged(%q) = %v, want an error", p, id)
+		}
 	}
 }
 

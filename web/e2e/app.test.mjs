@@ -108,6 +108,8 @@ test('the app at /app/, end to end', { timeout: 300_000 }, async (t) => {
     await ada.getByRole('button', { name: 'Sign in' }).click();
     await ada.getByText('Welcome! Create your first project.').waitFor();
     await shoot(ada, 'acme-no-projects');
+    // a screen reader hears "Ada Lovelace, owner", not "Ada Lovelaceowner"
+    assert.equal(await ada.getByTestId('viewer').textContent(), `${ACME.owner}, owner`);
 
     await ada.getByRole('main').getByLabel('Name').fill('Website');
     await ada.getByRole('main').getByLabel('Key').fill('web');
@@ -192,6 +194,13 @@ test('the app at /app/, end to end', { timeout: 300_000 }, async (t) => {
     assert.ok(acmeToken);
     const res = await gqlInPage(hank, '{ viewer { email } projects(first: 5) { totalCount } }', {}, acmeToken);
     assert.equal(res.body.errors?.[0]?.extensions?.code, 'UNAUTHENTICATED');
+    // Acme's token saved on Globex's origin: Hank never signed in here, so
+    // no "session has ended"
+    await hank.evaluate((token) => localStorage.setItem('tenantql.token', token), acmeToken);
+    await hank.reload();
+    await hank.getByText('The saved sign-in is not valid for Globex. Please sign in.').waitFor();
+    assert.equal(await hank.evaluate(() => localStorage.getItem('tenantql.token')), null);
+    await shoot(hank, 'globex-refuses-acme-token');
 
     await signIn(hank, GLOBEX.slug, GLOBEX);
     await hank.getByText('Welcome! Create your first project.').waitFor();
@@ -207,11 +216,20 @@ test('the app at /app/, end to end', { timeout: 300_000 }, async (t) => {
   });
 
   await t.test('a session that ends sends the user back to sign in; sign out forgets the token', async () => {
-    await bob.evaluate(() => localStorage.setItem('tenantql.token', 'expired.or.forged'));
+    // a token past its expiry (its signature is no good either: the server
+    // refuses it, the app reads why from its exp claim)
+    const claims = Buffer.from(JSON.stringify({ tid: 'x', sub: 'y', exp: Math.floor(Date.now() / 1000) - 60 })).toString('base64url');
+    await bob.evaluate((token) => localStorage.setItem('tenantql.token', token), `eyJhbGciOiJIUzI1NiJ9.${claims}.c2ln`);
     await bob.reload();
     await bob.getByText('Your session has ended. Please sign in again.').waitFor();
     assert.equal(await bob.evaluate(() => localStorage.getItem('tenantql.token')), null);
     await shoot(bob, 'acme-session-ended');
+
+    // something that was never a token of this organization's
+    await bob.evaluate(() => localStorage.setItem('tenantql.token', 'forged'));
+    await bob.reload();
+    await bob.getByText(`The saved sign-in is not valid for ${ACME.name}. Please sign in.`).waitFor();
+    assert.equal(await bob.evaluate(() => localStorage.getItem('tenantql.token')), null);
 
     await signIn(bob, ACME.slug, BOB, 'p/WEB');
     await bob.getByRole('button', { name: 'Sign out' }).click();

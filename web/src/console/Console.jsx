@@ -112,6 +112,7 @@ function Operator({ session, onSignOut }) {
         <span className="brand">
           <Logo />
           <span>tenantql</span>
+          <span className="visually-hidden">: </span>
           <span className="role">operator console</span>
         </span>
         <div className="topbar-right">

@@ -34,3 +34,20 @@ export const adminToken = {
   get: () => read(window.sessionStorage, ADMIN_TOKEN),
   set: (token) => write(window.sessionStorage, ADMIN_TOKEN, token),
 };
+
+/**
+ * Whether token's own expiry (the exp claim of the JWT the server issues)
+ * has passed. False when it cannot tell: the token is then refused for
+ * another reason (it belongs to another organization, or to one since
+ * deleted, or is not a token at all). Reads the claim without checking
+ * the signature: only the server can, and does.
+ */
+export function tokenExpired(token, now = Date.now()) {
+  try {
+    const payload = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const { exp } = JSON.parse(atob(payload));
+    return typeof exp === 'number' && exp * 1000 <= now;
+  } catch {
+    return false;
+  }
+}

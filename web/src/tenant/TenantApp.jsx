@@ -4,7 +4,7 @@
 import { ApolloProvider, useMutation } from '@apollo/client/react';
 import { useCallback, useEffect, useState } from 'react';
 import { useSession } from '../lib/session.js';
-import { userToken } from '../lib/storage.js';
+import { tokenExpired, userToken } from '../lib/storage.js';
 import { LOGIN } from '../operations.js';
 import { ErrorNote, Logo } from '../ui.jsx';
 import { Workspace } from './Workspace.jsx';
@@ -13,12 +13,15 @@ export function TenantApp({ org }) {
   const [token, setToken] = useState(userToken.get);
   const [notice, setNotice] = useState(null);
 
-  const signOut = useCallback((message = null) => {
+  // notice: why the user is asked to sign in ('expired' or 'refused'), or null.
+  const signOut = useCallback((reason = null) => {
     userToken.set(null);
     setToken(null);
-    setNotice(message);
+    setNotice(reason);
   }, []);
-  const session = useSession(token, () => signOut('Your session has ended. Please sign in again.'));
+  // The server refused the saved token: it expired, or it was never valid
+  // here (another organization's, or one deleted since).
+  const session = useSession(token, () => signOut(tokenExpired(token) ? 'expired' : 'refused'));
 
   useEffect(() => {
     if (org) document.title = `${org.name} · tenantql`;
@@ -69,7 +72,13 @@ function SignIn({ org, notice, onSignedIn }) {
           {org?.name ?? 'Sign in'}
         </h1>
         <p className="muted">{org ? `Sign in to ${org.name}’s issue tracker.` : 'Sign in to your issue tracker.'}</p>
-        {notice && !error && <p className="notice">{notice}</p>}
+        {notice && !error && (
+          <p className="notice">
+            {notice === 'expired'
+              ? 'Your session has ended. Please sign in again.'
+              : `The saved sign-in is not valid for ${org?.name ?? 'this organization'}. Please sign in.`}
+          </p>
+        )}
         <ErrorNote error={error} onDismiss={reset} />
         <label>
           Email

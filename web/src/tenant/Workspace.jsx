@@ -34,6 +34,7 @@ export function Workspace({ org, session, onSignOut }) {
           {data?.viewer && (
             <span className="who" data-testid="viewer">
               {data.viewer.name}
+              <span className="visually-hidden">, </span>
               <span className="role">{data.viewer.role.toLowerCase()}</span>
             </span>
           )}
