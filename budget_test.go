@@ -57,7 +57,7 @@ func TestConnectionBudgetHoldsUnderLoad(t *testing.T) {
 			if n := int64(ta.tenantBackends(t)); n > peakPG.Load() {
 				peakPG.Store(n)
 			}
-			if n := int64(ta.pools.Stats().Conns); n > peakOpen.Load() {
+			if n := int64(ta.metric(t, "tenantql_tenant_connections_open")); n > peakOpen.Load() {
 				peakOpen.Store(n)
 			}
 		}
@@ -301,12 +301,13 @@ func (ta *testApp) waitPoolsClosed(t *testing.T, after string) {
 	t.Helper()
 	deadline := time.Now().Add(time.Second)
 	for {
-		s, n := ta.pools.Stats(), ta.tenantBackends(t)
-		if s.Pools == 0 && s.Conns == 0 && n == 0 {
+		pools, conns := ta.metric(t, "tenantql_tenant_pools_open"), ta.metric(t, "tenantql_tenant_connections_open")
+		n := ta.tenantBackends(t)
+		if pools == 0 && conns == 0 && n == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("a second after %s: pools %+v, %d tenant backends", after, s, n)
+			t.Fatalf("a second after %s: %v pools, %v connections, %d tenant backends", after, pools, conns, n)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

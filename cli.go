@@ -27,7 +27,9 @@ Usage:
   tenantql tenants delete SLUG     delete a tenant and wait until it is gone
   tenantql doctor [--repair]       check the control database against PostgreSQL's catalogs
 
-Every command reads the same environment as the server (see README.md).
+Every command reads the same environment as the server (see README.md). In
+development mode (no DATABASE_URL) a command uses the embedded PostgreSQL of
+a server running on the same DATA_DIR, and leaves it running.
 `
 
 // run executes one command line and returns the process exit code.

@@ -70,13 +70,18 @@ func TestTenantLifecycleThroughHTTP(t *testing.T) {
 	}
 }
 
+// tenantNames is the pattern of this app's tenant database and role names
+// (the prefix and 32 hex digits, as tenancy names them); the template and
+// the spares have other names.
+func (ta *testApp) tenantNames() string { return "^" + ta.prefix + "[0-9a-f]{32}$" }
+
 // countTenantObjects counts this app's tenant databases and roles.
 func (ta *testApp) countTenantObjects(t testing.TB) int {
 	t.Helper()
 	var n int
-	const q = `SELECT (SELECT count(*) FROM pg_database WHERE starts_with(datname, $1))
-		+ (SELECT count(*) FROM pg_roles WHERE starts_with(rolname, $1))`
-	if err := ta.control.Get(&n, q, ta.prefix); err != nil {
+	const q = `SELECT (SELECT count(*) FROM pg_database WHERE datname ~ $1)
+		+ (SELECT count(*) FROM pg_roles WHERE rolname ~ $1)`
+	if err := ta.control.Get(&n, q, ta.tenantNames()); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -239,7 +244,7 @@ func TestConcurrentCreateWithOneSlug(t *testing.T) {
 	}
 	ta.waitStatus(t, "racer", "READY")
 	var dbs int
-	if err := ta.control.Get(&dbs, `SELECT count(*) FROM pg_database WHERE starts_with(datname, $1)`, ta.prefix); err != nil || dbs != 1 {
+	if err := ta.control.Get(&dbs, `SELECT count(*) FROM pg_database WHERE datname ~ $1`, ta.tenantNames()); err != nil || dbs != 1 {
 		t.Fatalf("databases = %d (%v), want 1", dbs, err)
 	}
 }
@@ -307,8 +312,9 @@ func TestRoutingByHost(t *testing.T) {
 	}
 }
 
-// waitRouted waits until host answers status (routing changes arrive
-// through LISTEN/NOTIFY).
+// waitRouted waits until host answers status. Routing changes arrive
+// through LISTEN/NOTIFY only: the test apps run without the periodic
+// reload that would otherwise hide a lost notification.
 func (ta *testApp) waitRouted(t testing.TB, host string, status int) {
 	t.Helper()
 	for range 200 {

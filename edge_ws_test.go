@@ -111,7 +111,8 @@ func TestSubscriptionsOutliveHTTPTimeouts(t *testing.T) {
 	ta := newTestApp(t, map[string]string{"HTTP_READ_TIMEOUT_SECONDS": "1", "HTTP_WRITE_TIMEOUT_SECONDS": "1"})
 	ta.createTenant(t, "wst", false)
 	// the http.Server of serve(), with these timeouts
-	srv := httptest.NewUnstartedServer(ta.Handler())
+	h, _ := ta.handler()
+	srv := httptest.NewUnstartedServer(h)
 	srv.Config.ReadHeaderTimeout = ta.cfg.ReadHeaderTimeout
 	srv.Config.ReadTimeout = ta.cfg.ReadTimeout
 	srv.Config.WriteTimeout = ta.cfg.WriteTimeout

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -11,7 +12,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,13 +22,12 @@ import (
 
 	"github.com/tenantql/tenantql/edge"
 	"github.com/tenantql/tenantql/internal/pgtest"
-	"github.com/tenantql/tenantql/tenancy"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // testApp is a wired tenantql on its own control database, served by an
-// httptest server, with its provisioner and watcher running.
+// httptest server, with the background workers serve runs.
 type testApp struct {
 	*app
 	srv    *httptest.Server
@@ -35,6 +37,9 @@ type testApp struct {
 	// look behind the server's back (the server itself connects as a
 	// CREATEDB CREATEROLE role, as in production).
 	super *sqlx.DB
+	// stopWorkers stops the background workers (as when the process
+	// exits) and waits for them; the HTTP server keeps serving.
+	stopWorkers func()
 }
 
 const testAdminToken = "test-admin-token-0123456789"
@@ -64,8 +69,8 @@ func newTestApp(t testing.TB, env map[string]string) *testApp {
 	return startTestApp(t, cfg, prefix, true)
 }
 
-// startTestApp wires an app on cfg and runs its watcher, provisioner and
-// an httptest server until the test ends; then, with owner set, it drops
+// startTestApp wires an app on cfg and runs its background workers (as
+// serve does) and an httptest server until the test ends; then, with owner set, it drops
 // the tenant databases and roles of prefix (the app that made them).
 func startTestApp(t testing.TB, cfg Config, prefix string, owner bool) *testApp {
 	t.Helper()
@@ -80,15 +85,12 @@ func startTestApp(t testing.TB, cfg Config, prefix string, owner bool) *testApp 
 		cancel()
 		t.Fatal(err)
 	}
-	done := make(chan struct{}, 2)
-	go func() {
-		defer func() { done <- struct{}{} }()
-		_ = a.registry.Watch(ctx, tenancy.WatchOptions{ListenerURL: a.controlURL, Refresh: 5 * time.Second})
-	}()
-	go func() {
-		defer func() { done <- struct{}{} }()
-		a.provisioner.Run(ctx)
-	}()
+	// The workers serve starts, with one difference: no periodic reload of
+	// the routing table (production reloads it every 30 s as a safety net
+	// for a lost notification). Every routing change a test waits for must
+	// then arrive through LISTEN/NOTIFY, so a broken NOTIFY path fails the
+	// tests instead of being hidden by the next reload.
+	workers := a.startWorkers(ctx, time.Hour)
 	super, err := sqlx.Open("postgres", pgtest.SuperuserURL(t, cfg.DatabaseURL))
 	if err != nil {
 		cancel()
@@ -97,11 +99,16 @@ func startTestApp(t testing.TB, cfg Config, prefix string, owner bool) *testApp 
 	h, guard := a.handler()
 	srv := httptest.NewServer(h)
 	ta := &testApp{app: a, srv: srv, prefix: prefix, guard: guard, super: super}
+	var stopOnce sync.Once
+	ta.stopWorkers = func() {
+		stopOnce.Do(func() {
+			cancel()
+			workers.wait()
+		})
+	}
 	t.Cleanup(func() {
 		srv.Close()
-		cancel()
-		<-done
-		<-done
+		ta.stopWorkers()
 		if owner {
 			ta.dropTenantObjects(t)
 		}
@@ -126,6 +133,40 @@ func (ta *testApp) dropTenantObjects(t testing.TB) {
 	for _, r := range roles {
 		_, _ = ta.super.ExecContext(ctx, `DROP ROLE IF EXISTS "`+r+`"`)
 	}
+}
+
+// metric returns the value of a series as Prometheus scrapes it from
+// /metrics on the admin host: an unlabelled metric's name, or a name with
+// its labels as exposed (`tenantql_x_total{source="spare"}`). An
+// unlabelled metric that is not there fails the test; a labelled series
+// is 0 until its first count.
+func (ta *testApp) metric(t testing.TB, series string) float64 {
+	t.Helper()
+	req, _ := http.NewRequest("GET", ta.srv.URL+"/metrics", nil)
+	req.Host = "example.test"
+	resp, err := ta.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("/metrics: HTTP %d", resp.StatusCode)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("/metrics: %s %q: %v", series, v, err)
+			}
+			return f
+		}
+	}
+	if err := sc.Err(); err != nil || !strings.Contains(series, "{") {
+		t.Fatalf("/metrics has no %s (%v)", series, err)
+	}
+	return 0
 }
 
 // gqlResponse is a GraphQL response body.

@@ -16,10 +16,12 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tenantql/tenantql/auth"
 	"github.com/tenantql/tenantql/edge"
@@ -136,6 +138,10 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		Tokens: tokens, AdminToken: cfg.AdminToken, Log: log,
 		UserTTL: cfg.UserCacheTTL, Live: live.New(a.registry, a.pools, live.Options{MaxListeners: cfg.MaxListenConns}, log),
 	}
+	a.metrics.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tenantql_issue_feeds",
+		Help: "Tenants whose issue changes this process follows for issueChanged subscriptions (by LISTEN or by polling).",
+	}, func() float64 { return float64(a.resolver.Live.Feeds()) }))
 	ok = true
 	return a, nil
 }
@@ -176,10 +182,49 @@ func (a *app) Close() {
 	}
 }
 
-// Handler is the whole HTTP surface of the process.
-func (a *app) Handler() http.Handler {
-	h, _ := a.handler()
-	return h
+// workers is the background work of a running app.
+type workers struct {
+	wg sync.WaitGroup
+	// lost delivers why the embedded PostgreSQL (development mode) died
+	// and could not be restarted: the process should stop.
+	lost chan error
+}
+
+// wait returns once every worker has stopped (after their context ended).
+func (w *workers) wait() { w.wg.Wait() }
+
+// startWorkers runs the process's background work until ctx ends: the
+// watcher that keeps the routing table current (LISTEN/NOTIFY, and a full
+// reload every routeReload; 0 means tenancy's default, 30 s), the
+// provisioner, the reserve's refill (the template and the spares, topped
+// up after each claim) and, in development mode, the watch that restarts
+// the embedded PostgreSQL. serve and the tests start the same workers.
+func (a *app) startWorkers(ctx context.Context, routeReload time.Duration) *workers {
+	w := &workers{lost: make(chan error, 1)}
+	run := func(f func()) {
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			f()
+		}()
+	}
+	run(func() {
+		if err := a.registry.Watch(ctx, tenancy.WatchOptions{ListenerURL: a.controlURL, Refresh: routeReload}); err != nil {
+			a.log.Error("tenant watcher stopped", "err", err)
+		}
+	})
+	run(func() { a.provisioner.Run(ctx) })
+	run(func() { a.reserve.Run(ctx) })
+	// The embedded PostgreSQL is restarted when its postmaster dies; the
+	// server stops when that fails, instead of answering 503 for ever.
+	if a.cluster != nil {
+		run(func() {
+			if err := a.cluster.Watch(ctx, time.Second); err != nil {
+				w.lost <- err
+			}
+		})
+	}
+	return w
 }
 
 // handler builds the HTTP handler and returns it with its GraphQL edge
@@ -266,34 +311,7 @@ func serve(cfg Config, log *slog.Logger) error {
 	defer a.Close()
 
 	bg, cancelBG := context.WithCancel(context.Background())
-	workers := 3
-	done := make(chan struct{}, 4)
-	go func() {
-		defer func() { done <- struct{}{} }()
-		if err := a.registry.Watch(bg, tenancy.WatchOptions{ListenerURL: a.controlURL}); err != nil {
-			log.Error("tenant watcher stopped", "err", err)
-		}
-	}()
-	go func() {
-		defer func() { done <- struct{}{} }()
-		a.provisioner.Run(bg)
-	}()
-	go func() {
-		defer func() { done <- struct{}{} }()
-		a.reserve.Run(bg) // template and spares, refilled after each claim
-	}()
-	// The embedded PostgreSQL restarted when its postmaster dies; the
-	// server stops when that fails, instead of answering 503 for ever.
-	devDatabaseLost := make(chan error, 1)
-	if a.cluster != nil {
-		workers++
-		go func() {
-			defer func() { done <- struct{}{} }()
-			if err := a.cluster.Watch(bg, time.Second); err != nil {
-				devDatabaseLost <- err
-			}
-		}()
-	}
+	workers := a.startWorkers(bg, 0)
 	if cfg.PprofAddr != "" {
 		go servePprof(cfg.PprofAddr, log)
 	}
@@ -318,7 +336,7 @@ func serve(cfg Config, log *slog.Logger) error {
 	case err := <-errc:
 		cancelBG()
 		return fmt.Errorf("http server: %w", err)
-	case lost = <-devDatabaseLost:
+	case lost = <-workers.lost:
 		log.Error("development PostgreSQL stopped and could not be restarted: shutting down", "err", lost)
 	case <-ctx.Done():
 	}
@@ -335,9 +353,7 @@ func serve(cfg Config, log *slog.Logger) error {
 		log.Warn("websockets still open at the shutdown timeout", "err", werr)
 	}
 	cancelBG()
-	for range workers {
-		<-done
-	}
+	workers.wait()
 	if lost != nil {
 		return fmt.Errorf("development PostgreSQL (%s): %w", a.cfg.DataDir, lost)
 	}

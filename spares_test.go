@@ -5,29 +5,39 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
-	"github.com/lib/pq"
 
 	"github.com/tenantql/tenantql/tenancy"
 )
 
-// newReserveApp is a test app with spares whose reserve is filled once;
-// the template is unmarked at the end so that the harness can drop it.
+// newReserveApp is a test app whose reserve (run by its workers, as in
+// production) has built the template and SPARE_TENANTS spares.
 func newReserveApp(t *testing.T, env map[string]string) *testApp {
 	t.Helper()
 	ta := newTestApp(t, env)
-	t.Cleanup(func() {
-		var tpls []string
-		_ = ta.control.Select(&tpls, `SELECT datname FROM pg_database WHERE datistemplate AND starts_with(datname, $1)`, ta.prefix)
-		for _, d := range tpls {
-			_, _ = ta.control.Exec(`ALTER DATABASE ` + pq.QuoteIdentifier(d) + ` WITH IS_TEMPLATE false`)
-		}
-	})
-	if err := ta.reserve.Refill(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	ta.waitReserve(t, ta.cfg.SpareTenants)
 	return ta
+}
+
+// waitReserve waits until the reserve has its template and spares ready
+// spares, and nothing in between (the refill runs in the background,
+// kicked after each claim; a surplus spare being dropped is seen as an
+// orphan for a moment).
+func (ta *testApp) waitReserve(t testing.TB, spares int) tenancy.ReserveStatus {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st, problems, err := ta.reserve.Check(context.Background(), false)
+		if err == nil && st.TemplateReady && len(st.Spares) == spares && st.Pending == 0 && len(problems) == 0 {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reserve not ready with %d spares within 60s: %+v %v %v", spares, st, problems, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // spareNames lists the spares ready to be claimed.
@@ -79,7 +89,11 @@ func TestSignUpClaimsSparesThenClonesTheTemplate(t *testing.T) {
 	if len(spares) != 2 {
 		t.Fatalf("spares after refill: %v", spares)
 	}
-	tpl := ta.reserve.TemplateName()
+	st, _, err := ta.reserve.Check(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl := st.Template
 	var tplState struct {
 		IsTemplate bool `db:"datistemplate"`
 		AllowConn  bool `db:"datallowconn"`
@@ -117,15 +131,17 @@ func TestSignUpClaimsSparesThenClonesTheTemplate(t *testing.T) {
 		}
 	}
 
-	// two sign-ups take the two spares, the third clones the template
+	// Two sign-ups take the two spares; the third takes a spare the
+	// refill (kicked by each claim) has built meanwhile, or clones the
+	// template: never template0 and the migrations.
 	for i, slug := range []string{"spry-one", "spry-two", "spry-three"} {
-		ta.createTenant(t, slug, false)
+		source := ta.signUpSource(t, func() { ta.createTenant(t, slug, false) })
+		if i < 2 && source != "spare" || source != "spare" && source != "template" {
+			t.Fatalf("sign-up %s made its database from %q", slug, source)
+		}
 		tok := ta.login(t, slug)
 		mustOK(t, ta.do(t, slug+".example.test", tok, `{ viewer { email } }`, nil))
 		ta.checkTenantDatabase(t, slug)
-		if left := ta.spareNames(t); len(left) != max(0, 1-i) {
-			t.Fatalf("after %s: spares %v", slug, left)
-		}
 	}
 	var gone int
 	if err := ta.control.Get(&gone, `SELECT count(*) FROM pg_database WHERE datname = ANY($1)`, spares); err != nil || gone != 0 {
@@ -136,14 +152,59 @@ func TestSignUpClaimsSparesThenClonesTheTemplate(t *testing.T) {
 		t.Fatalf("doctor after sign-ups: %v %v", problems, err)
 	}
 
-	// the pool refills; a tenant made from a spare deletes cleanly
-	if err := ta.reserve.Refill(ctx); err != nil {
-		t.Fatal(err)
-	}
+	// the reserve refills by itself; a tenant made from a spare deletes cleanly
+	ta.waitReserve(t, 2)
 	ta.checkDoctor(t, 2)
 	mustOK(t, ta.admin(t, `mutation { deleteTenant(slug: "spry-one") { tenant { status } } }`, nil))
 	ta.waitStatus(t, "spry-one", "GONE")
 	ta.checkDoctor(t, 2)
+}
+
+// signUpSource runs signUp, which must make one tenant database, and
+// returns where that database came from ("spare", "template" or
+// "template0"), as the server's metrics count it.
+func (ta *testApp) signUpSource(t testing.TB, signUp func()) string {
+	t.Helper()
+	sources := []string{"spare", "template", "template0"}
+	count := func() map[string]float64 {
+		m := map[string]float64{}
+		for _, s := range sources {
+			m[s] = ta.metric(t, `tenantql_tenant_databases_created_total{source="`+s+`"}`)
+		}
+		return m
+	}
+	before := count()
+	signUp()
+	after := count()
+	made := ""
+	for _, s := range sources {
+		switch after[s] - before[s] {
+		case 0:
+		case 1:
+			if made != "" {
+				t.Fatalf("one sign-up made databases from %s and %s", made, s)
+			}
+			made = s
+		default:
+			t.Fatalf("one sign-up made %v databases from %s", after[s]-before[s], s)
+		}
+	}
+	if made == "" {
+		t.Fatal("the sign-up made no database")
+	}
+	return made
+}
+
+// With no spare to claim (SPARE_TENANTS=0), a sign-up clones the template.
+func TestSignUpWithoutSparesClonesTheTemplate(t *testing.T) {
+	t.Parallel()
+	ta := newReserveApp(t, map[string]string{"SPARE_TENANTS": "0"})
+	if source := ta.signUpSource(t, func() { ta.createTenant(t, "tpl-only", false) }); source != "template" {
+		t.Fatalf("the sign-up made its database from %q, want a clone of the template", source)
+	}
+	ta.checkTenantDatabase(t, "tpl-only")
+	ta.owner(t, "tpl-only").must(t, `{ users { totalCount } }`, nil)
+	ta.checkDoctor(t, 0)
 }
 
 // checkDoctor asserts that doctor and the reserve check find nothing and
@@ -182,26 +243,29 @@ func TestSpareClaimIsFinishedAfterAFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// the spare is the tenant's now: its database and role under the
+	// tenant's names, nothing under the spare's name, no row for it
 	var n int
-	if err := ta.control.Get(&n, `SELECT (SELECT count(*) FROM pg_database WHERE datname = $1) + (SELECT count(*) FROM pg_roles WHERE rolname = $1)
-		+ (SELECT count(*) FROM spares)`, tn.DBName); err != nil || n != 2 {
-		t.Fatalf("after the cut claim: %d of the tenant's database, role and no spare row (%v)", n, err)
-	}
-	if left := ta.spareNames(t); len(left) != 0 {
-		t.Fatalf("spares left: %v", left)
+	const q = `SELECT (SELECT count(*) FROM pg_database WHERE datname = $1) + (SELECT count(*) FROM pg_roles WHERE rolname = $1)
+		+ 10 * ((SELECT count(*) FROM pg_database WHERE datname = $2) + (SELECT count(*) FROM pg_roles WHERE rolname = $2)
+			+ (SELECT count(*) FROM spares WHERE name = $2))`
+	if err := ta.control.Get(&n, q, tn.DBName, spares[0]); err != nil || n != 2 {
+		t.Fatalf("after the cut claim: %d (want the tenant's database and role, and nothing of spare %s) (%v)", n, spares[0], err)
 	}
 	// deleting the FAILED tenant drops the claimed spare under its new names
 	mustOK(t, ta.admin(t, `mutation { deleteTenant(slug: "cut") { tenant { status } } }`, nil))
 	ta.waitStatus(t, "cut", "GONE")
-	var left int
-	if err := ta.control.Get(&left, `SELECT count(*) FROM pg_database WHERE starts_with(datname, $1) AND NOT datistemplate`, ta.prefix); err != nil || left != 0 {
-		t.Fatalf("%d databases left (%v)", left, err)
+	if err := ta.control.Get(&n, q, tn.DBName, spares[0]); err != nil || n != 0 {
+		t.Fatalf("after deleting the tenant: %d of its database and role, or of spare %s, left (%v)", n, spares[0], err)
 	}
 }
 
 func TestDoctorSeesSpareOrphans(t *testing.T) {
 	t.Parallel()
 	ta := newReserveApp(t, map[string]string{"SPARE_TENANTS": "1"})
+	// no refill from here on: its collection drops orphans too, and this
+	// test is about what doctor sees and repairs
+	ta.stopWorkers()
 	orphan := ta.prefix + "spare_0123456789abcdef"
 	if _, err := ta.control.Exec(`CREATE ROLE "` + orphan + `" NOLOGIN`); err != nil {
 		t.Fatal(err)
@@ -218,30 +282,23 @@ func TestDoctorSeesSpareOrphans(t *testing.T) {
 	if err != nil || len(problems) != 1 || !problems[0].Repaired {
 		t.Fatalf("repair: %v %v", problems, err)
 	}
-	ta.checkDoctor(t, 1)
-	if !strings.HasPrefix(orphan, ta.prefix) {
-		t.Fatal("bad prefix")
+	// the repair dropped the orphan, and only it: the spare is still ready
+	var left int
+	if err := ta.control.Get(&left, `SELECT count(*) FROM pg_roles WHERE rolname = $1`, orphan); err != nil || left != 0 {
+		t.Fatalf("the repaired orphan role is still there (%d, %v)", left, err)
 	}
+	ta.checkDoctor(t, 1)
 }
 
 func TestLoweringSparesDropsTheSurplus(t *testing.T) {
 	t.Parallel()
 	ta := newReserveApp(t, map[string]string{"SPARE_TENANTS": "2"})
-	if n := len(ta.spareNames(t)); n != 2 {
-		t.Fatalf("%d spares", n)
-	}
-	// the same deployment restarted with SPARE_TENANTS=1
-	fewer, err := tenancy.NewReserve(ta.control, tenancy.ReserveOptions{
-		ServerURL: ta.controlURL, NamePrefix: ta.prefix, Template: true, Spares: 1,
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fewer.Refill(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if n := len(ta.spareNames(t)); n != 1 {
-		t.Fatalf("%d spares after lowering to 1", n)
-	}
-	ta.checkDoctor(t, 1)
+	// the same deployment restarted with SPARE_TENANTS=1: the first
+	// process stops its workers, a second one starts on the control database
+	ta.stopWorkers()
+	cfg := ta.cfg
+	cfg.SpareTenants = 1
+	fewer := startTestApp(t, cfg, ta.prefix, false)
+	fewer.waitReserve(t, 1)
+	fewer.checkDoctor(t, 1)
 }

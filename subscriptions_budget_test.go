@@ -30,7 +30,7 @@ func TestIssueFeedsAreInsideTheConnectionBudget(t *testing.T) {
 	// the budget counts every tenant backend, the LISTEN one included
 	var slots, backends int
 	for range 100 {
-		slots, backends = ta.pools.Stats().Conns, ta.tenantBackends(t)
+		slots, backends = int(ta.metric(t, "tenantql_tenant_connections_open")), ta.tenantBackends(t)
 		if slots == backends {
 			break
 		}
@@ -64,12 +64,12 @@ func TestIssueFeedsAreInsideTheConnectionBudget(t *testing.T) {
 	cb.stop("1")
 	ta.waitListeners(t, "lc-a", 0)
 	for range 100 {
-		if ta.resolver.Live.Feeds() == 0 {
+		if ta.metric(t, "tenantql_issue_feeds") == 0 {
 			return
 		}
 		sleepBriefly()
 	}
-	t.Fatalf("%d issue feeds still open", ta.resolver.Live.Feeds())
+	t.Fatalf("%v issue feeds still open", ta.metric(t, "tenantql_issue_feeds"))
 }
 
 // A change made while the LISTEN connection is down (its notification is

@@ -505,8 +505,8 @@ func TestIssueChangedIsolationAndLifecycle(t *testing.T) {
 		t.Fatalf("after deletion: %+v", e)
 	}
 	ta.waitStatus(t, "ev-b", "GONE")
-	if n := ta.resolver.Live.Feeds(); n != 0 {
-		t.Fatalf("%d issue feeds left open", n)
+	if n := ta.metric(t, "tenantql_issue_feeds"); n != 0 {
+		t.Fatalf("%v issue feeds left open", n)
 	}
 }
 

@@ -330,32 +330,6 @@ func (p *Pools) CloseAll() {
 	}
 }
 
-// Stats reports the open pools and the connections they hold.
-type Stats struct {
-	Pools int // open tenant pools
-	// Conns is the number of PostgreSQL connections holding a slot of the
-	// budget (at most MaxConns): sockets being dialed or open, and closed
-	// ones whose server process has not exited yet.
-	Conns int
-	// Open, InUse and Idle sum database/sql's statistics; Open also counts
-	// connections still waiting for a slot.
-	Open, InUse, Idle int
-}
-
-// Stats sums the pools' statistics.
-func (p *Pools) Stats() Stats {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	s := Stats{Pools: p.lru.Len(), Conns: len(p.slots)}
-	for e := p.lru.Front(); e != nil; e = e.Next() {
-		st := e.Value.(*tenantPool).db.Stats()
-		s.Open += st.OpenConnections
-		s.InUse += st.InUse
-		s.Idle += st.Idle
-	}
-	return s
-}
-
 // TenantURL returns the connection URL of the tenant's own role and
 // database. It carries the tenant's password: never log it.
 func (p *Pools) TenantURL(t *Tenant) (string, error) {

@@ -144,10 +144,6 @@ func tenantMigrationsHash() (latest, hash string, err error) {
 	return ms[len(ms)-1].Id, hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// TemplateName returns the name of the template database (and of the role
-// owning its objects) for the current tenant migrations.
-func (r *Reserve) TemplateName() string { return r.tpl }
-
 // reserveLockKey is the advisory lock (in the control database) held while
 // one process builds the template and refills the spares.
 const reserveLockKey = 7_305_019_002
