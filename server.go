@@ -32,6 +32,7 @@ import (
 	"github.com/tenantql/tenantql/resolvers"
 	"github.com/tenantql/tenantql/store"
 	"github.com/tenantql/tenantql/tenancy"
+	tenantusage "github.com/tenantql/tenantql/usage"
 	"github.com/tenantql/tenantql/webapp"
 )
 
@@ -50,7 +51,8 @@ type app struct {
 	registry    *tenancy.Registry
 	pools       *tenancy.Pools
 	provisioner *tenancy.Provisioner
-	reserve     *tenancy.Reserve // template and spare tenant databases
+	reserve     *tenancy.Reserve      // template and spare tenant databases
+	usage       *tenantusage.Recorder // per-tenant request counts (Tenant.usage)
 	resolver    *resolvers.Resolver
 	metrics     *metrics.Metrics
 	hosts       tenancy.Hosts
@@ -133,10 +135,17 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	// every live replica takes a share of each tenant role's CONNECTION LIMIT
 	a.provisioner.Presence().OnReplicas = a.pools.SetReplicas
 	a.hosts = tenancy.Hosts{BaseDomain: cfg.BaseDomain, AdminHost: cfg.AdminHost}
+	a.usage = tenantusage.New(db, tenantusage.Options{Log: log, Users: func(ctx context.Context, t *tenancy.Tenant) (int, error) {
+		tdb, err := a.pools.DB(t)
+		if err != nil {
+			return 0, err
+		}
+		return store.New(tdb).CountUsers(ctx)
+	}})
 	a.resolver = &resolvers.Resolver{
 		Registry: a.registry, Provisioner: a.provisioner, Hosts: a.hosts,
 		Tokens: tokens, AdminToken: cfg.AdminToken, Log: log,
-		UserTTL: cfg.UserCacheTTL, Live: live.New(a.registry, a.pools, live.Options{MaxListeners: cfg.MaxListenConns}, log),
+		UsageOf: a.usage, UserTTL: cfg.UserCacheTTL, Live: live.New(a.registry, a.pools, live.Options{MaxListeners: cfg.MaxListenConns}, log),
 	}
 	a.metrics.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tenantql_issue_feeds",
@@ -215,6 +224,7 @@ func (a *app) startWorkers(ctx context.Context, routeReload time.Duration) *work
 	})
 	run(func() { a.provisioner.Run(ctx) })
 	run(func() { a.reserve.Run(ctx) })
+	run(func() { a.usage.Run(ctx) })
 	// The embedded PostgreSQL is restarted when its postmaster dies; the
 	// server stops when that fails, instead of answering 503 for ever.
 	if a.cluster != nil {
@@ -269,7 +279,7 @@ func (a *app) handler() (http.Handler, *edge.Guard) {
 		a.metrics.Handler().ServeHTTP(w, r)
 	})))
 	mux.Handle("/graphql", a.metrics.Middleware("/graphql", hostKind,
-		router.Middleware(guard.Wrap(resolvers.SessionMiddleware(resolvers.LoaderMiddleware(gql))))))
+		router.Middleware(a.usage.Middleware(guard.Wrap(resolvers.SessionMiddleware(resolvers.LoaderMiddleware(gql)))))))
 	mux.Handle(playground.AssetPrefix, playground.Assets())
 	mux.Handle("GET /{$}", router.Middleware(http.HandlerFunc(a.playgroundPage)))
 	mux.Handle(webapp.Prefix, router.Middleware(webapp.Handler()))

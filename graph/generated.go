@@ -36,6 +36,7 @@ type ResolverRoot interface {
 	Project() ProjectResolver
 	Query() QueryResolver
 	Subscription() SubscriptionResolver
+	Tenant() TenantResolver
 }
 
 type DirectiveRoot struct {
@@ -175,6 +176,7 @@ type ComplexityRoot struct {
 		Slug          func(childComplexity int) int
 		Status        func(childComplexity int) int
 		UpdatedAt     func(childComplexity int) int
+		Usage         func(childComplexity int) int
 	}
 
 	TenantConnection struct {
@@ -186,6 +188,16 @@ type ComplexityRoot struct {
 	TenantEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	TenantUsage struct {
+		DatabaseBytes    func(childComplexity int) int
+		ErrorsLastDay    func(childComplexity int) int
+		LastRequestAt    func(childComplexity int) int
+		P95LatencyMs     func(childComplexity int) int
+		RequestsLastDay  func(childComplexity int) int
+		RequestsLastHour func(childComplexity int) int
+		Users            func(childComplexity int) int
 	}
 
 	User struct {
@@ -254,6 +266,9 @@ type QueryResolver interface {
 type SubscriptionResolver interface {
 	TenantStatusChanged(ctx context.Context, slug string) (<-chan *model.Tenant, error)
 	IssueChanged(ctx context.Context, projectKey string) (<-chan *model.Issue, error)
+}
+type TenantResolver interface {
+	Usage(ctx context.Context, obj *model.Tenant) (*model.TenantUsage, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -890,6 +905,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Tenant.UpdatedAt(childComplexity), true
+	case "Tenant.usage":
+		if e.ComplexityRoot.Tenant.Usage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Tenant.Usage(childComplexity), true
 
 	case "TenantConnection.edges":
 		if e.ComplexityRoot.TenantConnection.Edges == nil {
@@ -922,6 +943,49 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.TenantEdge.Node(childComplexity), true
+
+	case "TenantUsage.databaseBytes":
+		if e.ComplexityRoot.TenantUsage.DatabaseBytes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TenantUsage.DatabaseBytes(childComplexity), true
+	case "TenantUsage.errorsLastDay":
+		if e.ComplexityRoot.TenantUsage.ErrorsLastDay == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TenantUsage.ErrorsLastDay(childComplexity), true
+	case "TenantUsage.lastRequestAt":
+		if e.ComplexityRoot.TenantUsage.LastRequestAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TenantUsage.LastRequestAt(childComplexity), true
+	case "TenantUsage.p95LatencyMs":
+		if e.ComplexityRoot.TenantUsage.P95LatencyMs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TenantUsage.P95LatencyMs(childComplexity), true
+	case "TenantUsage.requestsLastDay":
+		if e.ComplexityRoot.TenantUsage.RequestsLastDay == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TenantUsage.RequestsLastDay(childComplexity), true
+	case "TenantUsage.requestsLastHour":
+		if e.ComplexityRoot.TenantUsage.RequestsLastHour == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TenantUsage.RequestsLastHour(childComplexity), true
+	case "TenantUsage.users":
+		if e.ComplexityRoot.TenantUsage.Users == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TenantUsage.Users(childComplexity), true
 
 	case "User.createdAt":
 		if e.ComplexityRoot.User.CreatedAt == nil {
@@ -1094,7 +1158,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "platform.graphqls" "tenant.graphqls"
+//go:embed "platform.graphqls" "tenant.graphqls" "usage.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -1108,6 +1172,7 @@ func sourceData(filename string) string {
 var sources = []*ast.Source{
 	{Name: "platform.graphqls", Input: sourceData("platform.graphqls"), BuiltIn: false},
 	{Name: "tenant.graphqls", Input: sourceData("tenant.graphqls"), BuiltIn: false},
+	{Name: "usage.graphqls", Input: sourceData("usage.graphqls"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -1309,6 +1374,8 @@ func (ec *executionContext) childFields_Tenant(ctx context.Context, field graphq
 		return ec.fieldContext_Tenant_createdAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_Tenant_updatedAt(ctx, field)
+	case "usage":
+		return ec.fieldContext_Tenant_usage(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Tenant", field.Name)
 }
@@ -1333,6 +1400,26 @@ func (ec *executionContext) childFields_TenantEdge(ctx context.Context, field gr
 		return ec.fieldContext_TenantEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type TenantEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_TenantUsage(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "requestsLastHour":
+		return ec.fieldContext_TenantUsage_requestsLastHour(ctx, field)
+	case "requestsLastDay":
+		return ec.fieldContext_TenantUsage_requestsLastDay(ctx, field)
+	case "errorsLastDay":
+		return ec.fieldContext_TenantUsage_errorsLastDay(ctx, field)
+	case "p95LatencyMs":
+		return ec.fieldContext_TenantUsage_p95LatencyMs(ctx, field)
+	case "databaseBytes":
+		return ec.fieldContext_TenantUsage_databaseBytes(ctx, field)
+	case "users":
+		return ec.fieldContext_TenantUsage_users(ctx, field)
+	case "lastRequestAt":
+		return ec.fieldContext_TenantUsage_lastRequestAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TenantUsage", field.Name)
 }
 
 func (ec *executionContext) childFields_User(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5033,6 +5120,38 @@ func (ec *executionContext) fieldContext_Tenant_updatedAt(_ context.Context, fie
 	return graphql.NewScalarFieldContext("Tenant", field, false, false, "Time")
 }
 
+func (ec *executionContext) _Tenant_usage(ctx context.Context, field graphql.CollectedField, obj *model.Tenant) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Tenant_usage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Tenant().Usage(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.TenantUsage) graphql.Marshaler {
+			return ec.marshalNTenantUsage2ᚖgithubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐTenantUsage(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Tenant_usage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Tenant",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TenantUsage(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _TenantConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.TenantConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5173,6 +5292,167 @@ func (ec *executionContext) fieldContext_TenantEdge_node(_ context.Context, fiel
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _TenantUsage_requestsLastHour(ctx context.Context, field graphql.CollectedField, obj *model.TenantUsage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TenantUsage_requestsLastHour(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RequestsLastHour, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TenantUsage_requestsLastHour(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TenantUsage", field, false, false, "Int")
+}
+
+func (ec *executionContext) _TenantUsage_requestsLastDay(ctx context.Context, field graphql.CollectedField, obj *model.TenantUsage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TenantUsage_requestsLastDay(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RequestsLastDay, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TenantUsage_requestsLastDay(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TenantUsage", field, false, false, "Int")
+}
+
+func (ec *executionContext) _TenantUsage_errorsLastDay(ctx context.Context, field graphql.CollectedField, obj *model.TenantUsage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TenantUsage_errorsLastDay(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ErrorsLastDay, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TenantUsage_errorsLastDay(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TenantUsage", field, false, false, "Int")
+}
+
+func (ec *executionContext) _TenantUsage_p95LatencyMs(ctx context.Context, field graphql.CollectedField, obj *model.TenantUsage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TenantUsage_p95LatencyMs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.P95LatencyMs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TenantUsage_p95LatencyMs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TenantUsage", field, false, false, "Float")
+}
+
+func (ec *executionContext) _TenantUsage_databaseBytes(ctx context.Context, field graphql.CollectedField, obj *model.TenantUsage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TenantUsage_databaseBytes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DatabaseBytes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TenantUsage_databaseBytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TenantUsage", field, false, false, "Float")
+}
+
+func (ec *executionContext) _TenantUsage_users(ctx context.Context, field graphql.CollectedField, obj *model.TenantUsage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TenantUsage_users(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Users, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TenantUsage_users(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TenantUsage", field, false, false, "Int")
+}
+
+func (ec *executionContext) _TenantUsage_lastRequestAt(ctx context.Context, field graphql.CollectedField, obj *model.TenantUsage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TenantUsage_lastRequestAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastRequestAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TenantUsage_lastRequestAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TenantUsage", field, false, false, "Time")
 }
 
 func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *model.User) (ret graphql.Marshaler) {
@@ -7840,53 +8120,59 @@ func (ec *executionContext) _Tenant(ctx context.Context, sel ast.SelectionSet, o
 		case "id":
 			out.Values[i] = ec._Tenant_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "slug":
 			out.Values[i] = ec._Tenant_slug(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "name":
 			out.Values[i] = ec._Tenant_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "status":
 			out.Values[i] = ec._Tenant_status(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "host":
 			out.Values[i] = ec._Tenant_host(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "domains":
 			out.Values[i] = ec._Tenant_domains(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "schemaVersion":
 			out.Values[i] = ec._Tenant_schemaVersion(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "lastError":
 			out.Values[i] = ec._Tenant_lastError(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "createdAt":
 			out.Values[i] = ec._Tenant_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "updatedAt":
 			out.Values[i] = ec._Tenant_updatedAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "usage":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Tenant_usage(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -7966,6 +8252,69 @@ func (ec *executionContext) _TenantEdge(ctx context.Context, sel ast.SelectionSe
 		case "node":
 			out.Values[i] = ec._TenantEdge_node(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var tenantUsageImplementors = []string{"TenantUsage"}
+
+func (ec *executionContext) _TenantUsage(ctx context.Context, sel ast.SelectionSet, obj *model.TenantUsage) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, tenantUsageImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TenantUsage")
+		case "requestsLastHour":
+			out.Values[i] = ec._TenantUsage_requestsLastHour(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "requestsLastDay":
+			out.Values[i] = ec._TenantUsage_requestsLastDay(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "errorsLastDay":
+			out.Values[i] = ec._TenantUsage_errorsLastDay(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "p95LatencyMs":
+			out.Values[i] = ec._TenantUsage_p95LatencyMs(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "databaseBytes":
+			out.Values[i] = ec._TenantUsage_databaseBytes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "users":
+			out.Values[i] = ec._TenantUsage_users(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lastRequestAt":
+			out.Values[i] = ec._TenantUsage_lastRequestAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -8579,6 +8928,20 @@ func (ec *executionContext) marshalNDeleteTenantPayload2ᚖgithubᚗcomᚋtenant
 	return ec._DeleteTenantPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {
+	res, err := graphql.UnmarshalFloatContext(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNFloat2float64(ctx context.Context, sel ast.SelectionSet, v float64) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalFloatContext(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Float!")
+	}
+	return graphql.WrapContextMarshaler(ctx, res)
+}
+
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalID(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -8809,6 +9172,14 @@ func (ec *executionContext) unmarshalNTenantStatus2githubᚗcomᚋtenantqlᚋten
 
 func (ec *executionContext) marshalNTenantStatus2githubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐTenantStatus(ctx context.Context, sel ast.SelectionSet, v model.TenantStatus) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) marshalNTenantUsage2ᚖgithubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐTenantUsage(ctx context.Context, sel ast.SelectionSet, v *model.TenantUsage) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "TenantUsage!")
+		return graphql.Null
+	}
+	return ec._TenantUsage(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {
@@ -9052,6 +9423,23 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	return res
 }
 
+func (ec *executionContext) unmarshalOFloat2ᚖfloat64(ctx context.Context, v any) (*float64, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalFloatContext(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOFloat2ᚖfloat64(ctx context.Context, sel ast.SelectionSet, v *float64) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	res := graphql.MarshalFloatContext(*v)
+	return graphql.WrapContextMarshaler(ctx, res)
+}
+
 func (ec *executionContext) unmarshalOID2ᚖstring(ctx context.Context, v any) (*string, error) {
 	if v == nil {
 		return nil, nil
@@ -9165,6 +9553,24 @@ func (ec *executionContext) marshalOTenantStatus2ᚖgithubᚗcomᚋtenantqlᚋte
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) unmarshalOTime2ᚖtimeᚐTime(ctx context.Context, v any) (*time.Time, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalTime(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOTime2ᚖtimeᚐTime(ctx context.Context, sel ast.SelectionSet, v *time.Time) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalTime(*v)
+	return res
 }
 
 func (ec *executionContext) marshalOUser2ᚖgithubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐUser(ctx context.Context, sel ast.SelectionSet, v *model.User) graphql.Marshaler {

@@ -3,6 +3,8 @@ package resolvers
 import (
 	"context"
 
+	"github.com/google/uuid"
+
 	"github.com/tenantql/tenantql/graph/model"
 	"github.com/tenantql/tenantql/tenancy"
 )
@@ -28,4 +30,15 @@ func (r *Resolver) tenantModel(ctx context.Context, t *tenancy.Tenant) *model.Te
 		Host: host, Domains: domains, SchemaVersion: t.SchemaVersion, LastError: lastError,
 		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
 	}
+}
+
+// tenantOf returns the registry's tenant behind a GraphQL tenant: from the
+// routing table (memory) when it is there, else from the control database.
+func (r *Resolver) tenantOf(ctx context.Context, obj *model.Tenant) (*tenancy.Tenant, error) {
+	if id, err := uuid.Parse(obj.ID); err == nil {
+		if t, err := r.Registry.Cached(id); err == nil {
+			return t, nil
+		}
+	}
+	return r.Registry.Get(ctx, obj.Slug)
 }

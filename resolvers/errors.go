@@ -16,6 +16,7 @@ import (
 	"github.com/tenantql/tenantql/edge"
 	"github.com/tenantql/tenantql/store"
 	"github.com/tenantql/tenantql/tenancy"
+	"github.com/tenantql/tenantql/usage"
 )
 
 // classify maps an error from any layer to a code and a client message.
@@ -95,6 +96,7 @@ func Presenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			}
 			return &out
 		}
+		usage.MarkError(ctx)
 		out := graphql.DefaultErrorPresenter(ctx, err)
 		err = recheckTenant(ctx, err)
 		code, msg, ok := classify(err)

@@ -97,8 +97,12 @@ func (r *Resolver) Query() graph.QueryResolver { return &queryResolver{r} }
 // Subscription returns graph.SubscriptionResolver implementation.
 func (r *Resolver) Subscription() graph.SubscriptionResolver { return &subscriptionResolver{r} }
 
+// Tenant returns graph.TenantResolver implementation.
+func (r *Resolver) Tenant() graph.TenantResolver { return &tenantResolver{r} }
+
 type (
 	mutationResolver     struct{ *Resolver }
 	queryResolver        struct{ *Resolver }
 	subscriptionResolver struct{ *Resolver }
+	tenantResolver       struct{ *Resolver }
 )

@@ -9,6 +9,7 @@ import (
 	"github.com/tenantql/tenantql/auth"
 	"github.com/tenantql/tenantql/live"
 	"github.com/tenantql/tenantql/tenancy"
+	"github.com/tenantql/tenantql/usage"
 )
 
 // Resolver is the root resolver; server.go sets its dependencies.
@@ -21,6 +22,8 @@ type Resolver struct {
 	Log         *slog.Logger
 	// Live follows the tenants' issue changes for issueChanged.
 	Live *live.Hub
+	// UsageOf reads each tenant's usage (Tenant.usage).
+	UsageOf *usage.Recorder
 	// UserTTL is how long a user, once read, is remembered
 	// (USER_CACHE_SECONDS); 0 reads users on every request.
 	UserTTL time.Duration

@@ -167,6 +167,7 @@ type Tenant struct {
 	LastError     *string      `json:"lastError,omitempty"`
 	CreatedAt     time.Time    `json:"createdAt"`
 	UpdatedAt     time.Time    `json:"updatedAt"`
+	Usage         *TenantUsage `json:"usage"`
 }
 
 type TenantConnection struct {
@@ -178,6 +179,16 @@ type TenantConnection struct {
 type TenantEdge struct {
 	Cursor string  `json:"cursor"`
 	Node   *Tenant `json:"node"`
+}
+
+type TenantUsage struct {
+	RequestsLastHour int        `json:"requestsLastHour"`
+	RequestsLastDay  int        `json:"requestsLastDay"`
+	ErrorsLastDay    int        `json:"errorsLastDay"`
+	P95LatencyMs     *float64   `json:"p95LatencyMs,omitempty"`
+	DatabaseBytes    float64    `json:"databaseBytes"`
+	Users            int        `json:"users"`
+	LastRequestAt    *time.Time `json:"lastRequestAt,omitempty"`
 }
 
 type UpdateIssueInput struct {
