@@ -31,7 +31,9 @@ func (ta *testApp) tenantBackends(t testing.TB) int {
 func TestConnectionBudgetHoldsUnderLoad(t *testing.T) {
 	t.Parallel()
 	const budget, perTenant = 5, 2
-	ta := newTestApp(t, map[string]string{
+	// a small budget (and a per-tenant cap within it): the point is more
+	// tenants than connections
+	ta, counter := newCountedApp(t, map[string]string{
 		"MAX_DB_CONNECTIONS": fmt.Sprint(budget), "MAX_DB_CONNECTIONS_PER_TENANT": fmt.Sprint(perTenant),
 	})
 	slugs := []string{"bud-a", "bud-b", "bud-c", "bud-d", "bud-e", "bud-f", "bud-g", "bud-h"}
@@ -40,6 +42,14 @@ func TestConnectionBudgetHoldsUnderLoad(t *testing.T) {
 		ta.createTenant(t, s, false)
 		tokens[s] = ta.login(t, s)
 	}
+	statements := func() int {
+		n := 0
+		for _, s := range slugs {
+			n += ta.tenantStatements(t, counter, s)
+		}
+		return n
+	}
+	before := statements()
 
 	// Sample PostgreSQL's view and the pools' own counters while 12
 	// clients hit 8 tenants at random: more tenants than connections.
@@ -71,8 +81,11 @@ func TestConnectionBudgetHoldsUnderLoad(t *testing.T) {
 			defer wg.Done()
 			for range 25 {
 				s := slugs[rand.IntN(len(slugs))]
-				r := ta.do(t, s+".example.test", tokens[s], `{ viewer { email } }`, nil)
-				if r.Status != 200 || len(r.Errors) > 0 || field(r.Data, "viewer", "email") != "owner@"+s+".test" {
+				// the users list is read from the tenant's database every
+				// time (the viewer alone comes from the user cache)
+				r := ta.do(t, s+".example.test", tokens[s], budgetLoadQuery, nil)
+				if r.Status != 200 || len(r.Errors) > 0 || field(r.Data, "viewer", "email") != "owner@"+s+".test" ||
+					field(r.Data, "users", "totalCount") != 1.0 {
 					failures.Add(1)
 					firstFailure.CompareAndSwap(nil, fmt.Sprintf("HTTP %d %s", r.Status, r.Raw))
 				}
@@ -91,8 +104,17 @@ func TestConnectionBudgetHoldsUnderLoad(t *testing.T) {
 	if peakPG.Load() == 0 {
 		t.Fatal("sampler never saw a tenant connection")
 	}
-	t.Logf("peak tenant backends %d, pool connections %d (budget %d)", peakPG.Load(), peakOpen.Load(), budget)
+	// every request ran its statement on a tenant database: the load went
+	// through the budget, not around it
+	ran := statements() - before
+	if ran < 300 {
+		t.Fatalf("300 requests ran %d statements on the tenant databases: some never reached PostgreSQL", ran)
+	}
+	t.Logf("peak tenant backends %d, pool connections %d (budget %d); %d statements on the tenant databases", peakPG.Load(), peakOpen.Load(), budget, ran)
 }
+
+// budgetLoadQuery is answered from the tenant's database on every request.
+const budgetLoadQuery = `{ viewer { email } users(first: 1) { totalCount } }`
 
 func TestConnectionWaitIsBoundedAndRetryable(t *testing.T) {
 	t.Parallel()
@@ -157,23 +179,57 @@ func TestBusyTenantDoesNotStarveOthers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 10 slow queries of busy at once: only 2 run, the rest queue in busy's pool
+	// 10 queries of busy that wait for a lock the test holds: the 2 that
+	// get busy's connections hang on it until the test lets go, the rest
+	// queue in busy's pool behind them
+	_, super := ta.superuserDB(t, "busy")
+	lock, err := super.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if _, err := lock.ExecContext(ctx, `SELECT pg_advisory_lock(7)`); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	for range 10 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, _ = db.ExecContext(ctx, `SELECT pg_sleep(0.5)`)
+			_, _ = db.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7)`)
 		}()
 	}
-	time.Sleep(100 * time.Millisecond)
+	waiting := func() int {
+		var n int
+		const q = `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock%'`
+		if err := ta.super.Get(&n, q, busy.DBName); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for n := waiting(); n < 2; n = waiting() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of busy's queries wait on the lock after 30s, want 2", n)
+		}
+		sleepBriefly()
+	}
 	if open := db.Stats().OpenConnections; open > 2 {
 		t.Errorf("busy holds %d connections, per-tenant cap 2", open)
 	}
-	start := time.Now()
-	mustOK(t, ta.do(t, "calm.example.test", tok, `{ viewer { email } }`, nil))
-	if took := time.Since(start); took > 400*time.Millisecond {
-		t.Errorf("calm waited %s behind busy", took)
+	// calm is answered from its own database while busy's connections are
+	// all taken and its queue is full: busy's queries cannot end before
+	// the lock is released, so a calm request stuck behind them would
+	// time out
+	r := ta.do(t, "calm.example.test", tok, budgetLoadQuery, nil)
+	if r.Status != 200 || len(r.Errors) > 0 || field(r.Data, "users", "totalCount") != 1.0 {
+		t.Errorf("calm with busy's connections all waiting: HTTP %d %s", r.Status, r.Raw)
+	}
+	if n := waiting(); n != 2 {
+		t.Errorf("%d of busy's queries wait on the lock after calm's request, want 2 (its cap)", n)
+	}
+	if _, err := lock.ExecContext(ctx, `SELECT pg_advisory_unlock(7)`); err != nil {
+		t.Fatal(err)
 	}
 	wg.Wait()
 }
@@ -205,7 +261,9 @@ func TestBurstDoesNotCloseOtherTenantsIdleConnections(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(6 * time.Second) // longer than the fair-share window: keep-b and keep-c are quiet
+	// keep-b and keep-c quiet for longer than the fair-share window: the
+	// time passing is the condition under test, not a stand-in for a signal
+	time.Sleep(tenancy.FairShareWindow + time.Second)
 	// a request takes its tenant's pool (and share) first
 	if _, err := ta.pools.DB(tenants["keep-a"]); err != nil {
 		t.Fatal(err)

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 )
 
 // raw sends a request to /graphql on host with the given method, body and
@@ -42,46 +40,6 @@ func (ta *testApp) get(t testing.TB, host string, params url.Values, headers map
 func jsonBody(query string, vars map[string]any) string {
 	b, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
 	return string(b)
-}
-
-// sqlWatch tells whether anything ran SQL on a tenant's database since it
-// was started: PostgreSQL updates pg_stat_activity.state_change
-// synchronously as a backend starts and finishes each statement, and a new
-// connection has a later backend_start.
-type sqlWatch struct {
-	ta    *testApp
-	db    string
-	since time.Time
-}
-
-func (ta *testApp) watchSQL(t testing.TB, slug string) *sqlWatch {
-	t.Helper()
-	tn, err := ta.registry.Get(context.Background(), slug)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &sqlWatch{ta: ta, db: tn.DBName}
-	w.reset(t)
-	return w
-}
-
-func (w *sqlWatch) reset(t testing.TB) {
-	t.Helper()
-	if err := w.ta.control.Get(&w.since, `SELECT clock_timestamp()`); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// ran reports whether any statement ran on the database since the last reset.
-func (w *sqlWatch) ran(t testing.TB) bool {
-	t.Helper()
-	var n int
-	const q = `SELECT count(*) FROM pg_stat_activity
-		WHERE datname = $1 AND (backend_start > $2 OR state_change > $2 OR state = 'active')`
-	if err := w.ta.control.Get(&n, q, w.db, w.since); err != nil {
-		t.Fatal(err)
-	}
-	return n > 0
 }
 
 // wantRefused fails unless r is a refusal with status and code whose

@@ -198,6 +198,30 @@ func (p *pgCounter) frontend(in *bufio.Reader, client, server net.Conn) error {
 	}
 }
 
+// newCountedApp is newTestApp whose server reaches PostgreSQL through a
+// pgCounter (as its own, non-superuser role), so that a test can tell
+// how many statements ran on each tenant's database.
+func newCountedApp(t testing.TB, env map[string]string) (*testApp, *pgCounter) {
+	t.Helper()
+	counter, proxied := newPGCounter(t, pgtest.NewControlDatabase(t))
+	vars := map[string]string{"DATABASE_URL": proxied}
+	for k, v := range env {
+		vars[k] = v
+	}
+	return newTestApp(t, vars), counter
+}
+
+// tenantStatements returns the statements run so far on the database of
+// the tenant with slug.
+func (ta *testApp) tenantStatements(t testing.TB, counter *pgCounter, slug string) int {
+	t.Helper()
+	tn, err := ta.registry.Get(t.Context(), slug)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return counter.statements(tn.DBName)
+}
+
 // nestedIssuesQuery is the query of the issue's statement-count check.
 const nestedIssuesQuery = `query($n: Int!) { issues(first: $n) { totalCount edges { node { id key
 	assignee { name } reporter { name } project { key }
@@ -226,8 +250,7 @@ func TestNestedIssuesQueryRunsAConstantNumberOfStatements(t *testing.T) {
 // USER_CACHE_SECONDS=cacheSeconds and wants between least and most
 // statements on the tenant database for each.
 func checkStatementCounts(t *testing.T, cacheSeconds string, least, most int) {
-	counter, proxied := newPGCounter(t, pgtest.NewDatabase(t))
-	ta := newTestApp(t, map[string]string{"DATABASE_URL": proxied, "USER_CACHE_SECONDS": cacheSeconds})
+	ta, counter := newCountedApp(t, map[string]string{"USER_CACHE_SECONDS": cacheSeconds})
 	ta.createTenant(t, "count", false)
 	owner := ta.owner(t, "count")
 	aliceID, _ := owner.newUser(t, "alice", "MEMBER")

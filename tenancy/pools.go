@@ -77,7 +77,7 @@ type Pools struct {
 	mu       sync.Mutex
 	pools    map[uuid.UUID]*list.Element // of *tenantPool, most recently used at the front
 	lru      *list.List
-	active   int       // pools used within shareWindow, as of sharedAt
+	active   int       // pools used within FairShareWindow, as of sharedAt
 	sharedAt time.Time // last recount
 	// tenantCap bounds each pool: MaxConnsPerTenant, or less when the
 	// role's CONNECTION LIMIT is shared by several processes
@@ -213,22 +213,24 @@ func setLimit(db *sqlx.DB, n int) {
 // The fair share: when more tenants are active than the budget has room
 // for at MaxConnsPerTenant each, every pool may open only
 // MaxConns/active connections (at least one). Active are the pools used
-// within shareWindow and those still holding connections: a tenant with
+// within FairShareWindow and those still holding connections: a tenant with
 // more requests in flight than its share then waits a moment for one of
 // its own connections instead of closing another tenant's idle one (which
 // that tenant will likely dial again) and dialing: reusing a connection
 // costs microseconds, a new backend milliseconds. With few active tenants
 // the share is MaxConnsPerTenant.
 const (
-	shareWindow = 5 * time.Second
-	shareEvery  = 250 * time.Millisecond
+	// FairShareWindow is how recently a pool must have been used to
+	// count as active for the fair share.
+	FairShareWindow = 5 * time.Second
+	shareEvery      = 250 * time.Millisecond
 )
 
 // recountLocked counts the active pools (at most MaxPools of them).
 func (p *Pools) recountLocked(now time.Time) {
 	n := 0
 	for e := p.lru.Front(); e != nil; e = e.Next() {
-		if tp := e.Value.(*tenantPool); now.Sub(tp.used) < shareWindow || tp.conns.Load() > 0 {
+		if tp := e.Value.(*tenantPool); now.Sub(tp.used) < FairShareWindow || tp.conns.Load() > 0 {
 			n++
 		}
 	}
