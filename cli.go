@@ -13,7 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/tenantql/tenantql/graph/model"
+	"github.com/tenantql/tenantql/auth"
 	"github.com/tenantql/tenantql/tenancy"
 )
 
@@ -141,7 +141,7 @@ func tenantsCommand(cfg Config, log *slog.Logger, args []string) error {
 		if *name == "" {
 			*name, _, _ = strings.Cut(*email, "@")
 		}
-		in := model.CreateTenantInput{Organization: *org, Owner: &model.OwnerInput{Email: *email, Name: *name, Password: *password}, SeedDemoData: demo}
+		in := tenancy.SignUp{Organization: *org, OwnerEmail: *email, OwnerName: *name, OwnerPassword: *password, SeedDemo: *demo}
 		if *slug != "" {
 			in.Slug = slug
 		}
@@ -185,22 +185,42 @@ func (a *app) runProvisioner() (stop func()) {
 	return func() { cancel(); <-done }
 }
 
-// createTenant is the createTenant mutation from the command line: it
-// waits until the tenant is READY (or FAILED).
-func (a *app) createTenant(ctx context.Context, out io.Writer, in model.CreateTenantInput) error {
+// watchTenants keeps the routing table current, and so feeds
+// Registry.SubscribeStatus with the changes any process makes, until the
+// returned stop function is called.
+func (a *app) watchTenants() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := a.registry.Watch(ctx, tenancy.WatchOptions{ListenerURL: a.controlURL}); err != nil {
+			a.log.Warn("tenant watcher stopped", "err", err)
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// createTenant signs a tenant up from the command line (tenancy's SignUp,
+// as the createTenant mutation does) and waits until it is READY (or
+// FAILED), following its status whichever process provisions it.
+func (a *app) createTenant(ctx context.Context, out io.Writer, in tenancy.SignUp) error {
 	stop := a.runProvisioner()
 	defer stop()
-	created, err := a.resolver.Mutation().CreateTenant(ctx, in)
+	stopWatch := a.watchTenants()
+	defer stopWatch()
+	t, err := a.provisioner.SignUp(ctx, in, auth.HashPassword)
 	if err != nil {
 		return err
 	}
-	slug := created.Tenant.Slug
+	slug := t.Slug
 	fmt.Fprintf(out, "creating %s ...\n", slug)
+	updates, cancel := a.registry.SubscribeStatus(slug)
+	defer cancel()
+	// the state now, read once the subscription is in place; then each change
+	if t, err = a.registry.Get(ctx, slug); err != nil {
+		return err
+	}
 	for {
-		t, err := a.registry.Get(ctx, slug)
-		if err != nil {
-			return err
-		}
 		switch t.Status {
 		case tenancy.StatusReady:
 			fmt.Fprintf(out, "%s is READY at http://%s/\n", slug, a.publicHost(t.Host(a.cfg.BaseDomain)))
@@ -211,7 +231,11 @@ func (a *app) createTenant(ctx context.Context, out io.Writer, in model.CreateTe
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		case cur := <-updates:
+			if cur == nil { // deleted meanwhile
+				return fmt.Errorf("%s: %w", slug, tenancy.ErrTenantNotFound)
+			}
+			t = cur
 		}
 	}
 }

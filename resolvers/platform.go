@@ -28,70 +28,18 @@ func checkText(field, v string, maxBytes int) error {
 	return nil
 }
 
-// validEmail is a deliberately plain check: one @, a dot in the domain, no
-// spaces; the owner proves the address by using it.
-func validEmail(e string) bool {
-	local, domain, ok := strings.Cut(e, "@")
-	return ok && local != "" && strings.Contains(domain, ".") && !strings.ContainsAny(e, " \t\r\n<>,;\"") &&
-		!strings.HasPrefix(domain, ".") && !strings.HasSuffix(domain, ".") && !strings.Contains(domain, "@")
-}
-
-// createTenant validates the input, hashes the owner's password and
-// registers a PROVISIONING tenant; provisioning continues in the background.
+// createTenant signs an organization up (tenancy's SignUp: validation,
+// the owner's password hash, a PROVISIONING tenant); provisioning
+// continues in the background.
 func (r *Resolver) createTenant(ctx context.Context, in model.CreateTenantInput) (*model.CreateTenantPayload, error) {
-	org := strings.TrimSpace(in.Organization)
-	email := strings.TrimSpace(in.Owner.Email)
-	name := strings.TrimSpace(in.Owner.Name)
-	for _, f := range []struct {
-		field, v string
-		max      int
-	}{
-		{"organization", in.Organization, 100}, {"owner.email", in.Owner.Email, 254},
-		{"owner.name", in.Owner.Name, 100}, {"owner.password", in.Owner.Password, 128},
-	} {
-		if err := checkText(f.field, f.v, f.max); err != nil {
-			return nil, err
-		}
-	}
-	if err := tenancy.ValidateName(org); err != nil {
-		return nil, err
-	}
-	var slug string
-	if in.Slug != nil {
-		if err := checkText("slug", *in.Slug, 40); err != nil {
-			return nil, err
-		}
-		slug = *in.Slug
-	} else {
-		slug = tenancy.SlugFromName(org)
-		if tenancy.ValidateSlug(slug) != nil {
-			return nil, badInput("cannot derive a valid slug from %q: pass slug", org)
-		}
-	}
-	if err := tenancy.ValidateSlug(slug); err != nil {
-		return nil, err
-	}
-	if !validEmail(email) {
-		return nil, badInput("owner.email must be an email address")
-	}
-	if name == "" {
-		return nil, badInput("owner.name must not be empty")
-	}
-	if utf8.RuneCountInString(in.Owner.Password) < 8 {
-		return nil, badInput("owner.password must be at least 8 characters")
-	}
-	hash, err := auth.HashPassword(in.Owner.Password)
-	if err != nil {
-		return nil, err
-	}
-	t, err := r.Registry.Create(ctx, tenancy.NewTenant{
-		Slug: slug, Name: org, OwnerEmail: email, OwnerName: name, OwnerPasswordHash: hash,
+	t, err := r.Provisioner.SignUp(ctx, tenancy.SignUp{
+		Organization: in.Organization, Slug: in.Slug,
+		OwnerEmail: in.Owner.Email, OwnerName: in.Owner.Name, OwnerPassword: in.Owner.Password,
 		SeedDemo: in.SeedDemoData != nil && *in.SeedDemoData,
-	})
+	}, auth.HashPassword)
 	if err != nil {
 		return nil, err
 	}
-	r.Provisioner.Kick()
 	return &model.CreateTenantPayload{Tenant: r.tenantModel(ctx, t)}, nil
 }
 
