@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
@@ -70,7 +69,7 @@ func (p *Provisioner) provision(ctx context.Context, t *Tenant, j job) error {
 			})
 		},
 	}
-	if err := p.runSteps(ctx, t.ID, StatusProvisioning, "create", run); err != nil {
+	if err := p.runSteps(ctx, t, StatusProvisioning, "create", run); err != nil {
 		return err
 	}
 	version, err := migrations.LatestID(migrations.Tenant())
@@ -96,9 +95,10 @@ func (p *Provisioner) provision(ctx context.Context, t *Tenant, j job) error {
 }
 
 // runSteps runs op's steps from the lifecycle table in order, crossing a
-// boundary before the first and after each. run must implement exactly
-// those steps.
-func (p *Provisioner) runSteps(ctx context.Context, id uuid.UUID, status Status, op string, run map[string]func() error) error {
+// boundary before the first and after each, and logs each step's event
+// line (logStep). run must implement exactly those steps.
+func (p *Provisioner) runSteps(ctx context.Context, t *Tenant, status Status, op string, run map[string]func() error) error {
+	id := t.ID
 	steps := stepsOf(op)
 	if len(steps) != len(run) {
 		return fmt.Errorf("tenancy: %s implements %d steps, the lifecycle table lists %d", op, len(run), len(steps))
@@ -112,10 +112,11 @@ func (p *Provisioner) runSteps(ctx context.Context, id uuid.UUID, status Status,
 			return fmt.Errorf("tenancy: %s step %q is not implemented", op, s)
 		}
 		start := time.Now()
-		if err := inStep(op+"."+s, f()); err != nil {
+		err := inStep(op+"."+s, f())
+		logStep(ctx, p.log, t, op+"."+s, start, err)
+		if err != nil {
 			return err
 		}
-		p.log.Debug("tenant step done", "tenant_id", id, "step", op+"."+s, "ms", float64(time.Since(start).Microseconds())/1000)
 		if err := p.boundary(ctx, id, status, op+".after-"+s); err != nil {
 			return err
 		}
@@ -283,7 +284,7 @@ func (p *Provisioner) drop(ctx context.Context, t *Tenant) error {
 			return nil
 		},
 	}
-	if err := p.runSteps(ctx, t.ID, StatusDeleting, "delete", run); err != nil {
+	if err := p.runSteps(ctx, t, StatusDeleting, "delete", run); err != nil {
 		return err
 	}
 	const q = `DELETE FROM tenants WHERE id = $1 AND lease_owner = $2 AND status = 'DELETING'`

@@ -3,6 +3,8 @@ package tenancy
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -20,7 +22,9 @@ type MigrationResult struct {
 // the latest tenant migration, one after another, as each tenant's own
 // role, and records the new schema version. progress is called after each
 // tenant (i counts from 1); failures are reported there and do not stop the
-// run. It returns how many tenants failed.
+// run; each tenant's step is logged as an event line (step
+// "upgrade.migrate", with the number of migrations applied). It returns
+// how many tenants failed.
 func (r *Registry) MigrateTenants(ctx context.Context, pools *Pools, progress func(i, n int, res MigrationResult)) (int, error) {
 	if err := r.Load(ctx); err != nil {
 		return 0, err
@@ -40,7 +44,9 @@ func (r *Registry) MigrateTenants(ctx context.Context, pools *Pools, progress fu
 	failed := 0
 	for i, t := range todo {
 		res := MigrationResult{Tenant: t}
+		start := time.Now()
 		res.Applied, res.Err = r.migrateOne(ctx, pools, t, version)
+		logStep(ctx, r.log, t, "upgrade.migrate", start, res.Err, slog.Int("applied", res.Applied))
 		if res.Err != nil {
 			failed++
 		}
