@@ -254,11 +254,15 @@ func (a *app) handler() (http.Handler, *edge.Guard) {
 			}
 		},
 	}
+	// the kind of host a request was sent to, from its Host header: the
+	// metrics middleware runs outside the router, before any tenant is in
+	// the request's context
 	hostKind := func(r *http.Request) string {
-		if t, ok := tenancy.FromContext(r.Context()); ok && t.Tenant != nil {
-			return "tenant"
+		host, _ := tenancy.RequestHost(r, a.cfg.TrustProxy)
+		if kind, _ := a.hosts.Classify(host); kind == tenancy.HostAdmin {
+			return "admin"
 		}
-		return "admin"
+		return "tenant"
 	}
 	gql := resolvers.NewHandler(a.resolver, resolvers.HandlerOptions{
 		Introspection: a.cfg.Introspection, Suggestions: a.cfg.FieldSuggestions, Limits: a.cfg.Limits,
