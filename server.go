@@ -147,6 +147,8 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		Tokens: tokens, AdminToken: cfg.AdminToken, Log: log,
 		UsageOf: a.usage, UserTTL: cfg.UserCacheTTL, Live: live.New(a.registry, a.pools, live.Options{MaxListeners: cfg.MaxListenConns}, log),
 	}
+	// a logout or a new password on any process: forget the user at once
+	a.registry.OnUserRevoked(a.resolver.ForgetUser)
 	a.metrics.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tenantql_issue_feeds",
 		Help: "Tenants whose issue changes this process follows for issueChanged subscriptions (by LISTEN or by polling).",

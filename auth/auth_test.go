@@ -37,12 +37,12 @@ func TestTokensAreBoundToTenant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := tok.Issue("user-1", "tenant-a")
+	s, err := tok.Issue("user-1", "tenant-a", 7)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c, err := tok.Verify(s, "tenant-a")
-	if err != nil || c.UserID != "user-1" || c.TenantID != "tenant-a" {
+	if err != nil || c.UserID != "user-1" || c.TenantID != "tenant-a" || c.Generation != 7 {
 		t.Fatalf("Verify = %+v, %v", c, err)
 	}
 	if _, err := tok.Verify(s, "tenant-b"); !errors.Is(err, ErrInvalidToken) {

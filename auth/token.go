@@ -18,11 +18,15 @@ var ErrInvalidToken = errors.New("auth: invalid or expired token")
 // DefaultTokenTTL is how long a user token stays valid.
 const DefaultTokenTTL = 7 * 24 * time.Hour
 
-// Claims is what a user token proves: a user of one tenant.
+// Claims is what a user token proves: a user of one tenant, as of one
+// token generation of that user. The caller compares Generation with the
+// user's current one: logout and a change of password move it on, and a
+// token of an older generation is revoked.
 type Claims struct {
-	UserID   string
-	TenantID string
-	Expires  time.Time
+	UserID     string
+	TenantID   string
+	Generation int64 // 0 for tokens issued before generations existed
+	Expires    time.Time
 }
 
 // Tokens issues and verifies user tokens (HS256 JWTs) bound to a tenant id.
@@ -49,15 +53,18 @@ func NewTokens(secretKey string, ttl time.Duration) (*Tokens, error) {
 }
 
 type jwtClaims struct {
-	Tenant string `json:"tid"`
+	Tenant     string `json:"tid"`
+	Generation int64  `json:"gen,omitempty"`
 	jwt.RegisteredClaims
 }
 
-// Issue returns a signed token for userID in tenantID.
-func (t *Tokens) Issue(userID, tenantID string) (string, error) {
+// Issue returns a signed token for userID in tenantID, of the user's
+// token generation.
+func (t *Tokens) Issue(userID, tenantID string, generation int64) (string, error) {
 	now := t.now()
 	c := jwtClaims{
-		Tenant: tenantID,
+		Tenant:     tenantID,
+		Generation: generation,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   userID,
 			Audience:  jwt.ClaimStrings{tenantID},
@@ -85,7 +92,7 @@ func (t *Tokens) Verify(token, tenantID string) (Claims, error) {
 	if err != nil || c.Tenant != tenantID || c.Subject == "" {
 		return Claims{}, ErrInvalidToken
 	}
-	return Claims{UserID: c.Subject, TenantID: c.Tenant, Expires: c.ExpiresAt.Time}, nil
+	return Claims{UserID: c.Subject, TenantID: c.Tenant, Generation: c.Generation, Expires: c.ExpiresAt.Time}, nil
 }
 
 // AdminTokenMatches compares a presented admin token with the configured one

@@ -92,19 +92,34 @@ func (r *Resolver) viewer(ctx context.Context) (store.User, error) {
 			return
 		}
 		key := userKey{tenant: target.Tenant.ID, user: id}
-		if u, ok := r.users.get(r.UserTTL, key); ok {
-			s.user = u
+		u, ok := r.users.get(r.UserTTL, key)
+		// a token newer than the cached user was issued after it was read
+		// (a changePassword on another process): read the user again
+		if !ok || u.TokenGeneration < claims.Generation {
+			u, s.err = store.New(target.DB).UserByID(ctx, id)
+			switch {
+			case errors.Is(s.err, store.ErrNotFound):
+				s.err = apierr.New(apierr.Unauthenticated, "the signed-in user no longer exists")
+				return
+			case s.err != nil:
+				return
+			}
+			r.users.add(r.UserTTL, key, u)
+		}
+		if claims.Generation != u.TokenGeneration {
+			s.err = apierr.New(apierr.Unauthenticated, "this token was revoked (logout, a new password or a change of the user): sign in again")
 			return
 		}
-		s.user, s.err = store.New(target.DB).UserByID(ctx, id)
-		switch {
-		case errors.Is(s.err, store.ErrNotFound):
-			s.err = apierr.New(apierr.Unauthenticated, "the signed-in user no longer exists")
-		case s.err == nil:
-			r.users.add(r.UserTTL, key, s.user)
-		}
+		s.user = u
 	})
 	return s.user, s.err
+}
+
+// ForgetUser drops what this process remembers of a user whose tokens
+// were revoked; uuid.Nil as the tenant forgets every user. Register it
+// with Registry.OnUserRevoked.
+func (r *Resolver) ForgetUser(tenant, user uuid.UUID) {
+	r.users.forget(r.UserTTL, userKey{tenant: tenant, user: user})
 }
 
 // platformDirective guards @platform fields: admin host and admin token.

@@ -61,7 +61,7 @@ func (r *Resolver) login(ctx context.Context, email, password string) (*model.Au
 		}
 		return nil, checked
 	}
-	token, err := r.Tokens.Issue(u.ID.String(), target.Tenant.ID.String())
+	token, err := r.Tokens.Issue(u.ID.String(), target.Tenant.ID.String(), u.TokenGeneration)
 	if err != nil {
 		return nil, err
 	}

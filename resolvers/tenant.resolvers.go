@@ -42,6 +42,16 @@ func (r *mutationResolver) Login(ctx context.Context, email string, password str
 	return r.login(ctx, email, password)
 }
 
+// Logout is the resolver for the logout field.
+func (r *mutationResolver) Logout(ctx context.Context) (bool, error) {
+	return r.logout(ctx)
+}
+
+// ChangePassword is the resolver for the changePassword field.
+func (r *mutationResolver) ChangePassword(ctx context.Context, current string, new string) (*model.AuthPayload, error) {
+	return r.changePassword(ctx, current, new)
+}
+
 // CreateUser is the resolver for the createUser field.
 func (r *mutationResolver) CreateUser(ctx context.Context, input model.CreateUserInput) (*model.User, error) {
 	return r.createUser(ctx, input)

@@ -14,9 +14,11 @@ import (
 // seconds: the signed-in user (one statement per request) and the users
 // that issues and comments point to (one batch per request). A typical
 // list request then runs one statement instead of three. Tokens are still
-// verified on every request. Users are neither deleted nor changed through
-// the API and a new user has a new id, so the cache cannot go stale through
-// the API; a change made directly in SQL takes effect within the cache's
+// verified on every request, and so is the token generation they carry
+// against the user's. Users are not deleted through the API; logout and
+// changePassword, which revoke tokens, make every process forget the user
+// at once (Resolver.ForgetUser, through the control database's
+// NOTIFY); a change made directly in SQL takes effect within the cache's
 // time to live (Resolver.UserTTL, USER_CACHE_SECONDS). Misses are not
 // remembered.
 const userCacheSize = 10_000 // users remembered, over all tenants
@@ -54,4 +56,17 @@ func (c *userCache) add(ttl time.Duration, k userKey, u store.User) {
 	}
 	u.PasswordHash = ""
 	c.lru.Add(k, u)
+}
+
+// forget drops what is remembered of one user; uuid.Nil as the tenant
+// drops everything.
+func (c *userCache) forget(ttl time.Duration, k userKey) {
+	if c.init(ttl); c.lru == nil {
+		return
+	}
+	if k.tenant == uuid.Nil {
+		c.lru.Purge()
+		return
+	}
+	c.lru.Remove(k)
 }

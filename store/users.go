@@ -37,6 +37,11 @@ type User struct {
 	Role         Role      `db:"role"`
 	PasswordHash string    `db:"password_hash"` // made by the caller; never shown to clients
 	CreatedAt    time.Time `db:"created_at"`
+	// TokenGeneration is the generation of the user's valid tokens: a
+	// token issued in an older one is revoked. RevokeTokens and
+	// SetPassword move it on, and so does any change of the email, role
+	// or password hash made in SQL (a trigger, tenant migration 0003).
+	TokenGeneration int64 `db:"token_generation"`
 }
 
 func (u *User) normalize() { u.CreatedAt = u.CreatedAt.UTC() }
@@ -66,7 +71,7 @@ func (nu *NewUser) check() error {
 	return checkPasswordHash(nu.PasswordHash)
 }
 
-const userColumns = `id, email, name, role, password_hash, created_at`
+const userColumns = `id, email, name, role, password_hash, created_at, token_generation`
 
 // CreateUser adds a user. Returns ErrInvalidInput if a field fails
 // validation and ErrConflict if a user with the same email (compared
@@ -152,6 +157,44 @@ func (s *Store) UserByID(ctx context.Context, id uuid.UUID) (User, error) {
 	}
 	if err != nil {
 		return User{}, dbError("user by id", err)
+	}
+	u.normalize()
+	return u, nil
+}
+
+// RevokeTokens moves the user's token generation on, so that every token
+// issued to the user so far is refused, and returns the user as it is now.
+// Returns ErrNotFound if there is no such user.
+func (s *Store) RevokeTokens(ctx context.Context, id uuid.UUID) (User, error) {
+	const q = `UPDATE users SET token_generation = token_generation + 1 WHERE id = $1 RETURNING ` + userColumns
+	return s.updateUser(ctx, "revoke tokens", q, id)
+}
+
+// SetPassword replaces the user's password hash (made by the caller) and
+// thereby revokes every token issued to the user so far; it returns the
+// user as it is now, with its new token generation.
+// Returns ErrInvalidInput for an empty or over-long hash and ErrNotFound
+// if there is no such user.
+func (s *Store) SetPassword(ctx context.Context, id uuid.UUID, passwordHash string) (User, error) {
+	if err := checkPasswordHash(passwordHash); err != nil {
+		return User{}, err
+	}
+	// the trigger moves token_generation on; saying it here as well keeps
+	// the revocation independent of the trigger
+	const q = `UPDATE users SET password_hash = $2, token_generation = token_generation + 1
+		WHERE id = $1 RETURNING ` + userColumns
+	return s.updateUser(ctx, "set password", q, id, passwordHash)
+}
+
+// updateUser runs q, an UPDATE of the user with id $1 returning userColumns.
+func (s *Store) updateUser(ctx context.Context, what, q string, id uuid.UUID, args ...any) (User, error) {
+	var u User
+	err := s.db.GetContext(ctx, &u, q, append([]any{id}, args...)...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, fmt.Errorf("user %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return User{}, dbError(what, err)
 	}
 	u.normalize()
 	return u, nil

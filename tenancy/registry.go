@@ -27,6 +27,8 @@ type Registry struct {
 	routes *routeTable
 	names  naming
 	fail   Failpoint // suspend/resume boundaries; nil in normal operation
+	// revoked are the OnUserRevoked hooks (guarded by routes.mu)
+	revoked []func(tenant, user uuid.UUID)
 }
 
 // DefaultNamePrefix starts the name of every tenant database and role.

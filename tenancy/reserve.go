@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -537,6 +538,18 @@ func (r *Reserve) adopt(ctx context.Context, dbName, toRole string) error {
 		return err
 	}
 	defer db.Close()
+	// The public schema first: REASSIGN OWNED may reach a function before
+	// the schema, and the new owner of a function needs CREATE on its
+	// schema (a trigger function of the tenant migrations did).
+	var schemaOwner string
+	if err := db.GetContext(ctx, &schemaOwner, `SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'public'`); err != nil {
+		return dbError("reserve: schema owner lookup", err)
+	}
+	if slices.Contains(owners, schemaOwner) {
+		if _, err := db.ExecContext(ctx, "ALTER SCHEMA public OWNER TO "+to); err != nil {
+			return dbError("reserve: hand over the public schema", err)
+		}
+	}
 	for _, o := range owners {
 		from, err := r.quoteReserved(o)
 		if err != nil {

@@ -237,7 +237,8 @@ const NotifyChannel = "tenantql_tenants"
 
 // Watch keeps the routing table current until ctx ends: it LISTENs on the
 // control database for changed tenant ids (written by triggers), and reloads
-// everything every Refresh and after each reconnect as a safety net.
+// everything every Refresh and after each reconnect as a safety net. It also
+// hears revoked tokens (SessionsChannel) and runs the OnUserRevoked hooks.
 func (r *Registry) Watch(ctx context.Context, o WatchOptions) error {
 	if o.Refresh <= 0 {
 		o.Refresh = 30 * time.Second
@@ -248,8 +249,10 @@ func (r *Registry) Watch(ctx context.Context, o WatchOptions) error {
 		}
 	})
 	defer l.Close()
-	if err := l.Listen(NotifyChannel); err != nil {
-		return fmt.Errorf("listen %s: %w", NotifyChannel, err)
+	for _, ch := range []string{NotifyChannel, SessionsChannel} {
+		if err := l.Listen(ch); err != nil {
+			return fmt.Errorf("listen %s: %w", ch, err)
+		}
 	}
 	if err := r.Load(ctx); err != nil {
 		r.log.Warn("load tenants", "err", err)
@@ -262,8 +265,15 @@ func (r *Registry) Watch(ctx context.Context, o WatchOptions) error {
 			return nil
 		case n := <-l.Notify:
 			if n == nil { // reconnected: we may have missed changes
+				r.userRevoked(uuid.Nil, uuid.Nil)
 				if err := r.Load(ctx); err != nil {
 					r.log.Warn("reload tenants after reconnect", "err", err)
+				}
+				continue
+			}
+			if n.Channel == SessionsChannel {
+				if tenant, user, ok := revokedFromPayload(n.Extra); ok {
+					r.userRevoked(tenant, user)
 				}
 				continue
 			}
