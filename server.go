@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -61,6 +62,10 @@ type app struct {
 // newApp connects to (or, in development mode, starts) the control
 // database, migrates it and wires every component. Close releases it all.
 func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
+	fp, err := failpoint(cfg.Failpoint, log)
+	if err != nil {
+		return nil, err
+	}
 	a := &app{cfg: cfg, log: log, controlURL: cfg.DatabaseURL}
 	if cfg.Dev() {
 		if err := a.startDevDatabase(ctx); err != nil {
@@ -126,7 +131,6 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	fp := failpoint(cfg.Failpoint, log)
 	a.registry.SetFailpoint(fp)
 	a.provisioner = tenancy.NewProvisioner(db, a.registry, a.pools, seeder{}, tenancy.ProvisionerOptions{
 		Lease: cfg.ProvisionLease, MaxAttempts: cfg.ProvisionMaxAttempts, BaseBackoff: cfg.ProvisionBackoff,
@@ -421,26 +425,31 @@ func (seeder) SeedDemo(ctx context.Context, db *sqlx.DB, o tenancy.Owner) error 
 
 // failpoint parses TENANTQL_FAILPOINT ("<boundary>=<action>", action
 // "exit" (status 3) or "error"; e.g. "create.after-database=exit"; the
-// boundaries are tenancy.Boundaries). Empty means inert.
-func failpoint(spec string, log *slog.Logger) tenancy.Failpoint {
+// boundaries are tenancy.Boundaries). Empty means inert (nil). Returns an
+// error for any other boundary or action: a mistyped failpoint stops the
+// process at start instead of never firing.
+func failpoint(spec string, log *slog.Logger) (tenancy.Failpoint, error) {
 	if spec == "" {
-		return nil
+		return nil, nil
 	}
 	step, action, _ := strings.Cut(spec, "=")
+	if !slices.Contains(tenancy.Boundaries(), step) {
+		return nil, fmt.Errorf("TENANTQL_FAILPOINT %q: %q is not a boundary (%s)", spec, step, strings.Join(tenancy.Boundaries(), ", "))
+	}
+	if action != "exit" && action != "error" {
+		return nil, fmt.Errorf("TENANTQL_FAILPOINT %q: the action must be exit or error", spec)
+	}
 	log.Warn("failpoint armed", "step", step, "action", action)
 	return func(name string) error {
 		if name != step {
 			return nil
 		}
-		switch action {
-		case "exit":
+		if action == "exit" {
 			log.Warn("failpoint: exiting", "step", name)
 			os.Exit(3)
-		case "error":
-			return tenancy.ErrFailpoint
 		}
-		return nil
-	}
+		return tenancy.ErrFailpoint
+	}, nil
 }
 
 // withConnectTimeout bounds connection attempts to the control database
