@@ -296,15 +296,13 @@ func (a *app) handler() (http.Handler, *edge.Guard) {
 	return edge.RequestID(edge.AccessLog(a.log, mux)), guard
 }
 
-// playgroundPage serves the IDE with a starter query for the host's API.
+// playgroundPage serves the IDE of the host's API, with its starter query.
 func (a *app) playgroundPage(w http.ResponseWriter, r *http.Request) {
-	t, _ := tenancy.FromContext(r.Context())
-	title, query := "tenantql platform", "# Platform API: send Authorization: Bearer <admin token> (Headers tab)\n{\n  tenants(first: 10) {\n    edges { node { slug name status host } }\n  }\n}\n"
-	if t.Tenant != nil {
-		title = "tenantql: " + t.Tenant.Name
-		query = "# " + t.Tenant.Name + ": sign in with login, then send Authorization: Bearer <token>\n{\n  organization { slug name }\n}\n"
+	h := playground.Platform("/graphql")
+	if t, _ := tenancy.FromContext(r.Context()); t.Tenant != nil {
+		h = playground.Organization(t.Tenant.Name, "/graphql")
 	}
-	playground.Handler(title, "/graphql", query).ServeHTTP(w, r)
+	h.ServeHTTP(w, r)
 }
 
 // readyz answers 200 while the control database answers.

@@ -218,3 +218,22 @@ func TestAssetsLicences(t *testing.T) {
 		t.Error("licence text missing")
 	}
 }
+
+func TestStarterQueries(t *testing.T) {
+	t.Parallel()
+	page := body(t, get(t, Platform("/graphql"), "/"))
+	for _, want := range []string{"<title>tenantql platform</title>", "Bearer &lt;admin token&gt;", "tenants(first: 10)"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("platform page lacks %q", want)
+		}
+	}
+	page = body(t, get(t, Organization("Acme <Corp>", "/graphql"), "/"))
+	for _, want := range []string{"<title>tenantql: Acme &lt;Corp&gt;</title>", "# Acme &lt;Corp&gt;: sign in with login", "organization { slug name }"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("organization page lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "tenants(") {
+		t.Error("the organization page starts with a platform query")
+	}
+}
