@@ -13,7 +13,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/tenantql/tenantql/auth"
 	"github.com/tenantql/tenantql/tenancy"
 )
 
@@ -208,7 +207,7 @@ func (a *app) createTenant(ctx context.Context, out io.Writer, in tenancy.SignUp
 	defer stop()
 	stopWatch := a.watchTenants()
 	defer stopWatch()
-	t, err := a.provisioner.SignUp(ctx, in, auth.HashPassword)
+	t, err := a.provisioner.SignUp(ctx, in, a.passwords.Hash)
 	if err != nil {
 		return err
 	}

@@ -55,6 +55,7 @@ type app struct {
 	reserve     *tenancy.Reserve      // template and spare tenant databases
 	usage       *tenantusage.Recorder // per-tenant request counts (Tenant.usage)
 	resolver    *resolvers.Resolver
+	passwords   *auth.Passwords // the process's password hashing
 	metrics     *metrics.Metrics
 	hosts       tenancy.Hosts
 }
@@ -146,9 +147,10 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		}
 		return store.New(tdb).CountUsers(ctx)
 	}})
+	a.passwords = auth.NewPasswords(0)
 	a.resolver = &resolvers.Resolver{
 		Registry: a.registry, Provisioner: a.provisioner, Hosts: a.hosts,
-		Tokens: tokens, AdminToken: cfg.AdminToken, Log: log,
+		Tokens: tokens, Passwords: a.passwords, AdminToken: cfg.AdminToken, Log: log,
 		UsageOf: a.usage, UserTTL: cfg.UserCacheTTL, Live: live.New(a.registry, a.pools, live.Options{MaxListeners: cfg.MaxListenConns}, log),
 	}
 	// a logout or a new password on any process: forget the user at once

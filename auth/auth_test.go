@@ -10,24 +10,43 @@ import (
 
 func TestPasswordHashRoundTrip(t *testing.T) {
 	t.Parallel()
-	h, err := HashPassword("correct horse")
+	p := NewPasswords(0)
+	h, err := p.Hash("correct horse")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(h, "$argon2id$") || strings.Contains(h, "correct horse") {
 		t.Fatalf("unexpected hash %q", h)
 	}
-	if err := CheckPassword(h, "correct horse"); err != nil {
+	if err := p.Check(h, "correct horse"); err != nil {
 		t.Fatalf("right password refused: %v", err)
 	}
-	if err := CheckPassword(h, "wrong horse"); !errors.Is(err, ErrWrongPassword) {
+	if err := p.Check(h, "wrong horse"); !errors.Is(err, ErrWrongPassword) {
 		t.Fatalf("wrong password: got %v", err)
 	}
-	if err := CheckPassword("$bcrypt$x", "x"); err == nil || errors.Is(err, ErrWrongPassword) {
+	if err := p.Check("$bcrypt$x", "x"); err == nil || errors.Is(err, ErrWrongPassword) {
 		t.Fatalf("malformed hash: got %v", err)
 	}
-	if err := CheckNoUser("x"); !errors.Is(err, ErrWrongPassword) {
+	if err := p.CheckNoUser("x"); !errors.Is(err, ErrWrongPassword) {
 		t.Fatalf("CheckNoUser: %v", err)
+	}
+}
+
+// The unknown-user check costs what a real one does: the dummy hash is a
+// real hash with the current parameters.
+func TestDummyHashHasTheCurrentParameters(t *testing.T) {
+	t.Parallel()
+	p := NewPasswords(0)
+	h, err := p.Hash("x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := func(hash string) string { return hash[:strings.LastIndex(hash[:strings.LastIndex(hash, "$")], "$")] }
+	if params(dummyHash) != params(h) {
+		t.Fatalf("dummy hash parameters %q, a new hash's %q", params(dummyHash), params(h))
+	}
+	if err := p.Check(dummyHash, "tenantql-timing-equaliser"); err != nil {
+		t.Fatalf("the dummy hash is not the hash it says: %v", err)
 	}
 }
 
@@ -82,23 +101,25 @@ func TestAdminTokenMatches(t *testing.T) {
 // A burst of password checks runs at most GOMAXPROCS argon2id
 // computations (19 MiB each) at once.
 func TestPasswordHashingIsBoundedToTheCPUs(t *testing.T) {
-	hash, err := HashPassword("burst")
+	t.Parallel()
+	p := NewPasswords(0)
+	hash, err := p.Hash("burst")
 	if err != nil {
 		t.Fatal(err)
 	}
-	peakHashing.Store(0)
+	p.peak.Store(0)
 	var wg sync.WaitGroup
-	for range 4 * cap(hashSlots) {
+	for range 4 * cap(p.slots) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := CheckPassword(hash, "burst"); err != nil {
+			if err := p.Check(hash, "burst"); err != nil {
 				t.Error(err)
 			}
 		}()
 	}
 	wg.Wait()
-	if peak := peakHashing.Load(); peak < 1 || int(peak) > cap(hashSlots) {
-		t.Fatalf("peak argon2id computations at once = %d, want 1..%d", peak, cap(hashSlots))
+	if peak := p.peak.Load(); peak < 1 || int(peak) > cap(p.slots) {
+		t.Fatalf("peak argon2id computations at once = %d, want 1..%d", peak, cap(p.slots))
 	}
 }

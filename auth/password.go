@@ -15,7 +15,7 @@ import (
 	"golang.org/x/crypto/argon2"
 )
 
-// ErrWrongPassword is returned by CheckPassword when the password does not match.
+// ErrWrongPassword is returned by Passwords.Check when the password does not match.
 var ErrWrongPassword = errors.New("auth: wrong password")
 
 // argon2id parameters: OWASP's minimum recommendation (19 MiB, 2 passes).
@@ -27,51 +27,63 @@ const (
 	argonSaltLen = 16
 )
 
-// hashSlots bounds the argon2id computations running at once to the CPUs
-// Go uses: each holds 19 MiB, and more at once would not finish sooner,
-// so a burst of logins queues here instead of growing the heap by 19 MiB
-// per request (40 logins at once were 760 MiB, against a 128 MiB soft
-// memory limit).
-var hashSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
+// Passwords hashes and checks user passwords with argon2id. It runs at
+// most a fixed number of computations at once (by default one per CPU Go
+// uses): each holds 19 MiB, and more at once would not finish sooner, so
+// a burst of logins queues here instead of growing the heap by 19 MiB per
+// request (40 logins at once were 760 MiB, against a 128 MiB soft memory
+// limit). One value serves the whole process; it is safe for concurrent use.
+type Passwords struct {
+	slots chan struct{}
+	// running counts the computations under way; peak is its highest
+	// value so far (for tests)
+	running, peak atomic.Int32
+}
 
-// idKey is argon2.IDKey within hashSlots.
-func idKey(password, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte {
-	hashSlots <- struct{}{}
-	defer func() { <-hashSlots }()
-	notePeak(hashing.Add(1))
-	defer hashing.Add(-1)
+// NewPasswords returns the process's password hasher, running at most
+// concurrent argon2id computations at once; concurrent <= 0 defaults to
+// runtime.GOMAXPROCS(0).
+func NewPasswords(concurrent int) *Passwords {
+	if concurrent <= 0 {
+		concurrent = runtime.GOMAXPROCS(0)
+	}
+	return &Passwords{slots: make(chan struct{}, concurrent)}
+}
+
+// idKey is argon2.IDKey within p's slots.
+func (p *Passwords) idKey(password, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte {
+	p.slots <- struct{}{}
+	defer func() { <-p.slots }()
+	p.notePeak(p.running.Add(1))
+	defer p.running.Add(-1)
 	return argon2.IDKey(password, salt, time, memory, threads, keyLen)
 }
 
-func notePeak(n int32) {
+func (p *Passwords) notePeak(n int32) {
 	for {
-		peak := peakHashing.Load()
-		if n <= peak || peakHashing.CompareAndSwap(peak, n) {
+		peak := p.peak.Load()
+		if n <= peak || p.peak.CompareAndSwap(peak, n) {
 			return
 		}
 	}
 }
 
-// hashing counts the computations running; peakHashing is its highest
-// value so far (for tests).
-var hashing, peakHashing atomic.Int32
-
-// HashPassword returns an argon2id hash of password in the PHC string format
+// Hash returns an argon2id hash of password in the PHC string format
 // ($argon2id$v=19$m=...,t=...,p=...$salt$key).
-func HashPassword(password string) (string, error) {
+func (p *Passwords) Hash(password string) (string, error) {
 	salt := make([]byte, argonSaltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("auth: salt: %w", err)
 	}
-	key := idKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	key := p.idKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
 		argon2.Version, argonMemory, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
 
-// CheckPassword reports whether password matches hash (made by HashPassword).
+// Check reports whether password matches hash (made by Hash).
 // Returns ErrWrongPassword on a mismatch, another error if hash is malformed.
-func CheckPassword(hash, password string) error {
+func (p *Passwords) Check(hash, password string) error {
 	parts := strings.Split(hash, "$")
 	if len(parts) != 6 || parts[1] != "argon2id" {
 		return fmt.Errorf("auth: unknown password hash format")
@@ -94,7 +106,7 @@ func CheckPassword(hash, password string) error {
 	if err != nil {
 		return fmt.Errorf("auth: malformed key: %w", err)
 	}
-	got := idKey([]byte(password), salt, time, memory, threads, uint32(len(want)))
+	got := p.idKey([]byte(password), salt, time, memory, threads, uint32(len(want)))
 	if subtle.ConstantTimeCompare(got, want) != 1 {
 		return ErrWrongPassword
 	}
@@ -102,11 +114,13 @@ func CheckPassword(hash, password string) error {
 }
 
 // dummyHash is checked against when a login names an unknown user, so that
-// the answer takes as long as for a known user with a wrong password.
-var dummyHash, _ = HashPassword("tenantql-timing-equaliser")
+// the answer takes as long as for a known user with a wrong password: the
+// hash of "tenantql-timing-equaliser" with the salt "tenantql-dummy16" and
+// the parameters above (a test holds it to them).
+const dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$dGVuYW50cWwtZHVtbXkxNg$btvSObisZFz2g85uK9UBfuIoTtZ1pbdUfRtsvEZSuh4"
 
-// CheckNoUser spends the time CheckPassword would and returns ErrWrongPassword.
-func CheckNoUser(password string) error {
-	_ = CheckPassword(dummyHash, password)
+// CheckNoUser spends the time Check would and returns ErrWrongPassword.
+func (p *Passwords) CheckNoUser(password string) error {
+	_ = p.Check(dummyHash, password)
 	return ErrWrongPassword
 }

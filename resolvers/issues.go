@@ -9,7 +9,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tenantql/tenantql/apierr"
-	"github.com/tenantql/tenantql/auth"
 	"github.com/tenantql/tenantql/graph/model"
 	"github.com/tenantql/tenantql/store"
 )
@@ -276,7 +275,7 @@ func (r *Resolver) createUser(ctx context.Context, in model.CreateUserInput) (*m
 	// the hash takes tens of milliseconds of CPU and no connection
 	var hash string
 	var hashErr error
-	if err := target.WithoutAdmission(ctx, func() { hash, hashErr = auth.HashPassword(in.Password) }); err != nil {
+	if err := target.WithoutAdmission(ctx, func() { hash, hashErr = r.Passwords.Hash(in.Password) }); err != nil {
 		return nil, err
 	}
 	if hashErr != nil {

@@ -20,6 +20,9 @@ type Resolver struct {
 	Tokens      *auth.Tokens
 	AdminToken  string
 	Log         *slog.Logger
+	// Passwords hashes and checks user passwords (one per process: it
+	// bounds the argon2id computations running at once).
+	Passwords *auth.Passwords
 	// Live follows the tenants' issue changes for issueChanged.
 	Live *live.Hub
 	// UsageOf reads each tenant's usage (Tenant.usage).

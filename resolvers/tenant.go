@@ -41,7 +41,7 @@ func (r *Resolver) login(ctx context.Context, email, password string) (*model.Au
 	u, err := store.New(target.DB).UserByEmail(ctx, strings.TrimSpace(email))
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalidInput) {
 		// as long as a real check, so that timing does not tell
-		if err := target.WithoutAdmission(ctx, func() { _ = auth.CheckNoUser(password) }); err != nil {
+		if err := target.WithoutAdmission(ctx, func() { _ = r.Passwords.CheckNoUser(password) }); err != nil {
 			return nil, err
 		}
 		return nil, wrong
@@ -52,7 +52,7 @@ func (r *Resolver) login(ctx context.Context, email, password string) (*model.Au
 	// the hash takes tens of milliseconds of CPU and no connection: the
 	// tenant's other requests need not wait for it
 	var checked error
-	if err := target.WithoutAdmission(ctx, func() { checked = auth.CheckPassword(u.PasswordHash, password) }); err != nil {
+	if err := target.WithoutAdmission(ctx, func() { checked = r.Passwords.Check(u.PasswordHash, password) }); err != nil {
 		return nil, err
 	}
 	if checked != nil {
