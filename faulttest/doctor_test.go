@@ -65,7 +65,7 @@ func TestDoctorFindsAndRepairs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, err := migrations.TenantSet.ExecMax(betaConn.DB, "postgres", migrations.Tenant(), migrate.Down, 1); err != nil || n != 1 {
+	if n, err := migrations.TenantSet().ExecMax(betaConn.DB, "postgres", migrations.Tenant(), migrate.Down, 1); err != nil || n != 1 {
 		t.Fatalf("roll back beta's latest migration: %d %v", n, err)
 	}
 	betaConn.Close()

@@ -188,13 +188,13 @@ func TestConcurrentMigrationsSerialise(t *testing.T) {
 			t.Fatal(err)
 		}
 		var rows, distinct int
-		q := `SELECT count(*), count(DISTINCT id) FROM ` + migrations.TenantSet.TableName
+		q := `SELECT count(*), count(DISTINCT id) FROM ` + migrations.TenantSet().TableName
 		if err := db.QueryRow(q).Scan(&rows, &distinct); err != nil {
 			t.Fatal(err)
 		}
 		db.Close()
 		if rows != len(want) || distinct != len(want) {
-			t.Fatalf("round %d: %d rows, %d distinct in %s, want %d", round, rows, distinct, migrations.TenantSet.TableName, len(want))
+			t.Fatalf("round %d: %d rows, %d distinct in %s, want %d", round, rows, distinct, migrations.TenantSet().TableName, len(want))
 		}
 	}
 }

@@ -24,11 +24,18 @@ func Tenant() migrate.MigrationSource {
 	return migrate.EmbedFileSystemMigrationSource{FileSystem: files, Root: "tenant"}
 }
 
-// ControlSet is the bookkeeping table of the control database's migrations.
-var ControlSet = migrate.MigrationSet{TableName: "control_migrations"}
+// ControlSet returns the sql-migrate set that applies Control, with its
+// bookkeeping table control_migrations. Each call returns a new value, so
+// no caller can change the set another one uses.
+func ControlSet() migrate.MigrationSet {
+	return migrate.MigrationSet{TableName: "control_migrations"}
+}
 
-// TenantSet is the bookkeeping table of a tenant database's migrations.
-var TenantSet = migrate.MigrationSet{TableName: "tenant_migrations"}
+// TenantSet returns the sql-migrate set that applies Tenant, with its
+// bookkeeping table tenant_migrations; a new value each call.
+func TenantSet() migrate.MigrationSet {
+	return migrate.MigrationSet{TableName: "tenant_migrations"}
+}
 
 // LatestID returns the id of the newest migration in src.
 // Returns an error if src holds none or cannot be read.

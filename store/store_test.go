@@ -36,7 +36,7 @@ func newEnv(t *testing.T) env {
 	}
 	db.SetMaxOpenConns(10)
 	t.Cleanup(func() { _ = db.Close() })
-	if _, err := migrations.TenantSet.Exec(db.DB, "postgres", migrations.Tenant(), migrate.Up); err != nil {
+	if _, err := migrations.TenantSet().Exec(db.DB, "postgres", migrations.Tenant(), migrate.Up); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
 	return env{s: store.New(db), db: db, url: url}

@@ -239,9 +239,9 @@ func (r *Registry) appliedVersion(ctx context.Context, pools *Pools, slug string
 	}
 	defer db.Close()
 	var id string
-	err = db.GetContext(ctx, &id, `SELECT COALESCE(max(id), '') FROM `+migrations.TenantSet.TableName)
+	err = db.GetContext(ctx, &id, `SELECT COALESCE(max(id), '') FROM `+migrations.TenantSet().TableName)
 	if err != nil {
-		return "", fmt.Errorf("read %s: %w", migrations.TenantSet.TableName, err)
+		return "", fmt.Errorf("read %s: %w", migrations.TenantSet().TableName, err)
 	}
 	return id, nil
 }

@@ -17,13 +17,13 @@ const migrationLockKey = 7_305_019_001
 
 // MigrateControl brings the control database up to date.
 func MigrateControl(ctx context.Context, db *sql.DB) (int, error) {
-	return migrateLocked(ctx, db, migrations.ControlSet, migrations.Control())
+	return migrateLocked(ctx, db, migrations.ControlSet(), migrations.Control())
 }
 
 // MigrateTenantDB brings one tenant database up to date, connected as the
 // tenant's own role, and returns how many migrations ran.
 func MigrateTenantDB(ctx context.Context, db *sql.DB) (int, error) {
-	return migrateLocked(ctx, db, migrations.TenantSet, migrations.Tenant())
+	return migrateLocked(ctx, db, migrations.TenantSet(), migrations.Tenant())
 }
 
 // migrateLocked runs set's pending migrations while holding an advisory lock

@@ -411,7 +411,7 @@ func (r *Reserve) ensureTemplate(ctx context.Context) error {
 	if db, err = r.open(r.tpl, r.tpl); err != nil {
 		return err
 	}
-	_, err = migrations.TenantSet.ExecContext(ctx, db.DB, "postgres", migrations.Tenant(), migrate.Up)
+	_, err = migrations.TenantSet().ExecContext(ctx, db.DB, "postgres", migrations.Tenant(), migrate.Up)
 	db.Close()
 	if err != nil {
 		return fmt.Errorf("reserve: migrate template: %w", err)
