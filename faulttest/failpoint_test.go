@@ -3,6 +3,7 @@ package faulttest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -198,13 +199,32 @@ func TestFailingStepRetriesThenFails(t *testing.T) {
 		t.Fatalf("FAILED tenant answered HTTP %d %s", r.Status, r.Raw)
 	}
 
-	// retryTenant starts over, with a fresh count of attempts
+	// retryTenant starts over, with a fresh count of attempts: three more
+	// attempts (two backoffs), ending FAILED again with a newer lastError
+	// (the old one already says "attempt 3 of 3": a retry that did
+	// nothing would look the same without the times)
+	failedAt := s1.updatedAt(t, "flaky")
+	began = time.Now()
 	r := mustOK(t, must(s1.platform(ctx, "retryTenant", "flaky")))
-	if st := field(r.Data, "retryTenant", "status"); st != "PROVISIONING" && st != "FAILED" {
-		t.Fatalf("status after retry = %v", st)
+	if st := field(r.Data, "retryTenant", "status"); st != "PROVISIONING" {
+		t.Fatalf("status after retry = %v, want PROVISIONING", st)
 	}
-	if le := s1.waitStatus(t, "flaky", "FAILED", 30*time.Second); !strings.Contains(le, "attempt 3 of 3") {
-		t.Fatalf("lastError after retry = %q", le)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, le, err := s1.status(ctx, "flaky")
+		if err == nil && st == "FAILED" && s1.updatedAt(t, "flaky").After(failedAt) {
+			if !strings.Contains(le, "attempt 3 of 3") {
+				t.Fatalf("lastError after retry = %q", le)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not FAILED again within 30s of retryTenant: %s %q %v", st, le, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if took := time.Since(began); took < 300*time.Millisecond {
+		t.Fatalf("three attempts after the retry took %s: no backoff, or no fresh count", took)
 	}
 
 	// deleting a FAILED tenant cleans what it had (its role and database)
@@ -257,9 +277,23 @@ func TestCrashLoopEndsFailed(t *testing.T) {
 	if !strings.Contains(le, "interrupted") {
 		t.Fatalf("lastError = %q", le)
 	}
+	if code, exited := s.waitExit(0); exited { // and it did not take the job once more
+		t.Fatalf("run 3 exited with %d after the tenant FAILED", code)
+	}
 	s.mustPlatform(t, "deleteTenant", "poison")
 	s.waitStatus(t, "poison", "GONE", 30*time.Second)
 	d.mustDoctorClean(t)
+}
+
+// updatedAt returns the tenant's updatedAt as the platform API reports it.
+func (s *server) updatedAt(t testing.TB, slug string) time.Time {
+	t.Helper()
+	r := mustOK(t, s.mustGQL(t, baseDomain, adminToken, `query($s: String!) { tenant(slug: $s) { updatedAt } }`, map[string]any{"s": slug}))
+	at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(field(r.Data, "tenant", "updatedAt")))
+	if err != nil {
+		t.Fatalf("tenant %s updatedAt: %v (%s)", slug, err, r.Raw)
+	}
+	return at
 }
 
 func must(r response, err error) response {

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -83,20 +84,18 @@ func newDeployment(t testing.TB, env map[string]string) *deployment {
 	d := &deployment{
 		t: t, url: url, prefix: "f" + randomHex(4) + "_", logDir: t.TempDir(),
 	}
+	// Production's defaults but for what these tests need, each said why:
+	// tenants are made from the spares and the template (tenant objects
+	// are told from theirs by name: see objects), leases and backoff are
+	// the defaults.
 	d.env = map[string]string{
-		"DATABASE_URL":            url,
-		"ADMIN_TOKEN":             adminToken,
-		"SECRET_KEY":              secretKey,
-		"TENANT_NAME_PREFIX":      d.prefix,
-		"BASE_DOMAIN":             baseDomain,
-		"PROVISION_LEASE_SECONDS": "2",
-		"PROVISION_BACKOFF_MS":    "200",
-		"LOG_LEVEL":               "info",
-		"RATE_LIMIT_RPS":          "0", // these tests are the load
-		// no template or spares: every object of the prefix is a tenant's
-		// (spares_test.go in the main package covers the reserve)
-		"SPARE_TENANTS":   "0",
-		"TENANT_TEMPLATE": "false",
+		"DATABASE_URL":       url,
+		"ADMIN_TOKEN":        adminToken,
+		"SECRET_KEY":         secretKey,
+		"TENANT_NAME_PREFIX": d.prefix, // parallel deployments on one cluster
+		"BASE_DOMAIN":        baseDomain,
+		"LOG_LEVEL":          "info", // the access log lines, read by some tests
+		"RATE_LIMIT_RPS":     "0",    // these tests are the load
 	}
 	for k, v := range env {
 		d.env[k] = v
@@ -203,6 +202,57 @@ func (d *deployment) tenantNames(t testing.TB, slug string) (dbName, roleName st
 	return dbName, roleName
 }
 
+// commits returns the transactions committed on database db so far, as
+// PostgreSQL counts them on the server side (pg_stat_database: a backend
+// reports its counts once idle, at most every second, so recent ones may
+// be missing). A database that is gone has none.
+func (d *deployment) commits(t testing.TB, db string) int64 {
+	t.Helper()
+	var n int64
+	var err error
+	for try := 0; try < 50; try++ { // through a PostgreSQL restart
+		if err = d.admin.Get(&n, `SELECT coalesce(sum(xact_commit), 0) FROM pg_stat_database WHERE datname = $1`, db); err == nil {
+			return n
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("pg_stat_database: %v", err)
+	return 0
+}
+
+// waitCommits waits until the databases dbs have committed, together, at
+// least want transactions more than since (their commits before), and
+// fails the test after 15 s: the statements of answers already received
+// reach pg_stat_database within a second or two.
+func (d *deployment) waitCommits(t testing.TB, what string, dbs []string, since map[string]int64, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var got int64
+		for _, db := range dbs {
+			got += d.commits(t, db) - since[db]
+		}
+		if got >= want {
+			t.Logf("%s: %d transactions on the tenant databases for %d answers", what, got, want)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d answers came from the tenant databases, yet PostgreSQL counts %d transactions there: the load did not reach them", what, want, got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// commitsOf returns commits for each of dbs.
+func (d *deployment) commitsOf(t testing.TB, dbs []string) map[string]int64 {
+	t.Helper()
+	m := map[string]int64{}
+	for _, db := range dbs {
+		m[db] = d.commits(t, db)
+	}
+	return m
+}
+
 // doctor runs `tenantql doctor args...` and returns its exit code and
 // standard output.
 func (d *deployment) doctor(t testing.TB, args ...string) (int, string) {
@@ -242,6 +292,9 @@ type server struct {
 	done    chan struct{}
 	code    int // exit code, once done is closed
 	client  *http.Client
+	// killed is set before the test sends SIGKILL: a request cut by it
+	// may end in a transport error, which a live server's never should.
+	killed atomic.Bool
 }
 
 var errPortTaken = errors.New("port taken")
@@ -411,6 +464,7 @@ func (s *server) alive() bool {
 
 // kill ends the process with SIGKILL and waits for it.
 func (s *server) kill() {
+	s.killed.Store(true)
 	if s.alive() {
 		_ = s.cmd.Process.Signal(syscall.SIGKILL)
 	}
@@ -429,12 +483,21 @@ func (s *server) term(t testing.TB) int {
 	return code
 }
 
-// waitExit waits up to timeout for the process to end.
+// waitExit waits up to timeout for the process to end. A process that
+// has ended is seen as such even with a timeout of 0 (a select with both
+// ready would pick either).
 func (s *server) waitExit(timeout time.Duration) (code int, ok bool) {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
 	select {
 	case <-s.done:
 		return s.code, true
-	case <-time.After(timeout):
+	case <-timer.C:
+	}
+	select {
+	case <-s.done:
+		return s.code, true
+	default:
 		return 0, false
 	}
 }
@@ -662,8 +725,10 @@ func (s *server) login(t testing.TB, slug string) string {
 }
 
 // markerQuery reads the tenant's own marker rows: the organization
-// (slug, name) from the registry and the signed-in owner from its database.
-const markerQuery = `{ organization { slug name } viewer { email } }`
+// (slug, name) from the registry, the signed-in owner (from the user
+// cache, mostly) and the tenant's users, which are read from its
+// database on every request: an answer with data has reached it.
+const markerQuery = `{ organization { slug name } viewer { email } users(first: 5) { edges { node { email } } } }`
 
 // checkMarker returns an error when r carries another tenant's data.
 func checkMarker(slug string, r response) error {
@@ -676,6 +741,16 @@ func checkMarker(slug string, r response) error {
 	if e, ok := field(r.Data, "viewer", "email").(string); ok && e != ownerEmail(slug) {
 		return fmt.Errorf("host %s answered viewer %q", tenantHost(slug), e)
 	}
+	// the tenants of these tests have one user: their owner
+	users, _ := field(r.Data, "users", "edges").([]any)
+	for _, u := range users {
+		if e, _ := field(u, "node", "email").(string); e != ownerEmail(slug) {
+			return fmt.Errorf("host %s answered user %q", tenantHost(slug), e)
+		}
+	}
+	if field(r.Data, "users") != nil && len(users) != 1 {
+		return fmt.Errorf("host %s answered %d users, want its owner", tenantHost(slug), len(users))
+	}
 	return nil
 }
 
@@ -683,7 +758,7 @@ func checkMarker(slug string, r response) error {
 func (s *server) viewerOK(t testing.TB, slug, token string) {
 	t.Helper()
 	r := mustOK(t, s.mustGQL(t, tenantHost(slug), token, markerQuery, nil))
-	if err := checkMarker(slug, r); err != nil || field(r.Data, "viewer", "email") != ownerEmail(slug) {
+	if err := checkMarker(slug, r); err != nil || field(r.Data, "viewer", "email") != ownerEmail(slug) || field(r.Data, "users") == nil {
 		t.Fatalf("viewer on %s: %v %s", slug, err, r.Raw)
 	}
 }

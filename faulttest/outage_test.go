@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,7 +48,9 @@ func classify(slug string, r response, err error) string {
 // TestPostgresRestartUnderLoad restarts PostgreSQL (pg_ctl restart -m
 // fast) under load: requests fail fast with SERVICE_UNAVAILABLE while it
 // is down, none hangs, none gets another tenant's data, and the server
-// recovers within 10s of PostgreSQL coming back, without a restart.
+// recovers within 10s of PostgreSQL coming back, without a restart. The
+// load and the recovery probe read the tenants' databases (markerQuery's
+// users), and PostgreSQL's own counts after the restart confirm it.
 // Not parallel: it restarts the package's cluster.
 func TestPostgresRestartUnderLoad(t *testing.T) {
 	cluster := pgtest.Cluster()
@@ -55,14 +58,19 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 	s := d.start(t, nil)
 	slugs := []string{"rs-alpha", "rs-beta", "rs-gamma"}
 	tokens := map[string]string{}
+	var dbs []string
 	for _, slug := range slugs {
 		s.createReady(t, slug)
 		tokens[slug] = s.login(t, slug)
+		db, _ := d.tenantNames(t, slug)
+		dbs = append(dbs, db)
 	}
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	out := newOutcome()
+	var backAt atomic.Int64  // when PostgreSQL was back (UnixNano), once it is
+	var okAfter atomic.Int64 // answers with data to requests sent after that
 	var slowest time.Duration
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -79,6 +87,9 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 					return
 				}
 				kind := classify(slug, r, err)
+				if b := backAt.Load(); kind == "ok" && b != 0 && began.UnixNano() > b {
+					okAfter.Add(1)
+				}
 				bad := ""
 				if kind != "ok" && kind != "SERVICE_UNAVAILABLE" {
 					bad = kind + " " + r.Raw
@@ -100,6 +111,8 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 	}
 	cancel()
 	back := time.Now()
+	commitsBack := d.commitsOf(t, dbs)
+	backAt.Store(time.Now().UnixNano()) // (after the count: no answer counted here is missing there)
 
 	// Recovered: every tenant answers with data, the platform API and
 	// /readyz work, all at once.
@@ -129,6 +142,13 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 	if out.byCode["ok"] == 0 {
 		t.Errorf("no request succeeded: %v", out.byCode)
 	}
+	// the answers since PostgreSQL came back, the probe's included, were
+	// read from the tenants' databases
+	probed := int64(0)
+	if recovered >= 0 {
+		probed = int64(len(slugs))
+	}
+	d.waitCommits(t, "after the restart", dbs, commitsBack, okAfter.Load()+probed)
 	// the provisioner works again too
 	s.createReady(t, "rs-after")
 	d.mustDoctorClean(t)

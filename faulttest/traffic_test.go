@@ -30,6 +30,13 @@ func (o *outcome) add(key string, d time.Duration, bad string) {
 	}
 }
 
+// count returns the answers recorded under key.
+func (o *outcome) count(key string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.byCode[key]
+}
+
 func (o *outcome) total() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -56,7 +63,8 @@ func (o *outcome) percentile(p float64) time.Duration {
 // flight on it: every request is answered with data or TENANT_NOT_FOUND
 // (never a 500, INTERNAL_SERVER_ERROR or SERVICE_UNAVAILABLE), then the
 // tenant is gone with no orphan, and another tenant's requests keep
-// working at their usual latency.
+// working at their usual latency. Every request reads the tenant's
+// database (markerQuery's users), which PostgreSQL's own counts confirm.
 func TestDeleteUnderTraffic(t *testing.T) {
 	t.Parallel()
 	d := newDeployment(t, nil)
@@ -64,6 +72,9 @@ func TestDeleteUnderTraffic(t *testing.T) {
 	s.createReady(t, "victim")
 	s.createReady(t, "bystander")
 	victimToken, bystanderToken := s.login(t, "victim"), s.login(t, "bystander")
+	victimDB, _ := d.tenantNames(t, "victim")
+	bystanderDB, _ := d.tenantNames(t, "bystander")
+	commitsBefore := d.commitsOf(t, []string{victimDB, bystanderDB})
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -74,19 +85,15 @@ func TestDeleteUnderTraffic(t *testing.T) {
 	var wg sync.WaitGroup
 	const inFlight = 100
 	warm.Add(inFlight)
-	for i := range inFlight {
+	for range inFlight {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			query, token := markerQuery, victimToken
-			if i%2 == 1 {
-				query, token = `{ organization { slug name } }`, ""
-			}
 			for n := 0; ctx.Err() == nil; n++ {
 				if n == 3 {
 					warm.Done()
 				}
-				r, err := s.gql(ctx, tenantHost("victim"), token, query, nil)
+				r, err := s.gql(ctx, tenantHost("victim"), victimToken, markerQuery, nil)
 				switch {
 				case ctx.Err() != nil:
 					if n < 3 {
@@ -136,7 +143,14 @@ func TestDeleteUnderTraffic(t *testing.T) {
 		}()
 	}
 
-	warm.Wait() // every victim worker has had three answers: the pool is busy
+	warm.Wait() // every victim worker has had three answers
+	// the answers so far came from the victim's database, and its pool
+	// holds connections there as the delete begins
+	d.waitCommits(t, "victim before the delete", []string{victimDB}, commitsBefore, int64(victim.count("ok")))
+	var sessions int
+	if err := d.admin.Get(&sessions, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1`, victimDB); err != nil || sessions == 0 {
+		t.Fatalf("the victim's database has %d sessions under load (%v)", sessions, err)
+	}
 	deleting.Store(true)
 	began := time.Now()
 	s.mustPlatform(t, "deleteTenant", "victim")
@@ -165,6 +179,7 @@ func TestDeleteUnderTraffic(t *testing.T) {
 	if p := bystanderDuring.percentile(.99); p > 2*time.Second {
 		t.Errorf("bystander p99 during the delete is %s", p)
 	}
+	d.waitCommits(t, "bystander", []string{bystanderDB}, commitsBefore, int64(bystander.count("ok")+bystanderDuring.count("ok")))
 	if dbs, roles := d.objects(t); len(dbs) != 1 || len(roles) != 1 {
 		t.Errorf("after the delete: databases %v, roles %v (want only the bystander's)", dbs, roles)
 	}
