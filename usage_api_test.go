@@ -6,7 +6,7 @@ import (
 )
 
 const usageQuery = `query($s: String!) { tenant(slug: $s) { usage {
-  requestsLastHour requestsLastDay errorsLastDay p95LatencyMs databaseBytes users lastRequestAt } } }`
+  requestsLastHour requestsLastDay errorsLastDay p95LatencyMs databaseBytes users lastRequestAt requestsByHour } } }`
 
 // TestTenantUsageAddsUpAcrossReplicas: requests to a tenant host through
 // two processes, some failing (a GraphQL error in a 200 answer, an HTTP
@@ -51,6 +51,9 @@ func TestTenantUsageAddsUpAcrossReplicas(t *testing.T) {
 	u, _ := field(r.Data, "tenant", "usage").(map[string]any)
 	if u["requestsLastHour"] != float64(6) || u["requestsLastDay"] != float64(6) || u["errorsLastDay"] != float64(2) {
 		t.Fatalf("usage %v, want 6 requests in the hour and day, 2 errors", u)
+	}
+	if byHour, _ := u["requestsByHour"].([]any); len(byHour) != 24 || byHour[23] != float64(6) {
+		t.Fatalf("requestsByHour %v, want 24 hours, the last with the 6 requests", u["requestsByHour"])
 	}
 	if u["p95LatencyMs"] == nil || u["lastRequestAt"] == nil {
 		t.Fatalf("usage %v: no p95 or last request", u)

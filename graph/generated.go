@@ -197,6 +197,7 @@ type ComplexityRoot struct {
 		ErrorsLastDay    func(childComplexity int) int
 		LastRequestAt    func(childComplexity int) int
 		P95LatencyMs     func(childComplexity int) int
+		RequestsByHour   func(childComplexity int) int
 		RequestsLastDay  func(childComplexity int) int
 		RequestsLastHour func(childComplexity int) int
 		Users            func(childComplexity int) int
@@ -989,6 +990,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.TenantUsage.P95LatencyMs(childComplexity), true
+	case "TenantUsage.requestsByHour":
+		if e.ComplexityRoot.TenantUsage.RequestsByHour == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TenantUsage.RequestsByHour(childComplexity), true
 	case "TenantUsage.requestsLastDay":
 		if e.ComplexityRoot.TenantUsage.RequestsLastDay == nil {
 			break
@@ -1439,6 +1446,8 @@ func (ec *executionContext) childFields_TenantUsage(ctx context.Context, field g
 		return ec.fieldContext_TenantUsage_users(ctx, field)
 	case "lastRequestAt":
 		return ec.fieldContext_TenantUsage_lastRequestAt(ctx, field)
+	case "requestsByHour":
+		return ec.fieldContext_TenantUsage_requestsByHour(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type TenantUsage", field.Name)
 }
@@ -5601,6 +5610,29 @@ func (ec *executionContext) fieldContext_TenantUsage_lastRequestAt(_ context.Con
 	return graphql.NewScalarFieldContext("TenantUsage", field, false, false, "Time")
 }
 
+func (ec *executionContext) _TenantUsage_requestsByHour(ctx context.Context, field graphql.CollectedField, obj *model.TenantUsage) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TenantUsage_requestsByHour(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RequestsByHour, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []int) graphql.Marshaler {
+			return ec.marshalNInt2ᚕintᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TenantUsage_requestsByHour(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TenantUsage", field, false, false, "Int")
+}
+
 func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *model.User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8477,6 +8509,11 @@ func (ec *executionContext) _TenantUsage(ctx context.Context, sel ast.SelectionS
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "requestsByHour":
+			out.Values[i] = ec._TenantUsage_requestsByHour(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -9128,6 +9165,35 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 		graphql.AddInvalidNullFromMarshaler(ctx, "Int!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNInt2ᚕintᚄ(ctx context.Context, v any) ([]int, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]int, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNInt2int(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNInt2ᚕintᚄ(ctx context.Context, sel ast.SelectionSet, v []int) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNInt2int(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalNIssue2ᚖgithubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐIssue(ctx context.Context, sel ast.SelectionSet, v *model.Issue) graphql.Marshaler {

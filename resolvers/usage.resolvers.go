@@ -24,6 +24,6 @@ func (r *tenantResolver) Usage(ctx context.Context, obj *model.Tenant) (*model.T
 	return &model.TenantUsage{
 		RequestsLastHour: u.RequestsLastHour, RequestsLastDay: u.RequestsLastDay, ErrorsLastDay: u.ErrorsLastDay,
 		P95LatencyMs: u.P95LatencyMs, DatabaseBytes: float64(u.DatabaseBytes), Users: u.Users,
-		LastRequestAt: u.LastRequestAt,
+		LastRequestAt: u.LastRequestAt, RequestsByHour: u.RequestsByHour,
 	}, nil
 }

@@ -240,6 +240,10 @@ type Usage struct {
 	DatabaseBytes    int64
 	Users            int
 	LastRequestAt    *time.Time
+	// RequestsByHour counts the requests of the last day hour by hour,
+	// oldest first: 24 counts, the last one the hour up to now. They add
+	// up to RequestsLastDay.
+	RequestsByHour []int
 }
 
 // Of returns the tenant's usage, as flushed by every replica (counts not
@@ -251,6 +255,7 @@ func (r *Recorder) Of(ctx context.Context, t *tenancy.Tenant) (Usage, error) {
 		Hour, Day, Errors int
 		Last              *time.Time `db:"last"`
 		Buckets           pq.Int64Array
+		ByHour            pq.Int64Array
 	}
 	const q = `SELECT
 			COALESCE(sum(requests) FILTER (WHERE minute >= now() - interval '1 hour'), 0) AS hour,
@@ -259,12 +264,21 @@ func (r *Recorder) Of(ctx context.Context, t *tenancy.Tenant) (Usage, error) {
 			max(last_request_at) AS last,
 			COALESCE((SELECT array_agg(s ORDER BY i) FROM (
 				SELECT i, sum(b) AS s FROM tenant_usage, unnest(latency_buckets) WITH ORDINALITY AS x(b, i)
-				WHERE tenant_id = $1 AND minute >= now() - interval '1 hour' GROUP BY i) h), '{}') AS buckets
+				WHERE tenant_id = $1 AND minute >= now() - interval '1 hour' GROUP BY i) h), '{}') AS buckets,
+			(SELECT array_agg(COALESCE(h.n, 0) ORDER BY g.age DESC) FROM generate_series(0, 23) AS g(age)
+				LEFT JOIN (SELECT least(23, greatest(0, floor(extract(epoch FROM now() - minute) / 3600)))::int AS age,
+						sum(requests) AS n
+					FROM tenant_usage WHERE tenant_id = $1 AND minute >= now() - interval '1 day' GROUP BY 1) h
+				ON h.age = g.age) AS by_hour
 		FROM tenant_usage WHERE tenant_id = $1 AND minute >= now() - interval '1 day'`
-	if err := r.control.QueryRowxContext(ctx, q, t.ID).Scan(&row.Hour, &row.Day, &row.Errors, &row.Last, &row.Buckets); err != nil {
+	if err := r.control.QueryRowxContext(ctx, q, t.ID).Scan(&row.Hour, &row.Day, &row.Errors, &row.Last, &row.Buckets, &row.ByHour); err != nil {
 		return Usage{}, pgerr.Wrap("usage: read counts", err)
 	}
 	u := Usage{RequestsLastHour: row.Hour, RequestsLastDay: row.Day, ErrorsLastDay: row.Errors, LastRequestAt: row.Last}
+	u.RequestsByHour = make([]int, len(row.ByHour))
+	for i, n := range row.ByHour {
+		u.RequestsByHour[i] = int(n)
+	}
 	u.P95LatencyMs = p95(row.Buckets)
 	var err error
 	u.DatabaseBytes, u.Users, err = r.sample(ctx, t)

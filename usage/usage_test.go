@@ -2,6 +2,7 @@ package usage
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -72,6 +73,12 @@ func TestCountsOfReplicasAddUp(t *testing.T) {
 	if u.LastRequestAt == nil || u.LastRequestAt.Sub(now).Abs() > time.Millisecond {
 		t.Fatalf("last request at %v, want %v", u.LastRequestAt, now)
 	}
+	// hour by hour, oldest first: 20 in the last hour, 1 two hours ago
+	wantByHour := make([]int, 24)
+	wantByHour[23], wantByHour[21] = 20, 1
+	if fmt.Sprint(u.RequestsByHour) != fmt.Sprint(wantByHour) {
+		t.Fatalf("requests by hour %v, want %v", u.RequestsByHour, wantByHour)
+	}
 	if u.Users != 3 || u.DatabaseBytes < 1<<20 {
 		t.Fatalf("users %d, database %d bytes", u.Users, u.DatabaseBytes)
 	}
@@ -86,7 +93,8 @@ func TestCountsOfReplicasAddUp(t *testing.T) {
 	}
 
 	quiet := &tenancy.Tenant{ID: gone, DBName: dbName}
-	if u, err := a.Of(ctx, quiet); err != nil || u.RequestsLastDay != 0 || u.P95LatencyMs != nil || u.LastRequestAt != nil {
+	if u, err := a.Of(ctx, quiet); err != nil || u.RequestsLastDay != 0 || u.P95LatencyMs != nil || u.LastRequestAt != nil ||
+		fmt.Sprint(u.RequestsByHour) != fmt.Sprint(make([]int, 24)) {
 		t.Fatalf("a tenant with no row: %+v %v", u, err)
 	}
 }

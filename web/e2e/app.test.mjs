@@ -87,7 +87,6 @@ test('the app at /app/, end to end', { timeout: 300_000 }, async (t) => {
     const link = tenantRow(admin, ACME.slug).getByTestId('tenant-app-link');
     assert.equal(await link.getAttribute('href'), appURL(ACME.slug));
     await shoot(admin, 'console-three-ready');
-    await shootDocs(admin, 'console.png');
     assertClean(admin);
   });
 
@@ -252,6 +251,59 @@ test('the app at /app/, end to end', { timeout: 300_000 }, async (t) => {
     await shootDocs(bill, 'board.png');
     assertClean(bill);
     await bill.context().close();
+  });
+
+  await t.test('the console: usage, sorted by activity and by database size', async () => {
+    // Every replica flushes its counts every few seconds: refresh until
+    // Acme's work (sign-ins, the board, the issues) shows.
+    const rows = () => admin.locator('[data-testid="tenant-row"]');
+    const requests = async (slug) => Number(await tenantRow(admin, slug).getAttribute('data-requests'));
+    await until(
+      async () => {
+        await admin.getByRole('button', { name: 'Refresh' }).click();
+        await admin.waitForTimeout(300);
+        return (await requests(ACME.slug)) > 0 && (await requests(INITECH.slug)) > 0;
+      },
+      'Acme’s and Initech’s requests in the console',
+      30_000,
+    );
+    // the chart: 24 hours, the last one holding the day's requests (all of
+    // them made in this run, within the hour); the counts shown in the row
+    const acme = tenantRow(admin, ACME.slug);
+    const bars = (await acme.getByTestId('usage-chart').getAttribute('data-values')).split(',').map(Number);
+    assert.equal(bars.length, 24);
+    const day = await requests(ACME.slug);
+    assert.equal(bars.reduce((a, b) => a + b, 0), day);
+    assert.equal(bars[23], day);
+    assert.equal(await acme.getByTestId('requests-day').textContent(), new Intl.NumberFormat().format(day));
+    assert.match(await acme.getByTestId('db-size').textContent(), /^\d+(\.\d)? (KB|MB|GB)$/);
+    await acme.getByText(/^\d+ users?$/).waitFor(); // sampled at most once a minute
+    await acme.getByRole('img', { name: /^Requests per hour over the last day/ }).waitFor();
+
+    const order = async (attr) => rows().evaluateAll((trs, a) => trs.map((tr) => Number(tr.getAttribute(a))), attr);
+    const descending = (xs) => xs.every((x, i) => i === 0 || xs[i - 1] >= x);
+    const slugs = () => rows().evaluateAll((trs) => trs.map((tr) => tr.dataset.slug));
+    const created = await slugs();
+
+    await admin.getByRole('button', { name: /^Requests, last day/ }).click();
+    await admin.locator('th[aria-sort="descending"]').filter({ hasText: 'Requests, last day' }).waitFor();
+    const byActivity = await order('data-requests');
+    assert.ok(descending(byActivity), `rows by activity: ${byActivity}`);
+    assert.equal((await slugs())[0], ACME.slug, 'Acme is the busiest');
+    await shoot(admin, 'console-by-activity');
+    await shootDocs(admin, 'console.png');
+
+    await admin.getByRole('button', { name: /^Database/ }).click();
+    await admin.locator('th[aria-sort="descending"]').filter({ hasText: 'Database' }).waitFor();
+    const bySize = await order('data-bytes');
+    assert.ok(descending(bySize), `rows by size: ${bySize}`);
+    assert.notDeepEqual(bySize, [...bySize].reverse(), 'the sizes differ');
+    await shoot(admin, 'console-by-size');
+
+    // a second click goes back to creation order
+    await admin.getByRole('button', { name: /^Database/ }).click();
+    assert.deepEqual(await slugs(), created);
+    assertClean(admin);
   });
 
   await t.test('the console: suspend, resume and delete', async () => {

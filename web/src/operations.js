@@ -189,6 +189,11 @@ const TENANT_ROW = gql`
 /** How many tenants the console lists. */
 export const TENANTS_PAGE = 100;
 
+/**
+ * The console's list, with each tenant's usage (counted across replicas,
+ * flushed every few seconds). Only this query asks for usage: the live
+ * status updates and the mutations answer with TenantRow alone.
+ */
 export const TENANTS = gql`
   query Tenants($first: Int!) {
     tenants(first: $first) {
@@ -196,6 +201,16 @@ export const TENANTS = gql`
       edges {
         node {
           ...TenantRow
+          usage {
+            requestsLastHour
+            requestsLastDay
+            errorsLastDay
+            p95LatencyMs
+            databaseBytes
+            users
+            lastRequestAt
+            requestsByHour
+          }
         }
       }
     }

@@ -1,8 +1,9 @@
 // The operator console on the admin host: tenants with their status, live
-// through tenantStatusChanged, and the platform mutations. The admin token
-// stays in this tab's sessionStorage.
+// through tenantStatusChanged, their usage (sortable by activity and
+// database size, with requests per hour over the last day), and the
+// platform mutations. The admin token stays in this tab's sessionStorage.
 import { ApolloProvider, useMutation, useQuery, useSubscription } from '@apollo/client/react';
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback, useEffect, useMemo, useState } from 'react';
 import { errorCode } from '../lib/errors.js';
 import { useLive, useSession } from '../lib/session.js';
 import { adminToken } from '../lib/storage.js';
@@ -136,7 +137,12 @@ function addTenant(cache, tenant) {
     if (!list || list.edges.some((e) => e.node.id === tenant.id)) return undefined;
     return {
       ...data,
-      tenants: { ...list, totalCount: list.totalCount + 1, edges: [...list.edges, { __typename: 'TenantEdge', node: tenant }] },
+      // no usage yet: the next refetch brings it
+      tenants: {
+        ...list,
+        totalCount: list.totalCount + 1,
+        edges: [...list.edges, { __typename: 'TenantEdge', node: { ...tenant, usage: null } }],
+      },
     };
   });
 }
@@ -231,12 +237,43 @@ function NewTenant({ onCreated }) {
   );
 }
 
+/** How often the list (and so the usage) is fetched again. */
+const USAGE_POLL_MS = 30_000;
+
+/** The orders the list can take: by creation, or the largest first. */
+const SORTS = {
+  created: null,
+  activity: (t) => t.usage?.requestsLastDay ?? -1,
+  size: (t) => t.usage?.databaseBytes ?? -1,
+};
+
 function Tenants({ history, record }) {
   const { data, error, loading, refetch } = useQuery(TENANTS, {
     variables: { first: TENANTS_PAGE },
     fetchPolicy: 'cache-and-network',
+    pollInterval: USAGE_POLL_MS,
   });
-  const tenants = data?.tenants.edges.map((e) => e.node) ?? [];
+  const [sort, setSort] = useState('created');
+  const tenants = useMemo(() => {
+    const list = data?.tenants.edges.map((e) => e.node) ?? [];
+    const key = SORTS[sort];
+    if (!key) return list;
+    return [...list].sort((a, b) => key(b) - key(a)); // stable: ties keep creation order
+  }, [data, sort]);
+  const sortable = (name, label) => (
+    <th aria-sort={sort === name ? 'descending' : 'none'}>
+      <button
+        type="button"
+        className="sort"
+        aria-pressed={sort === name}
+        title={sort === name ? 'Sorted, largest first: click for creation order' : 'Sort, largest first'}
+        onClick={() => setSort(sort === name ? 'created' : name)}
+      >
+        {label}
+        <span aria-hidden="true">{sort === name ? ' ▼' : ' ↕'}</span>
+      </button>
+    </th>
+  );
 
   return (
     <section className="card" aria-labelledby="tenants-title">
@@ -261,6 +298,8 @@ function Tenants({ history, record }) {
             <tr>
               <th>Organization</th>
               <th>Status</th>
+              {sortable('activity', 'Requests, last day')}
+              {sortable('size', 'Database')}
               <th>Created</th>
               <th aria-label="Actions" />
             </tr>
@@ -302,7 +341,13 @@ function TenantRow({ tenant, seen, record, refetch }) {
   const appURL = `${window.location.protocol}//${tenant.host}/app/`;
 
   return (
-    <tr data-testid="tenant-row" data-slug={tenant.slug} data-status={tenant.status}>
+    <tr
+      data-testid="tenant-row"
+      data-slug={tenant.slug}
+      data-status={tenant.status}
+      data-requests={tenant.usage?.requestsLastDay ?? ''}
+      data-bytes={tenant.usage?.databaseBytes ?? ''}
+    >
       <td>
         <div className="tenant-name">{tenant.name}</div>
         <div className="muted small">
@@ -327,6 +372,8 @@ function TenantRow({ tenant, seen, record, refetch }) {
         {tenant.lastError && <div className="error-text small">{tenant.lastError}</div>}
         {TRANSITIONAL.has(tenant.status) && <StatusWatcher slug={tenant.slug} record={record} refetch={refetch} />}
       </td>
+      <Activity usage={tenant.usage} />
+      <DatabaseSize usage={tenant.usage} />
       <td className="small">
         <Time value={tenant.createdAt} />
       </td>
@@ -395,4 +442,84 @@ function StatusWatcher({ slug, record, refetch }) {
     },
   });
   return null;
+}
+
+const number = new Intl.NumberFormat();
+
+/** 1536 → "1.5 KB": bytes in the largest unit that keeps a number ≥ 1. */
+function formatBytes(bytes) {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let v = bytes;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u += 1;
+  }
+  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
+}
+
+/** The activity cell: requests per hour as a chart, the day's counts. */
+function Activity({ usage }) {
+  if (!usage) return <td className="muted small">—</td>;
+  return (
+    <td>
+      <div className="activity">
+        <RequestsChart counts={usage.requestsByHour} />
+        <span data-testid="requests-day">{number.format(usage.requestsLastDay)}</span>
+      </div>
+      <div className="muted small">
+        {number.format(usage.errorsLastDay)} {usage.errorsLastDay === 1 ? 'error' : 'errors'}
+        {usage.p95LatencyMs != null && <> · p95 ≤ {number.format(usage.p95LatencyMs)} ms</>}
+        {usage.lastRequestAt && (
+          <>
+            {' '}
+            · last <Time value={usage.lastRequestAt} />
+          </>
+        )}
+      </div>
+    </td>
+  );
+}
+
+function DatabaseSize({ usage }) {
+  if (!usage) return <td className="muted small">—</td>;
+  return (
+    <td>
+      <div data-testid="db-size">{formatBytes(usage.databaseBytes)}</div>
+      <div className="muted small">
+        {number.format(usage.users)} {usage.users === 1 ? 'user' : 'users'}
+      </div>
+    </td>
+  );
+}
+
+const BAR = 4; // px per hour, and 1 px between bars
+const CHART_HEIGHT = 24;
+
+/** Requests per hour over the last day, oldest first, as a bar chart. */
+function RequestsChart({ counts }) {
+  const max = Math.max(1, ...counts);
+  const hoursAgo = (i) => counts.length - 1 - i;
+  const label = (n, i) =>
+    `${number.format(n)} ${n === 1 ? 'request' : 'requests'} ${hoursAgo(i) === 0 ? 'in the last hour' : `${hoursAgo(i)} to ${hoursAgo(i) + 1} hours ago`}`;
+  return (
+    <svg
+      className="requests-chart"
+      data-testid="usage-chart"
+      data-values={counts.join(',')}
+      width={counts.length * (BAR + 1)}
+      height={CHART_HEIGHT}
+      role="img"
+      aria-label={`Requests per hour over the last day, oldest first: ${counts.join(', ')}`}
+    >
+      {counts.map((n, i) => {
+        const h = n === 0 ? 1 : Math.max(2, Math.round((n / max) * CHART_HEIGHT));
+        return (
+          <rect key={i} x={i * (BAR + 1)} y={CHART_HEIGHT - h} width={BAR} height={h} className={n === 0 ? 'none' : undefined}>
+            <title>{label(n, i)}</title>
+          </rect>
+        );
+      })}
+    </svg>
+  );
 }
