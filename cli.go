@@ -23,7 +23,10 @@ Usage:
   tenantql migrate                 migrate the control database and every tenant database
   tenantql tenants list            table of tenants
   tenantql tenants create --org NAME --owner-email E --owner-password P [--owner-name N] [--slug S] [--demo]
-  tenantql tenants delete SLUG     delete a tenant and wait until it is gone
+  tenantql tenants delete SLUG [--purge]
+                                   delete a tenant: DELETED (restorable for DELETE_GRACE_HOURS),
+                                   or with --purge dropped now; waits until DELETED or gone
+  tenantql tenants restore SLUG    a DELETED tenant back to READY with its data
   tenantql doctor [--repair]       check the control database against PostgreSQL's catalogs
 
 Every command reads the same environment as the server (see README.md). In
@@ -121,7 +124,7 @@ func (a *app) migrateAll(ctx context.Context, out io.Writer) error {
 
 func tenantsCommand(cfg Config, log *slog.Logger, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("tenants: want list, create or delete")
+		return fmt.Errorf("tenants: want list, create, delete or restore")
 	}
 	switch args[0] {
 	case "list":
@@ -146,10 +149,22 @@ func tenantsCommand(cfg Config, log *slog.Logger, args []string) error {
 		}
 		return withApp(cfg, log, func(ctx context.Context, a *app) error { return a.createTenant(ctx, os.Stdout, in) })
 	case "delete":
-		if len(args) != 2 {
+		fs := flag.NewFlagSet("tenants delete", flag.ContinueOnError)
+		purge := fs.Bool("purge", false, "drop the database now instead of keeping it for DELETE_GRACE_HOURS")
+		if err := fs.Parse(slugFirst(args[1:])); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 {
 			return fmt.Errorf("tenants delete: want exactly one SLUG")
 		}
-		return withApp(cfg, log, func(ctx context.Context, a *app) error { return a.deleteTenant(ctx, os.Stdout, args[1]) })
+		return withApp(cfg, log, func(ctx context.Context, a *app) error {
+			return a.deleteTenant(ctx, os.Stdout, fs.Arg(0), *purge)
+		})
+	case "restore":
+		if len(args) != 2 {
+			return fmt.Errorf("tenants restore: want exactly one SLUG")
+		}
+		return withApp(cfg, log, func(ctx context.Context, a *app) error { return a.restoreTenant(ctx, os.Stdout, args[1]) })
 	}
 	return fmt.Errorf("tenants: unknown subcommand %q", args[0])
 }
@@ -241,22 +256,27 @@ func (a *app) createTenant(ctx context.Context, out io.Writer, in tenancy.SignUp
 
 // deleteTenant is deleteTenant from the command line: it waits until the
 // tenant is gone.
-func (a *app) deleteTenant(ctx context.Context, out io.Writer, slug string) error {
+func (a *app) deleteTenant(ctx context.Context, out io.Writer, slug string, purge bool) error {
 	stop := a.runProvisioner()
 	defer stop()
-	if _, err := a.registry.Delete(ctx, slug); err != nil {
+	if _, err := a.registry.Delete(ctx, slug, purge); err != nil {
 		return err
 	}
 	a.provisioner.Kick()
 	fmt.Fprintf(out, "deleting %s ...\n", slug)
 	for {
-		_, err := a.registry.Get(ctx, slug)
+		t, err := a.registry.Get(ctx, slug)
 		if errors.Is(err, tenancy.ErrTenantNotFound) {
 			fmt.Fprintf(out, "%s deleted\n", slug)
 			return nil
 		}
 		if err != nil {
 			return err
+		}
+		if t.Status == tenancy.StatusDeleted && t.PurgeAfter != nil {
+			fmt.Fprintf(out, "%s deleted; restorable with 'tenantql tenants restore %s' until %s\n",
+				slug, slug, t.PurgeAfter.Format(time.RFC3339))
+			return nil
 		}
 		select {
 		case <-ctx.Done():
@@ -292,4 +312,43 @@ func (a *app) doctor(ctx context.Context, out io.Writer, repair bool) error {
 	}
 	fmt.Fprintln(out, "ok: every tenant database and role belongs to exactly one tenant, every READY tenant is complete")
 	return nil
+}
+
+// slugFirst moves a leading non-flag argument after the flags, so that both
+// "delete SLUG --purge" and "delete --purge SLUG" parse.
+func slugFirst(args []string) []string {
+	if len(args) > 1 && !strings.HasPrefix(args[0], "-") {
+		return append(args[1:len(args):len(args)], args[0])
+	}
+	return args
+}
+
+// restoreTenant is restoreTenant from the command line: it waits until the
+// tenant is READY again.
+func (a *app) restoreTenant(ctx context.Context, out io.Writer, slug string) error {
+	stop := a.runProvisioner()
+	defer stop()
+	if _, err := a.registry.Restore(ctx, slug); err != nil {
+		return err
+	}
+	a.provisioner.Kick()
+	fmt.Fprintf(out, "restoring %s ...\n", slug)
+	for {
+		t, err := a.registry.Get(ctx, slug)
+		if err != nil {
+			return err
+		}
+		switch t.Status {
+		case tenancy.StatusReady:
+			fmt.Fprintf(out, "%s restored\n", slug)
+			return nil
+		case tenancy.StatusFailed:
+			return fmt.Errorf("restore %s: %s", slug, t.LastError)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

@@ -49,6 +49,7 @@ type Config struct {
 	TenantTemplate   bool          // TENANT_TEMPLATE: clone tenant databases from a migrated template
 	PprofAddr        string        // PPROF_ADDR: serve net/http/pprof there (profiling only); "" = off
 	UserCacheTTL     time.Duration // USER_CACHE_SECONDS: users, once read, remembered this long (default 5); 0 = off
+	DeleteGrace      time.Duration // DELETE_GRACE_HOURS: a deleted tenant stays restorable this long (default 72); 0 = purged at once
 	// Provisioner: PROVISION_LEASE_SECONDS (default 60), PROVISION_MAX_ATTEMPTS
 	// (default 5), PROVISION_BACKOFF_MS (first retry delay, default 1000).
 	ProvisionLease       time.Duration
@@ -129,6 +130,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return c, fmt.Errorf("USER_CACHE_SECONDS: want seconds (0 turns the cache off), got %q", getenv("USER_CACHE_SECONDS"))
 	}
 	c.UserCacheTTL = time.Duration(userSecs) * time.Second
+	graceHours := 72.0
+	if v := getenv("DELETE_GRACE_HOURS"); v != "" {
+		if graceHours, err = strconv.ParseFloat(v, 64); err != nil || graceHours < 0 || graceHours > 24*3650 {
+			return c, fmt.Errorf("DELETE_GRACE_HOURS: want hours (0 drops a deleted tenant at once), got %q", v)
+		}
+	}
+	c.DeleteGrace = time.Duration(graceHours * float64(time.Hour))
 	if c.SpareTenants < 0 {
 		return c, errors.New("SPARE_TENANTS must be 0 (no spares) or more")
 	}
@@ -295,6 +303,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("spare_tenants", c.SpareTenants), slog.Bool("tenant_template", c.TenantTemplate),
 		slog.Duration("provision_lease", c.ProvisionLease), slog.Int("provision_max_attempts", c.ProvisionMaxAttempts),
 		slog.Duration("provision_backoff", c.ProvisionBackoff), slog.Duration("user_cache_ttl", c.UserCacheTTL),
+		slog.Duration("delete_grace", c.DeleteGrace),
 	)
 }
 

@@ -106,7 +106,7 @@ func TestTenantStepEvents(t *testing.T) {
 	if err := ta.migrateAll(context.Background(), io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	mustOK(t, ta.admin(t, `mutation { deleteTenant(slug: "evt") { tenant { slug } } }`, nil))
+	mustOK(t, ta.admin(t, `mutation { deleteTenant(slug: "evt", purge: true) { tenant { slug } } }`, nil))
 	ta.waitStatus(t, "evt", "GONE")
 
 	want := []string{

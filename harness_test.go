@@ -58,6 +58,9 @@ func newTestApp(t testing.TB, env map[string]string) *testApp {
 		"BASE_DOMAIN":        "example.test",
 		"TENANT_NAME_PREFIX": prefix,
 		"INTROSPECTION":      "true",
+		// a deleted tenant is dropped at once unless a test asks for the
+		// grace (deleted_test.go)
+		"DELETE_GRACE_HOURS": "0",
 	}
 	for k, v := range env {
 		vars[k] = v

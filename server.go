@@ -133,6 +133,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	a.registry.SetFailpoint(fp)
+	a.registry.SetDeleteGrace(cfg.DeleteGrace)
 	a.provisioner = tenancy.NewProvisioner(db, a.registry, a.pools, seeder{}, tenancy.ProvisionerOptions{
 		Lease: cfg.ProvisionLease, MaxAttempts: cfg.ProvisionMaxAttempts, BaseBackoff: cfg.ProvisionBackoff,
 		Failpoint: fp, Reserve: a.reserve,

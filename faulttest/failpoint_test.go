@@ -100,6 +100,9 @@ func crashAt(t *testing.T, boundary, path string, takeovers *takeoverTimes) {
 	slug := "crash-" + strings.NewReplacer(".", "-", "after-", "").Replace(boundary)
 	env := map[string]string{"PROVISION_LEASE_SECONDS": "60"} // the default: takeover must not wait for it
 	maps.Copy(env, provisioningPaths[path])
+	if op == "retire" || op == "lock" || op == "restore" {
+		env["DELETE_GRACE_HOURS"] = "72" // deleteTenant keeps the tenant DELETED
+	}
 	d := newDeployment(t, env)
 	s1 := d.start(t, map[string]string{"TENANTQL_FAILPOINT": boundary + "=exit"})
 	ctx := context.Background()
@@ -124,6 +127,15 @@ func crashAt(t *testing.T, boundary, path string, takeovers *takeoverTimes) {
 		token = s1.login(t, slug)
 		s1.mustPlatform(t, "suspendTenant", slug)
 		_, _ = s1.platform(ctx, "resumeTenant", slug)
+	case "retire", "lock":
+		s1.createReady(t, slug)
+		token = s1.login(t, slug)
+		_, _ = s1.platform(ctx, "deleteTenant", slug)
+	case "restore":
+		s1.createReady(t, slug)
+		token = s1.login(t, slug)
+		s1.mustPlatform(t, "deleteTenant", slug)
+		_, _ = s1.platform(ctx, "restoreTenant", slug)
 	default:
 		t.Fatalf("boundary %q: no crash scenario for operation %q: add one", boundary, op)
 	}
@@ -170,6 +182,28 @@ func crashAt(t *testing.T, boundary, path string, takeovers *takeoverTimes) {
 		s2.mustPlatform(t, "resumeTenant", slug)
 		s2.waitStatus(t, slug, "READY", 10*time.Second)
 		s2.viewerOK(t, slug, token)
+	case "retire", "lock":
+		if op == "retire" && !committed {
+			s2.waitStatus(t, slug, "READY", 10*time.Second)
+			s2.mustPlatform(t, "deleteTenant", slug) // the client's retry
+		}
+		s2.waitStatus(t, slug, "DELETED", 10*time.Second)
+		d.waitUnreachable(t, slug, takeoverBound)
+		takeovers.add(time.Since(restarted))
+		if r := s2.mustGQL(t, tenantHost(slug), token, markerQuery, nil); r.Status != 404 || r.Code() != "TENANT_NOT_FOUND" {
+			t.Fatalf("DELETED tenant answered HTTP %d %s", r.Status, r.Raw)
+		}
+		s2.mustPlatform(t, "restoreTenant", slug)
+		s2.waitStatus(t, slug, "READY", takeoverBound)
+		s2.viewerOK(t, slug, s2.login(t, slug))
+	case "restore":
+		if !committed {
+			s2.waitStatus(t, slug, "DELETED", 10*time.Second)
+			s2.mustPlatform(t, "restoreTenant", slug) // the client's retry
+		}
+		s2.waitStatus(t, slug, "READY", takeoverBound)
+		takeovers.add(time.Since(restarted))
+		s2.viewerOK(t, slug, s2.login(t, slug))
 	}
 	d.mustDoctorClean(t)
 }
@@ -351,5 +385,27 @@ func (d *deployment) checkPath(t testing.TB, path string, spares []string) {
 	}
 	if still == len(spares) {
 		t.Fatalf("the tenant took none of the spares %v", spares)
+	}
+}
+
+// waitUnreachable waits until the DELETED tenant slug's role may not log
+// in and its database refuses connections, both still there.
+func (d *deployment) waitUnreachable(t testing.TB, slug string, timeout time.Duration) {
+	t.Helper()
+	dbName, roleName := d.tenantNames(t, slug)
+	deadline := time.Now().Add(timeout)
+	for {
+		var canLogin, allowConn bool
+		const q = `SELECT r.rolcanlogin, d.datallowconn FROM pg_roles r, pg_database d WHERE r.rolname = $1 AND d.datname = $2`
+		if err := d.control.QueryRow(q, roleName, dbName).Scan(&canLogin, &allowConn); err != nil {
+			t.Fatalf("the DELETED tenant's role and database: %v", err)
+		}
+		if !canLogin && !allowConn {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the DELETED tenant's database is still reachable (login %v, connections %v)", canLogin, allowConn)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

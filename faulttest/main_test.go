@@ -96,6 +96,8 @@ func newDeployment(t testing.TB, env map[string]string) *deployment {
 		"BASE_DOMAIN":        baseDomain,
 		"LOG_LEVEL":          "info", // the access log lines, read by some tests
 		"RATE_LIMIT_RPS":     "0",    // these tests are the load
+		// deleteTenant drops at once unless a test asks for the grace
+		"DELETE_GRACE_HOURS": "0",
 	}
 	for k, v := range env {
 		d.env[k] = v
@@ -688,7 +690,7 @@ func (s *server) waitStatus(t testing.TB, slug, want string, timeout time.Durati
 // follows it a moment later (NOTIFY).
 func (s *server) waitRouted(t testing.TB, slug, status string, deadline time.Time) {
 	t.Helper()
-	want := map[string]int{"READY": 200, "SUSPENDED": 403, "GONE": 404, "DELETING": 404, "PROVISIONING": 503, "FAILED": 503}[status]
+	want := map[string]int{"READY": 200, "SUSPENDED": 403, "GONE": 404, "DELETING": 404, "DELETED": 404, "PROVISIONING": 503, "FAILED": 503}[status]
 	for {
 		r, err := s.gql(context.Background(), tenantHost(slug), "", `{ organization { slug } }`, nil)
 		if err == nil && r.Status == want {

@@ -111,10 +111,11 @@ type ComplexityRoot struct {
 		CreateTenant       func(childComplexity int, input model.CreateTenantInput) int
 		CreateUser         func(childComplexity int, input model.CreateUserInput) int
 		DeleteIssue        func(childComplexity int, key string) int
-		DeleteTenant       func(childComplexity int, slug string) int
+		DeleteTenant       func(childComplexity int, slug string, purge *bool) int
 		Login              func(childComplexity int, email string, password string) int
 		Logout             func(childComplexity int) int
 		RemoveTenantDomain func(childComplexity int, slug string, domain string) int
+		RestoreTenant      func(childComplexity int, slug string) int
 		ResumeTenant       func(childComplexity int, slug string) int
 		RetryTenant        func(childComplexity int, slug string) int
 		SuspendTenant      func(childComplexity int, slug string) int
@@ -169,11 +170,13 @@ type ComplexityRoot struct {
 
 	Tenant struct {
 		CreatedAt     func(childComplexity int) int
+		DeletedAt     func(childComplexity int) int
 		Domains       func(childComplexity int) int
 		Host          func(childComplexity int) int
 		ID            func(childComplexity int) int
 		LastError     func(childComplexity int) int
 		Name          func(childComplexity int) int
+		PurgeAfter    func(childComplexity int) int
 		SchemaVersion func(childComplexity int) int
 		Slug          func(childComplexity int) int
 		Status        func(childComplexity int) int
@@ -238,7 +241,8 @@ type IssueResolver interface {
 }
 type MutationResolver interface {
 	CreateTenant(ctx context.Context, input model.CreateTenantInput) (*model.CreateTenantPayload, error)
-	DeleteTenant(ctx context.Context, slug string) (*model.DeleteTenantPayload, error)
+	DeleteTenant(ctx context.Context, slug string, purge *bool) (*model.DeleteTenantPayload, error)
+	RestoreTenant(ctx context.Context, slug string) (*model.Tenant, error)
 	SuspendTenant(ctx context.Context, slug string) (*model.Tenant, error)
 	ResumeTenant(ctx context.Context, slug string) (*model.Tenant, error)
 	RetryTenant(ctx context.Context, slug string) (*model.Tenant, error)
@@ -586,7 +590,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.DeleteTenant(childComplexity, args["slug"].(string)), true
+		return e.ComplexityRoot.Mutation.DeleteTenant(childComplexity, args["slug"].(string), args["purge"].(*bool)), true
 	case "Mutation.login":
 		if e.ComplexityRoot.Mutation.Login == nil {
 			break
@@ -615,6 +619,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RemoveTenantDomain(childComplexity, args["slug"].(string), args["domain"].(string)), true
+	case "Mutation.restoreTenant":
+		if e.ComplexityRoot.Mutation.RestoreTenant == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_restoreTenant_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RestoreTenant(childComplexity, args["slug"].(string)), true
 	case "Mutation.resumeTenant":
 		if e.ComplexityRoot.Mutation.ResumeTenant == nil {
 			break
@@ -873,6 +888,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Tenant.CreatedAt(childComplexity), true
+	case "Tenant.deletedAt":
+		if e.ComplexityRoot.Tenant.DeletedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Tenant.DeletedAt(childComplexity), true
 	case "Tenant.domains":
 		if e.ComplexityRoot.Tenant.Domains == nil {
 			break
@@ -903,6 +924,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Tenant.Name(childComplexity), true
+	case "Tenant.purgeAfter":
+		if e.ComplexityRoot.Tenant.PurgeAfter == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Tenant.PurgeAfter(childComplexity), true
 	case "Tenant.schemaVersion":
 		if e.ComplexityRoot.Tenant.SchemaVersion == nil {
 			break
@@ -1398,6 +1425,10 @@ func (ec *executionContext) childFields_Tenant(ctx context.Context, field graphq
 		return ec.fieldContext_Tenant_schemaVersion(ctx, field)
 	case "lastError":
 		return ec.fieldContext_Tenant_lastError(ctx, field)
+	case "deletedAt":
+		return ec.fieldContext_Tenant_deletedAt(ctx, field)
+	case "purgeAfter":
+		return ec.fieldContext_Tenant_purgeAfter(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_Tenant_createdAt(ctx, field)
 	case "updatedAt":
@@ -1789,6 +1820,14 @@ func (ec *executionContext) field_Mutation_deleteTenant_args(ctx context.Context
 		return nil, err
 	}
 	args["slug"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "purge",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["purge"] = arg1
 	return args, nil
 }
 
@@ -1833,6 +1872,20 @@ func (ec *executionContext) field_Mutation_removeTenantDomain_args(ctx context.C
 		return nil, err
 	}
 	args["domain"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_restoreTenant_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "slug",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["slug"] = arg0
 	return args, nil
 }
 
@@ -3087,7 +3140,7 @@ func (ec *executionContext) _Mutation_deleteTenant(ctx context.Context, field gr
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().DeleteTenant(ctx, fc.Args["slug"].(string))
+			return ec.Resolvers.Mutation().DeleteTenant(ctx, fc.Args["slug"].(string), fc.Args["purge"].(*bool))
 		},
 		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
 			directive0 := next
@@ -3128,6 +3181,63 @@ func (ec *executionContext) fieldContext_Mutation_deleteTenant(ctx context.Conte
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_deleteTenant_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_restoreTenant(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_restoreTenant(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RestoreTenant(ctx, fc.Args["slug"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				if ec.Directives.Platform == nil {
+					var zeroVal *model.Tenant
+					return zeroVal, errors.New("directive platform is not implemented")
+				}
+				return ec.Directives.Platform(ctx, nil, directive0)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Tenant) graphql.Marshaler {
+			return ec.marshalNTenant2ᚖgithubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐTenant(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_restoreTenant(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Tenant(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_restoreTenant_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -5227,6 +5337,52 @@ func (ec *executionContext) _Tenant_lastError(ctx context.Context, field graphql
 }
 func (ec *executionContext) fieldContext_Tenant_lastError(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Tenant", field, false, false, "String")
+}
+
+func (ec *executionContext) _Tenant_deletedAt(ctx context.Context, field graphql.CollectedField, obj *model.Tenant) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Tenant_deletedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeletedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Tenant_deletedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Tenant", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Tenant_purgeAfter(ctx context.Context, field graphql.CollectedField, obj *model.Tenant) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Tenant_purgeAfter(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PurgeAfter, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Tenant_purgeAfter(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Tenant", field, false, false, "Time")
 }
 
 func (ec *executionContext) _Tenant_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.Tenant) (ret graphql.Marshaler) {
@@ -7846,6 +8002,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "restoreTenant":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_restoreTenant(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "suspendTenant":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_suspendTenant(ctx, field)
@@ -8346,6 +8509,16 @@ func (ec *executionContext) _Tenant(ctx context.Context, sel ast.SelectionSet, o
 			}
 		case "lastError":
 			out.Values[i] = ec._Tenant_lastError(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "deletedAt":
+			out.Values[i] = ec._Tenant_deletedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "purgeAfter":
+			out.Values[i] = ec._Tenant_purgeAfter(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}

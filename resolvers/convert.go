@@ -28,6 +28,7 @@ func (r *Resolver) tenantModel(ctx context.Context, t *tenancy.Tenant) *model.Te
 	return &model.Tenant{
 		ID: t.ID.String(), Slug: t.Slug, Name: t.Name, Status: model.TenantStatus(t.Status),
 		Host: host, Domains: domains, SchemaVersion: t.SchemaVersion, LastError: lastError,
+		DeletedAt: t.DeletedAt, PurgeAfter: t.PurgeAfter,
 		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
 	}
 }

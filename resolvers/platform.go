@@ -3,6 +3,7 @@ package resolvers
 import (
 	"context"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/tenantql/tenantql/apierr"
@@ -131,4 +132,35 @@ func (r *Resolver) tenantStatusChanged(ctx context.Context, slug string) (<-chan
 		}
 	}()
 	return out, nil
+}
+
+// restoreWait is how long restoreTenant waits for the tenant to be READY
+// before it answers with the tenant as it is (PROVISIONING).
+const restoreWait = 20 * time.Second
+
+// restoreTenant brings a DELETED tenant back and waits, within
+// restoreWait, until the provisioner has made it READY.
+func (r *Resolver) restoreTenant(ctx context.Context, slug string) (*model.Tenant, error) {
+	updates, cancel := r.Registry.SubscribeStatus(slug)
+	defer cancel()
+	t, err := r.Registry.Restore(ctx, slug)
+	if err != nil {
+		return nil, err
+	}
+	r.Provisioner.Kick()
+	deadline := time.NewTimer(restoreWait)
+	defer deadline.Stop()
+	for t.Status == tenancy.StatusProvisioning {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-deadline.C:
+			return r.tenantModel(ctx, t), nil
+		case cur := <-updates:
+			if cur != nil && cur.ID == t.ID {
+				t = cur
+			}
+		}
+	}
+	return r.tenantModel(ctx, t), nil
 }

@@ -20,13 +20,18 @@ func (r *mutationResolver) CreateTenant(ctx context.Context, input model.CreateT
 }
 
 // DeleteTenant is the resolver for the deleteTenant field.
-func (r *mutationResolver) DeleteTenant(ctx context.Context, slug string) (*model.DeleteTenantPayload, error) {
-	t, err := r.Registry.Delete(ctx, slug)
+func (r *mutationResolver) DeleteTenant(ctx context.Context, slug string, purge *bool) (*model.DeleteTenantPayload, error) {
+	t, err := r.Registry.Delete(ctx, slug, purge != nil && *purge)
 	if err != nil {
 		return nil, err
 	}
 	r.Provisioner.Kick()
 	return &model.DeleteTenantPayload{Tenant: r.tenantModel(ctx, t)}, nil
+}
+
+// RestoreTenant is the resolver for the restoreTenant field.
+func (r *mutationResolver) RestoreTenant(ctx context.Context, slug string) (*model.Tenant, error) {
+	return r.restoreTenant(ctx, slug)
 }
 
 // SuspendTenant is the resolver for the suspendTenant field.

@@ -17,14 +17,21 @@ var lifecycles = []lifecycle{
 	{"delete", []string{"database", "role"}},
 	{"suspend", []string{"status"}},
 	{"resume", []string{"status"}},
+	// deleteTenant without purge: the tenant becomes DELETED (Registry)…
+	{"retire", []string{"status"}},
+	// …then unreachable (Provisioner), until restored or purged
+	{"lock", []string{"role", "database"}},
+	// restoreTenant: DELETED to PROVISIONING (Registry); the create steps
+	// then make it reachable again
+	{"restore", []string{"status"}},
 }
 
 // Boundaries returns the name of every step boundary of the tenant
 // lifecycle, in order: "create.start", "create.after-role", …,
 // "delete.start", …, "suspend.start", "suspend.after-status",
 // "resume.start", "resume.after-status". A Failpoint is called with these
-// names. create and delete run in the provisioner; suspend and resume run
-// synchronously in the Registry call.
+// names. create, delete and lock run in the provisioner; suspend, resume,
+// retire and restore run synchronously in the Registry call.
 func Boundaries() []string {
 	var out []string
 	for _, l := range lifecycles {

@@ -60,7 +60,8 @@ type ProvisionerOptions struct {
 
 // Provisioner drives each tenant row toward its desired state: PROVISIONING
 // rows get a role, a database, privileges, migrations and an owner, then
-// become READY; DELETING rows lose their database and role, then their row.
+// become READY; DELETED rows are made unreachable, then wait for the end of
+// their grace; DELETING rows lose their database and role, then their row.
 // Every step first checks what exists, so a crash anywhere is finished by
 // the next pass, on this process or another (work is claimed with a lease).
 type Provisioner struct {
@@ -189,7 +190,7 @@ var errInterrupted = errors.New("interrupted: the process working on it stopped"
 func (p *Provisioner) claim(ctx context.Context) (job, bool, error) {
 	const q = `WITH due AS (
 			SELECT id, lease_owner IS NOT NULL AS takeover FROM tenants
-			WHERE status IN ('PROVISIONING', 'DELETING') AND next_attempt_at <= now()
+			WHERE status IN ('PROVISIONING', 'DELETING', 'DELETED') AND next_attempt_at <= now()
 			  AND (lease_expires_at IS NULL OR lease_expires_at < now()
 				OR pg_try_advisory_xact_lock($3, hashtext(lease_owner)))
 			ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
@@ -266,6 +267,8 @@ func (p *Provisioner) work(ctx context.Context, j job) error {
 		return p.provision(ctx, t, j)
 	case StatusDeleting:
 		return p.drop(ctx, t)
+	case StatusDeleted:
+		return p.retire(ctx, t)
 	}
 	return errLeaseLost
 }

@@ -26,7 +26,8 @@ type Registry struct {
 	log    *slog.Logger
 	routes *routeTable
 	names  naming
-	fail   Failpoint // suspend/resume boundaries; nil in normal operation
+	fail   Failpoint     // suspend/resume boundaries; nil in normal operation
+	grace  time.Duration // how long a deleted tenant stays DELETED; 0: purged at once
 	// revoked are the OnUserRevoked hooks (guarded by routes.mu)
 	revoked []func(tenant, user uuid.UUID)
 }
@@ -46,7 +47,7 @@ func NewRegistry(db *sqlx.DB, sealer *Sealer, namePrefix string, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	return &Registry{db: db, sealer: sealer, log: log, routes: newRouteTable(), names: names}, nil
+	return &Registry{db: db, sealer: sealer, log: log, routes: newRouteTable(), names: names, grace: DefaultDeleteGrace}, nil
 }
 
 // tenantRow is a tenants row as scanned by sqlx.
@@ -61,12 +62,14 @@ type tenantRow struct {
 	SchemaVersion string         `db:"schema_version"`
 	LastError     sql.NullString `db:"last_error"`
 	Domains       pq.StringArray `db:"domains"`
+	DeletedAt     sql.NullTime   `db:"deleted_at"`
+	PurgeAfter    sql.NullTime   `db:"purge_after"`
 	CreatedAt     time.Time      `db:"created_at"`
 	UpdatedAt     time.Time      `db:"updated_at"`
 }
 
 const tenantColumns = `t.id, t.slug, t.name, t.status, t.db_name, t.role_name, t.role_password,
-	t.schema_version, t.last_error, t.created_at, t.updated_at,
+	t.schema_version, t.last_error, t.created_at, t.updated_at, t.deleted_at, t.purge_after,
 	COALESCE((SELECT array_agg(d.domain ORDER BY d.domain) FROM tenant_domains d WHERE d.tenant_id = t.id), '{}') AS domains`
 
 func (r tenantRow) tenant() *Tenant {
@@ -75,8 +78,17 @@ func (r tenantRow) tenant() *Tenant {
 		DBName: r.DBName, RoleName: r.RoleName, SchemaVersion: r.SchemaVersion,
 		LastError: r.LastError.String, Domains: []string(r.Domains),
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+		DeletedAt: utcOrNil(r.DeletedAt), PurgeAfter: utcOrNil(r.PurgeAfter),
 		sealedPassword: r.RolePassword,
 	}
+}
+
+func utcOrNil(t sql.NullTime) *time.Time {
+	if !t.Valid {
+		return nil
+	}
+	u := t.Time.UTC()
+	return &u
 }
 
 // NewTenant is what createTenant asks for.
@@ -254,10 +266,13 @@ func (r *Registry) setStatus(ctx context.Context, op, slug string, to Status, fr
 		froms[i] = string(s)
 	}
 	const q = `UPDATE tenants SET status = $2, updated_at = now(), attempts = 0, next_attempt_at = now(),
-			last_error = CASE WHEN $2 = 'DELETING' THEN last_error ELSE NULL END
+			last_error = CASE WHEN $2 = 'DELETING' THEN last_error ELSE NULL END,
+			deleted_at = CASE WHEN $2 = 'DELETED' THEN now() WHEN $2 = 'DELETING' THEN deleted_at END,
+			purge_after = CASE WHEN $2 = 'DELETED' THEN now() + $4 * interval '1 millisecond'
+				WHEN $2 = 'DELETING' THEN purge_after END
 		WHERE slug = $1 AND status = ANY($3) RETURNING id`
 	var id uuid.UUID
-	err := r.db.GetContext(ctx, &id, q, slug, string(to), pq.StringArray(froms))
+	err := r.db.GetContext(ctx, &id, q, slug, string(to), pq.StringArray(froms), r.grace.Milliseconds())
 	for try := 0; errors.Is(err, sql.ErrNoRows); try++ {
 		cur, gerr := r.Get(ctx, slug)
 		if gerr != nil {
@@ -272,7 +287,7 @@ func (r *Registry) setStatus(ctx context.Context, op, slug string, to Status, fr
 		}
 		// The row changed between the update and the read (a create
 		// committing, another status change): try again.
-		err = r.db.GetContext(ctx, &id, q, slug, string(to), pq.StringArray(froms))
+		err = r.db.GetContext(ctx, &id, q, slug, string(to), pq.StringArray(froms), r.grace.Milliseconds())
 	}
 	if err != nil {
 		return nil, dbError("set tenant status", err)
@@ -287,12 +302,55 @@ func (r *Registry) setStatus(ctx context.Context, op, slug string, to Status, fr
 	return r.refresh(ctx, id)
 }
 
-// Delete marks the tenant DELETING (its host answers 404 at once); the
-// Provisioner then drops its database and role and the row.
+// DefaultDeleteGrace is how long a deleted tenant stays DELETED, and
+// restorable, before it is purged (DELETE_GRACE_HOURS).
+const DefaultDeleteGrace = 72 * time.Hour
+
+// SetDeleteGrace sets how long Delete keeps a tenant DELETED before the
+// Provisioner purges it; 0 or less purges at once. Defaults to
+// DefaultDeleteGrace. Call it before serving.
+func (r *Registry) SetDeleteGrace(d time.Duration) { r.grace = max(d, 0) }
+
+// Delete takes the tenant off line at once (its host answers 404, its
+// tokens fail). Unless purge is set or the grace is 0, the tenant becomes
+// DELETED: the Provisioner makes its database unreachable (role NOLOGIN,
+// connections refused) and keeps it until PurgeAfter, and Restore brings
+// it back; its slug stays taken meanwhile. With purge (or a grace of 0) it
+// becomes DELETING: the Provisioner drops its database, role and row.
+// Deleting a DELETED tenant with purge purges it; without, it is a no-op,
+// as is any delete of a DELETING tenant.
 // Returns ErrTenantNotFound if there is no such tenant.
-func (r *Registry) Delete(ctx context.Context, slug string) (*Tenant, error) {
-	return r.setStatus(ctx, "", slug, StatusDeleting,
-		StatusProvisioning, StatusReady, StatusSuspended, StatusFailed)
+func (r *Registry) Delete(ctx context.Context, slug string, purge bool) (*Tenant, error) {
+	var t *Tenant
+	var err error
+	if purge || r.grace <= 0 {
+		t, err = r.setStatus(ctx, "", slug, StatusDeleting,
+			StatusProvisioning, StatusReady, StatusSuspended, StatusFailed, StatusDeleted)
+	} else {
+		t, err = r.setStatus(ctx, "retire", slug, StatusDeleted,
+			StatusProvisioning, StatusReady, StatusSuspended, StatusFailed)
+	}
+	if errors.Is(err, ErrWrongState) {
+		if cur, gerr := r.Get(ctx, slug); gerr == nil && cur.Status == StatusDeleting {
+			return cur, nil // on its way out already
+		}
+	}
+	return t, err
+}
+
+// Restore brings a DELETED tenant back: it becomes PROVISIONING, and the
+// Provisioner makes its role LOGIN and its database reachable again (and
+// migrates it), then READY, with its data as it was. Restoring a READY
+// tenant or one already on its way back is a no-op.
+// Returns ErrTenantNotFound or ErrWrongState (any other status).
+func (r *Registry) Restore(ctx context.Context, slug string) (*Tenant, error) {
+	t, err := r.setStatus(ctx, "restore", slug, StatusProvisioning, StatusDeleted)
+	if errors.Is(err, ErrWrongState) {
+		if cur, gerr := r.Get(ctx, slug); gerr == nil && cur.Status == StatusReady {
+			return cur, nil
+		}
+	}
+	return t, err
 }
 
 // Suspend makes a READY tenant answer 403 while keeping its data; its
@@ -323,7 +381,7 @@ func (r *Registry) AddDomain(ctx context.Context, hosts Hosts, slug, domain stri
 		return nil, err
 	}
 	const q = `INSERT INTO tenant_domains (domain, tenant_id)
-		SELECT $2, id FROM tenants WHERE slug = $1 AND status <> 'DELETING' RETURNING tenant_id`
+		SELECT $2, id FROM tenants WHERE slug = $1 AND status NOT IN ('DELETING', 'DELETED') RETURNING tenant_id`
 	var id uuid.UUID
 	err := r.db.GetContext(ctx, &id, q, slug, domain)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -221,6 +221,16 @@ func (p *Provisioner) ensureDatabase(ctx context.Context, t *Tenant, role, dbNam
 			return err
 		}
 	}
+	// a restored tenant's database was made unreachable by lock
+	closed, err := p.exists(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1 AND NOT datallowconn)`, t.DBName)
+	if err != nil {
+		return err
+	}
+	if closed {
+		if _, err := p.control.ExecContext(ctx, "ALTER DATABASE "+dbName+" WITH ALLOW_CONNECTIONS true"); err != nil {
+			return dbError("reopen database", err)
+		}
+	}
 	return p.opts.Reserve.adopt(ctx, t.DBName, t.RoleName) // a clone's objects become the tenant role's
 }
 
@@ -297,5 +307,78 @@ func (p *Provisioner) drop(ctx context.Context, t *Tenant) error {
 	}
 	p.reg.routes.put(t.ID, nil)
 	p.log.Info("tenant deleted", "tenant", t.Slug, "tenant_id", t.ID)
+	return nil
+}
+
+// retire works on a DELETED tenant: once its grace is over it becomes
+// DELETING (the next claim drops it); before that, the lock steps of the
+// lifecycle table make its database unreachable, keeping every byte: the
+// role may no longer log in, the database refuses connections and the
+// sessions it had are ended. The job then sleeps until purge_after.
+func (p *Provisioner) retire(ctx context.Context, t *Tenant) error {
+	const qPurge = `UPDATE tenants SET status = 'DELETING', step = '', attempts = 0, updated_at = now(),
+			next_attempt_at = now(), lease_owner = NULL, lease_expires_at = NULL
+		WHERE id = $1 AND lease_owner = $2 AND status = 'DELETED' AND purge_after <= now()`
+	res, err := p.control.ExecContext(ctx, qPurge, t.ID, p.me)
+	if err != nil {
+		return inStep("lock.purge", dbError("purge deleted tenant", err))
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		p.log.Info("tenant grace over: purging", "tenant", t.Slug, "tenant_id", t.ID)
+		_, _ = p.reg.refresh(ctx, t.ID)
+		p.Kick()
+		return nil
+	}
+	role, err := p.reg.names.quote(t.RoleName)
+	if err != nil {
+		return err
+	}
+	dbName, err := p.reg.names.quote(t.DBName)
+	if err != nil {
+		return err
+	}
+	run := map[string]func() error{
+		"role": func() error {
+			found, err := p.exists(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, t.RoleName)
+			if err != nil || !found {
+				return err // a tenant deleted before its role was made has none to lock
+			}
+			if _, err := p.control.ExecContext(ctx, "ALTER ROLE "+role+" WITH NOLOGIN"); err != nil {
+				return dbError("lock role", err)
+			}
+			return nil
+		},
+		"database": func() error {
+			p.pools.Close(t.ID)
+			found, err := p.exists(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, t.DBName)
+			if err != nil || !found {
+				return err
+			}
+			if _, err := p.control.ExecContext(ctx, "ALTER DATABASE "+dbName+" WITH ALLOW_CONNECTIONS false"); err != nil {
+				return dbError("lock database", err)
+			}
+			// sessions opened before: every process's pools, live feeds
+			const q = `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`
+			var n int
+			if err := p.control.GetContext(ctx, &n, q, t.DBName); err != nil {
+				return dbError("end sessions", err)
+			}
+			return nil
+		},
+	}
+	if err := p.runSteps(ctx, t, StatusDeleted, "lock", run); err != nil {
+		return err
+	}
+	const qDone = `UPDATE tenants SET step = '', attempts = 0, last_error = NULL, next_attempt_at = purge_after,
+			lease_owner = NULL, lease_expires_at = NULL
+		WHERE id = $1 AND lease_owner = $2 AND status = 'DELETED'`
+	res, err = p.control.ExecContext(ctx, qDone, t.ID, p.me)
+	if err != nil {
+		return inStep("lock.done", dbError("record lock", err))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errLeaseLost
+	}
+	p.log.Info("tenant deleted: kept unreachable until its purge", "tenant", t.Slug, "tenant_id", t.ID, "purge_after", t.PurgeAfter)
 	return nil
 }

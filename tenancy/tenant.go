@@ -20,12 +20,15 @@ const (
 	StatusSuspended    Status = "SUSPENDED"
 	StatusFailed       Status = "FAILED"
 	StatusDeleting     Status = "DELETING"
+	// StatusDeleted is a deleted tenant kept, unreachable, for the grace
+	// period: Restore brings it back, the end of the grace purges it.
+	StatusDeleted Status = "DELETED"
 )
 
 // Valid reports whether s is one of the known statuses.
 func (s Status) Valid() bool {
 	switch s {
-	case StatusProvisioning, StatusReady, StatusSuspended, StatusFailed, StatusDeleting:
+	case StatusProvisioning, StatusReady, StatusSuspended, StatusFailed, StatusDeleting, StatusDeleted:
 		return true
 	}
 	return false
@@ -43,6 +46,8 @@ type Tenant struct {
 	SchemaVersion string
 	LastError     string // "" when none
 	Domains       []string
+	DeletedAt     *time.Time // set while DELETED
+	PurgeAfter    *time.Time // while DELETED: when its database is dropped for good
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 

@@ -165,6 +165,8 @@ type Tenant struct {
 	Domains       []string     `json:"domains"`
 	SchemaVersion string       `json:"schemaVersion"`
 	LastError     *string      `json:"lastError,omitempty"`
+	DeletedAt     *time.Time   `json:"deletedAt,omitempty"`
+	PurgeAfter    *time.Time   `json:"purgeAfter,omitempty"`
 	CreatedAt     time.Time    `json:"createdAt"`
 	UpdatedAt     time.Time    `json:"updatedAt"`
 	Usage         *TenantUsage `json:"usage"`
@@ -284,6 +286,7 @@ const (
 	TenantStatusSuspended    TenantStatus = "SUSPENDED"
 	TenantStatusFailed       TenantStatus = "FAILED"
 	TenantStatusDeleting     TenantStatus = "DELETING"
+	TenantStatusDeleted      TenantStatus = "DELETED"
 )
 
 var AllTenantStatus = []TenantStatus{
@@ -292,11 +295,12 @@ var AllTenantStatus = []TenantStatus{
 	TenantStatusSuspended,
 	TenantStatusFailed,
 	TenantStatusDeleting,
+	TenantStatusDeleted,
 }
 
 func (e TenantStatus) IsValid() bool {
 	switch e {
-	case TenantStatusProvisioning, TenantStatusReady, TenantStatusSuspended, TenantStatusFailed, TenantStatusDeleting:
+	case TenantStatusProvisioning, TenantStatusReady, TenantStatusSuspended, TenantStatusFailed, TenantStatusDeleting, TenantStatusDeleted:
 		return true
 	}
 	return false
