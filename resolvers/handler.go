@@ -18,6 +18,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/validator/core"
 	"github.com/vektah/gqlparser/v2/validator/rules"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tenantql/tenantql/apierr"
 	"github.com/tenantql/tenantql/graph"
@@ -44,6 +45,8 @@ type HandlerOptions struct {
 	WSMessageBytes    int64         // largest websocket message; defaults to DefaultWSMessageBytes
 	APQTenants        int           // per-tenant APQ caches kept, least recently used dropped; defaults to DefaultAPQTenants
 	APQBytesPerTenant int           // bytes of queries each tenant's APQ cache keeps; defaults to DefaultAPQBytes
+	// TracerProvider, when set, gets a span of every operation (tracing.go); nil: none.
+	TracerProvider trace.TracerProvider
 }
 
 // NewHandler returns the GraphQL endpoint: POST JSON, GET for queries,
@@ -98,6 +101,9 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 	srv.Use(extension.AutomaticPersistedQuery{Cache: newTenantAPQCache(o.APQTenants, o.APQBytesPerTenant)})
 	srv.Use(limitsExtension{l: o.Limits.withDefaults(), parsed: docs})
 	srv.Use(getQueriesOnly{})
+	if o.TracerProvider != nil {
+		srv.Use(newOperationTracing(o.TracerProvider))
+	}
 	srv.SetErrorPresenter(Presenter(r.Log))
 	srv.SetRecoverFunc(Recover(r.Log))
 	return graphqlHandler{srv: srv}

@@ -3,7 +3,12 @@ package tenancy
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Outcomes of a step in its event line.
@@ -18,7 +23,20 @@ const (
 // "upgrade.migrate"), its duration in milliseconds and its outcome ("ok" or
 // "error", then with the error). The error may hold SQL error text, never a
 // password or connection string (dbError and the steps keep those out).
+//
+// Inside a recording span (the provisioner's job span) the step is also a
+// span, "tenant.step <step>", from start to now, with the tenant and the
+// step; a failed step has the error status with publicError's words.
 func logStep(ctx context.Context, log *slog.Logger, t *Tenant, step string, start time.Time, err error, extra ...slog.Attr) {
+	if parent := trace.SpanFromContext(ctx); parent.IsRecording() {
+		_, span := parent.TracerProvider().Tracer(tracerName).Start(ctx, "tenant.step "+step,
+			trace.WithTimestamp(start),
+			trace.WithAttributes(attribute.String("tenant", t.Slug), attribute.String("tenant.step", step)))
+		if err != nil {
+			span.SetStatus(codes.Error, publicError(err))
+		}
+		span.End()
+	}
 	attrs := make([]slog.Attr, 0, 6+len(extra))
 	attrs = append(attrs,
 		slog.String("tenant", t.Slug),
@@ -33,4 +51,34 @@ func logStep(ctx context.Context, log *slog.Logger, t *Tenant, step string, star
 	}
 	attrs = append(attrs, extra...)
 	log.LogAttrs(ctx, slog.LevelInfo, "tenant step", attrs...)
+}
+
+// tracerName names tenancy's spans.
+const tracerName = "github.com/tenantql/tenantql/tenancy"
+
+// traceJob starts the span of one provisioner job when tracing is on:
+// "tenant.job provisioning" (or deleting, …), with the tenant's id, its
+// status and the attempt; the steps' spans are its children. end records
+// the job's outcome and ends the span.
+func (p *Provisioner) traceJob(ctx context.Context, j job) (_ context.Context, end func(error)) {
+	if p.opts.TracerProvider == nil {
+		return ctx, func(error) {}
+	}
+	ctx, span := p.opts.TracerProvider.Tracer(tracerName).Start(ctx, "tenant.job "+strings.ToLower(j.Status),
+		trace.WithNewRoot(), // background work: a trace of its own
+		trace.WithAttributes(attribute.String("tenant_id", j.ID.String()), attribute.String("tenant.status", j.Status),
+			attribute.Int("tenant.attempt", j.Attempts+1)))
+	return ctx, func(err error) {
+		if err != nil {
+			span.SetStatus(codes.Error, publicError(err))
+		}
+		span.End()
+	}
+}
+
+// addTenantToSpan puts the tenant's slug on the span of ctx, if recording.
+func addTenantToSpan(ctx context.Context, t *Tenant) {
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(attribute.String("tenant", t.Slug))
+	}
 }

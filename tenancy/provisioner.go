@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tenantql/tenantql/pgerr"
 )
@@ -53,9 +54,15 @@ type ProvisionerOptions struct {
 	// Failpoint, when set, is called at every create and delete boundary
 	// (see Boundaries). It is nil in normal operation.
 	Failpoint Failpoint
-	// Reserve hands out spare databases and the template; nil: every
-	// tenant database is made from template0 and migrated.
+	// Reserve hands out spare databases and the template of the default
+	// server; nil: every tenant database is made from template0 and migrated.
 	Reserve *Reserve
+	// Servers reaches the database servers of tenants not on the default
+	// one (made from template0); nil: every tenant is on the default server.
+	Servers *Servers
+	// TracerProvider, when set, makes a span of every job, with a span per
+	// step (events.go); nil: none.
+	TracerProvider trace.TracerProvider
 }
 
 // Provisioner drives each tenant row toward its desired state: PROVISIONING
@@ -256,12 +263,16 @@ func (p *Provisioner) RunOnce(ctx context.Context) (bool, error) {
 	return true, p.fail(ctx, j, attempts, err)
 }
 
-// work refreshes the claimed tenant and drives it.
-func (p *Provisioner) work(ctx context.Context, j job) error {
+// work refreshes the claimed tenant and drives it (in a span of its own
+// when tracing is on: traceJob).
+func (p *Provisioner) work(ctx context.Context, j job) (err error) {
+	ctx, end := p.traceJob(ctx, j)
+	defer func() { end(err) }()
 	t, err := p.reg.refresh(ctx, j.ID)
 	if err != nil {
 		return err
 	}
+	addTenantToSpan(ctx, t)
 	switch Status(j.Status) {
 	case StatusProvisioning:
 		return p.provision(ctx, t, j)
