@@ -53,6 +53,7 @@ type app struct {
 	pools       *tenancy.Pools
 	provisioner *tenancy.Provisioner
 	reserve     *tenancy.Reserve      // template and spare tenant databases
+	servers     *tenancy.Servers      // the fleet of database servers
 	usage       *tenantusage.Recorder // per-tenant request counts (Tenant.usage)
 	resolver    *resolvers.Resolver
 	passwords   *auth.Passwords // the process's password hashing
@@ -122,6 +123,11 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	a.pools.FollowRegistry(a.registry)
+	if a.servers, err = tenancy.NewServers(db, a.controlURL, sealer, tenancy.ServersOptions{Log: log}); err != nil {
+		return nil, err
+	}
+	a.registry.SetServers(a.servers)
+	a.pools.SetServers(a.servers)
 	if err := a.registry.Load(ctx); err != nil {
 		return nil, err
 	}
@@ -136,7 +142,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	a.registry.SetDeleteGrace(cfg.DeleteGrace)
 	a.provisioner = tenancy.NewProvisioner(db, a.registry, a.pools, seeder{}, tenancy.ProvisionerOptions{
 		Lease: cfg.ProvisionLease, MaxAttempts: cfg.ProvisionMaxAttempts, BaseBackoff: cfg.ProvisionBackoff,
-		Failpoint: fp, Reserve: a.reserve,
+		Failpoint: fp, Reserve: a.reserve, Servers: a.servers,
 	}, log)
 	// every live replica takes a share of each tenant role's CONNECTION LIMIT
 	a.provisioner.Presence().OnReplicas = a.pools.SetReplicas
@@ -150,7 +156,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	}})
 	a.passwords = auth.NewPasswords(0)
 	a.resolver = &resolvers.Resolver{
-		Registry: a.registry, Provisioner: a.provisioner, Hosts: a.hosts,
+		Registry: a.registry, Provisioner: a.provisioner, Servers: a.servers, Hosts: a.hosts,
 		Tokens: tokens, Passwords: a.passwords, AdminToken: cfg.AdminToken, Log: log,
 		UsageOf: a.usage, UserTTL: cfg.UserCacheTTL, Live: live.New(a.registry, a.pools, live.Options{MaxListeners: cfg.MaxListenConns}, log),
 	}
@@ -189,6 +195,9 @@ func (a *app) startDevDatabase(ctx context.Context) error {
 func (a *app) Close() {
 	if a.pools != nil {
 		a.pools.CloseAll()
+	}
+	if a.servers != nil {
+		a.servers.Close()
 	}
 	if a.control != nil {
 		a.control.Close()
@@ -234,6 +243,7 @@ func (a *app) startWorkers(ctx context.Context, routeReload time.Duration) *work
 	run(func() { a.provisioner.Run(ctx) })
 	run(func() { a.reserve.Run(ctx) })
 	run(func() { a.usage.Run(ctx) })
+	run(func() { a.servers.Run(ctx) })
 	// The embedded PostgreSQL is restarted when its postmaster dies; the
 	// server stops when that fails, instead of answering 503 for ever.
 	if a.cluster != nil {

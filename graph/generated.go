@@ -72,6 +72,16 @@ type ComplexityRoot struct {
 		Tenant func(childComplexity int) int
 	}
 
+	DatabaseServer struct {
+		Capacity    func(childComplexity int) int
+		CreatedAt   func(childComplexity int) int
+		Host        func(childComplexity int) int
+		LastError   func(childComplexity int) int
+		Name        func(childComplexity int) int
+		Status      func(childComplexity int) int
+		TenantCount func(childComplexity int) int
+	}
+
 	DeleteTenantPayload struct {
 		Tenant func(childComplexity int) int
 	}
@@ -103,23 +113,27 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		AddComment         func(childComplexity int, issueKey string, body string) int
-		AddTenantDomain    func(childComplexity int, slug string, domain string) int
-		ChangePassword     func(childComplexity int, current string, new string) int
-		CreateIssue        func(childComplexity int, input model.CreateIssueInput) int
-		CreateProject      func(childComplexity int, input model.CreateProjectInput) int
-		CreateTenant       func(childComplexity int, input model.CreateTenantInput) int
-		CreateUser         func(childComplexity int, input model.CreateUserInput) int
-		DeleteIssue        func(childComplexity int, key string) int
-		DeleteTenant       func(childComplexity int, slug string, purge *bool) int
-		Login              func(childComplexity int, email string, password string) int
-		Logout             func(childComplexity int) int
-		RemoveTenantDomain func(childComplexity int, slug string, domain string) int
-		RestoreTenant      func(childComplexity int, slug string) int
-		ResumeTenant       func(childComplexity int, slug string) int
-		RetryTenant        func(childComplexity int, slug string) int
-		SuspendTenant      func(childComplexity int, slug string) int
-		UpdateIssue        func(childComplexity int, key string, input model.UpdateIssueInput) int
+		ActivateDatabaseServer func(childComplexity int, name string) int
+		AddComment             func(childComplexity int, issueKey string, body string) int
+		AddDatabaseServer      func(childComplexity int, input model.AddDatabaseServerInput) int
+		AddTenantDomain        func(childComplexity int, slug string, domain string) int
+		ChangePassword         func(childComplexity int, current string, new string) int
+		CreateIssue            func(childComplexity int, input model.CreateIssueInput) int
+		CreateProject          func(childComplexity int, input model.CreateProjectInput) int
+		CreateTenant           func(childComplexity int, input model.CreateTenantInput) int
+		CreateUser             func(childComplexity int, input model.CreateUserInput) int
+		DeleteIssue            func(childComplexity int, key string) int
+		DeleteTenant           func(childComplexity int, slug string, purge *bool) int
+		DrainDatabaseServer    func(childComplexity int, name string) int
+		Login                  func(childComplexity int, email string, password string) int
+		Logout                 func(childComplexity int) int
+		RemoveDatabaseServer   func(childComplexity int, name string) int
+		RemoveTenantDomain     func(childComplexity int, slug string, domain string) int
+		RestoreTenant          func(childComplexity int, slug string) int
+		ResumeTenant           func(childComplexity int, slug string) int
+		RetryTenant            func(childComplexity int, slug string) int
+		SuspendTenant          func(childComplexity int, slug string) int
+		UpdateIssue            func(childComplexity int, key string, input model.UpdateIssueInput) int
 	}
 
 	Organization struct {
@@ -152,15 +166,16 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		Issue        func(childComplexity int, key string) int
-		Issues       func(childComplexity int, first *int, after *string, filter *model.IssueFilter) int
-		Organization func(childComplexity int) int
-		Project      func(childComplexity int, key string) int
-		Projects     func(childComplexity int, first *int, after *string) int
-		Tenant       func(childComplexity int, slug string) int
-		Tenants      func(childComplexity int, first *int, after *string, status *model.TenantStatus) int
-		Users        func(childComplexity int, first *int, after *string) int
-		Viewer       func(childComplexity int) int
+		DatabaseServers func(childComplexity int) int
+		Issue           func(childComplexity int, key string) int
+		Issues          func(childComplexity int, first *int, after *string, filter *model.IssueFilter) int
+		Organization    func(childComplexity int) int
+		Project         func(childComplexity int, key string) int
+		Projects        func(childComplexity int, first *int, after *string) int
+		Tenant          func(childComplexity int, slug string) int
+		Tenants         func(childComplexity int, first *int, after *string, status *model.TenantStatus) int
+		Users           func(childComplexity int, first *int, after *string) int
+		Viewer          func(childComplexity int) int
 	}
 
 	Subscription struct {
@@ -169,19 +184,20 @@ type ComplexityRoot struct {
 	}
 
 	Tenant struct {
-		CreatedAt     func(childComplexity int) int
-		DeletedAt     func(childComplexity int) int
-		Domains       func(childComplexity int) int
-		Host          func(childComplexity int) int
-		ID            func(childComplexity int) int
-		LastError     func(childComplexity int) int
-		Name          func(childComplexity int) int
-		PurgeAfter    func(childComplexity int) int
-		SchemaVersion func(childComplexity int) int
-		Slug          func(childComplexity int) int
-		Status        func(childComplexity int) int
-		UpdatedAt     func(childComplexity int) int
-		Usage         func(childComplexity int) int
+		CreatedAt      func(childComplexity int) int
+		DatabaseServer func(childComplexity int) int
+		DeletedAt      func(childComplexity int) int
+		Domains        func(childComplexity int) int
+		Host           func(childComplexity int) int
+		ID             func(childComplexity int) int
+		LastError      func(childComplexity int) int
+		Name           func(childComplexity int) int
+		PurgeAfter     func(childComplexity int) int
+		SchemaVersion  func(childComplexity int) int
+		Slug           func(childComplexity int) int
+		Status         func(childComplexity int) int
+		UpdatedAt      func(childComplexity int) int
+		Usage          func(childComplexity int) int
 	}
 
 	TenantConnection struct {
@@ -248,6 +264,10 @@ type MutationResolver interface {
 	RetryTenant(ctx context.Context, slug string) (*model.Tenant, error)
 	AddTenantDomain(ctx context.Context, slug string, domain string) (*model.Tenant, error)
 	RemoveTenantDomain(ctx context.Context, slug string, domain string) (*model.Tenant, error)
+	AddDatabaseServer(ctx context.Context, input model.AddDatabaseServerInput) (*model.DatabaseServer, error)
+	DrainDatabaseServer(ctx context.Context, name string) (*model.DatabaseServer, error)
+	ActivateDatabaseServer(ctx context.Context, name string) (*model.DatabaseServer, error)
+	RemoveDatabaseServer(ctx context.Context, name string) (bool, error)
 	Login(ctx context.Context, email string, password string) (*model.AuthPayload, error)
 	Logout(ctx context.Context) (bool, error)
 	ChangePassword(ctx context.Context, current string, new string) (*model.AuthPayload, error)
@@ -264,6 +284,7 @@ type ProjectResolver interface {
 type QueryResolver interface {
 	Tenants(ctx context.Context, first *int, after *string, status *model.TenantStatus) (*model.TenantConnection, error)
 	Tenant(ctx context.Context, slug string) (*model.Tenant, error)
+	DatabaseServers(ctx context.Context) ([]*model.DatabaseServer, error)
 	Organization(ctx context.Context) (*model.Organization, error)
 	Viewer(ctx context.Context) (*model.User, error)
 	Users(ctx context.Context, first *int, after *string) (*model.UserConnection, error)
@@ -374,6 +395,49 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CreateTenantPayload.Tenant(childComplexity), true
+
+	case "DatabaseServer.capacity":
+		if e.ComplexityRoot.DatabaseServer.Capacity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DatabaseServer.Capacity(childComplexity), true
+	case "DatabaseServer.createdAt":
+		if e.ComplexityRoot.DatabaseServer.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DatabaseServer.CreatedAt(childComplexity), true
+	case "DatabaseServer.host":
+		if e.ComplexityRoot.DatabaseServer.Host == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DatabaseServer.Host(childComplexity), true
+	case "DatabaseServer.lastError":
+		if e.ComplexityRoot.DatabaseServer.LastError == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DatabaseServer.LastError(childComplexity), true
+	case "DatabaseServer.name":
+		if e.ComplexityRoot.DatabaseServer.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DatabaseServer.Name(childComplexity), true
+	case "DatabaseServer.status":
+		if e.ComplexityRoot.DatabaseServer.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DatabaseServer.Status(childComplexity), true
+	case "DatabaseServer.tenantCount":
+		if e.ComplexityRoot.DatabaseServer.TenantCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DatabaseServer.TenantCount(childComplexity), true
 
 	case "DeleteTenantPayload.tenant":
 		if e.ComplexityRoot.DeleteTenantPayload.Tenant == nil {
@@ -492,6 +556,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.IssueEdge.Node(childComplexity), true
 
+	case "Mutation.activateDatabaseServer":
+		if e.ComplexityRoot.Mutation.ActivateDatabaseServer == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_activateDatabaseServer_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ActivateDatabaseServer(childComplexity, args["name"].(string)), true
 	case "Mutation.addComment":
 		if e.ComplexityRoot.Mutation.AddComment == nil {
 			break
@@ -503,6 +578,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AddComment(childComplexity, args["issueKey"].(string), args["body"].(string)), true
+	case "Mutation.addDatabaseServer":
+		if e.ComplexityRoot.Mutation.AddDatabaseServer == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_addDatabaseServer_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AddDatabaseServer(childComplexity, args["input"].(model.AddDatabaseServerInput)), true
 	case "Mutation.addTenantDomain":
 		if e.ComplexityRoot.Mutation.AddTenantDomain == nil {
 			break
@@ -591,6 +677,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteTenant(childComplexity, args["slug"].(string), args["purge"].(*bool)), true
+	case "Mutation.drainDatabaseServer":
+		if e.ComplexityRoot.Mutation.DrainDatabaseServer == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_drainDatabaseServer_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DrainDatabaseServer(childComplexity, args["name"].(string)), true
 	case "Mutation.login":
 		if e.ComplexityRoot.Mutation.Login == nil {
 			break
@@ -608,6 +705,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Logout(childComplexity), true
+	case "Mutation.removeDatabaseServer":
+		if e.ComplexityRoot.Mutation.RemoveDatabaseServer == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_removeDatabaseServer_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RemoveDatabaseServer(childComplexity, args["name"].(string)), true
 	case "Mutation.removeTenantDomain":
 		if e.ComplexityRoot.Mutation.RemoveTenantDomain == nil {
 			break
@@ -769,6 +877,13 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ProjectEdge.Node(childComplexity), true
 
+	case "Query.databaseServers":
+		if e.ComplexityRoot.Query.DatabaseServers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.DatabaseServers(childComplexity), true
+
 	case "Query.issue":
 		if e.ComplexityRoot.Query.Issue == nil {
 			break
@@ -888,6 +1003,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Tenant.CreatedAt(childComplexity), true
+	case "Tenant.databaseServer":
+		if e.ComplexityRoot.Tenant.DatabaseServer == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Tenant.DatabaseServer(childComplexity), true
 	case "Tenant.deletedAt":
 		if e.ComplexityRoot.Tenant.DeletedAt == nil {
 			break
@@ -1114,6 +1235,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
+			graphql.NewInputUnmarshaler("AddDatabaseServerInput", ec.unmarshalInputAddDatabaseServerInput),
 			graphql.NewInputUnmarshaler("CreateIssueInput", ec.unmarshalInputCreateIssueInput),
 			graphql.NewInputUnmarshaler("CreateProjectInput", ec.unmarshalInputCreateProjectInput),
 			graphql.NewInputUnmarshaler("CreateTenantInput", ec.unmarshalInputCreateTenantInput),
@@ -1213,7 +1335,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "platform.graphqls" "tenant.graphqls" "usage.graphqls"
+//go:embed "platform.graphqls" "servers.graphqls" "tenant.graphqls" "usage.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -1226,6 +1348,7 @@ func sourceData(filename string) string {
 
 var sources = []*ast.Source{
 	{Name: "platform.graphqls", Input: sourceData("platform.graphqls"), BuiltIn: false},
+	{Name: "servers.graphqls", Input: sourceData("servers.graphqls"), BuiltIn: false},
 	{Name: "tenant.graphqls", Input: sourceData("tenant.graphqls"), BuiltIn: false},
 	{Name: "usage.graphqls", Input: sourceData("usage.graphqls"), BuiltIn: false},
 }
@@ -1287,6 +1410,26 @@ func (ec *executionContext) childFields_CreateTenantPayload(ctx context.Context,
 		return ec.fieldContext_CreateTenantPayload_tenant(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CreateTenantPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_DatabaseServer(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_DatabaseServer_name(ctx, field)
+	case "host":
+		return ec.fieldContext_DatabaseServer_host(ctx, field)
+	case "status":
+		return ec.fieldContext_DatabaseServer_status(ctx, field)
+	case "capacity":
+		return ec.fieldContext_DatabaseServer_capacity(ctx, field)
+	case "tenantCount":
+		return ec.fieldContext_DatabaseServer_tenantCount(ctx, field)
+	case "lastError":
+		return ec.fieldContext_DatabaseServer_lastError(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_DatabaseServer_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DatabaseServer", field.Name)
 }
 
 func (ec *executionContext) childFields_DeleteTenantPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1433,6 +1576,8 @@ func (ec *executionContext) childFields_Tenant(ctx context.Context, field graphq
 		return ec.fieldContext_Tenant_createdAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_Tenant_updatedAt(ctx, field)
+	case "databaseServer":
+		return ec.fieldContext_Tenant_databaseServer(ctx, field)
 	case "usage":
 		return ec.fieldContext_Tenant_usage(ctx, field)
 	}
@@ -1673,6 +1818,20 @@ func (ec *executionContext) field_Issue_comments_args(ctx context.Context, rawAr
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_activateDatabaseServer_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "name",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_addComment_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1692,6 +1851,20 @@ func (ec *executionContext) field_Mutation_addComment_args(ctx context.Context, 
 		return nil, err
 	}
 	args["body"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_addDatabaseServer_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.AddDatabaseServerInput, error) {
+			return ec.unmarshalNAddDatabaseServerInput2githubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐAddDatabaseServerInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -1831,6 +2004,20 @@ func (ec *executionContext) field_Mutation_deleteTenant_args(ctx context.Context
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_drainDatabaseServer_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "name",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_login_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1850,6 +2037,20 @@ func (ec *executionContext) field_Mutation_login_args(ctx context.Context, rawAr
 		return nil, err
 	}
 	args["password"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_removeDatabaseServer_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "name",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg0
 	return args, nil
 }
 
@@ -2573,6 +2774,167 @@ func (ec *executionContext) fieldContext_CreateTenantPayload_tenant(_ context.Co
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _DatabaseServer_name(ctx context.Context, field graphql.CollectedField, obj *model.DatabaseServer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DatabaseServer_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DatabaseServer_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DatabaseServer", field, false, false, "String")
+}
+
+func (ec *executionContext) _DatabaseServer_host(ctx context.Context, field graphql.CollectedField, obj *model.DatabaseServer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DatabaseServer_host(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Host, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DatabaseServer_host(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DatabaseServer", field, false, false, "String")
+}
+
+func (ec *executionContext) _DatabaseServer_status(ctx context.Context, field graphql.CollectedField, obj *model.DatabaseServer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DatabaseServer_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.DatabaseServerStatus) graphql.Marshaler {
+			return ec.marshalNDatabaseServerStatus2githubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐDatabaseServerStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DatabaseServer_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DatabaseServer", field, false, false, "DatabaseServerStatus")
+}
+
+func (ec *executionContext) _DatabaseServer_capacity(ctx context.Context, field graphql.CollectedField, obj *model.DatabaseServer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DatabaseServer_capacity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Capacity, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DatabaseServer_capacity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DatabaseServer", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DatabaseServer_tenantCount(ctx context.Context, field graphql.CollectedField, obj *model.DatabaseServer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DatabaseServer_tenantCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TenantCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DatabaseServer_tenantCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DatabaseServer", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DatabaseServer_lastError(ctx context.Context, field graphql.CollectedField, obj *model.DatabaseServer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DatabaseServer_lastError(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastError, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DatabaseServer_lastError(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DatabaseServer", field, false, false, "String")
+}
+
+func (ec *executionContext) _DatabaseServer_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.DatabaseServer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DatabaseServer_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DatabaseServer_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DatabaseServer", field, false, false, "Time")
 }
 
 func (ec *executionContext) _DeleteTenantPayload_tenant(ctx context.Context, field graphql.CollectedField, obj *model.DeleteTenantPayload) (ret graphql.Marshaler) {
@@ -3523,6 +3885,234 @@ func (ec *executionContext) fieldContext_Mutation_removeTenantDomain(ctx context
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_removeTenantDomain_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_addDatabaseServer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_addDatabaseServer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AddDatabaseServer(ctx, fc.Args["input"].(model.AddDatabaseServerInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				if ec.Directives.Platform == nil {
+					var zeroVal *model.DatabaseServer
+					return zeroVal, errors.New("directive platform is not implemented")
+				}
+				return ec.Directives.Platform(ctx, nil, directive0)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DatabaseServer) graphql.Marshaler {
+			return ec.marshalNDatabaseServer2ᚖgithubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐDatabaseServer(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_addDatabaseServer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DatabaseServer(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_addDatabaseServer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_drainDatabaseServer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_drainDatabaseServer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DrainDatabaseServer(ctx, fc.Args["name"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				if ec.Directives.Platform == nil {
+					var zeroVal *model.DatabaseServer
+					return zeroVal, errors.New("directive platform is not implemented")
+				}
+				return ec.Directives.Platform(ctx, nil, directive0)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DatabaseServer) graphql.Marshaler {
+			return ec.marshalNDatabaseServer2ᚖgithubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐDatabaseServer(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_drainDatabaseServer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DatabaseServer(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_drainDatabaseServer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_activateDatabaseServer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_activateDatabaseServer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ActivateDatabaseServer(ctx, fc.Args["name"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				if ec.Directives.Platform == nil {
+					var zeroVal *model.DatabaseServer
+					return zeroVal, errors.New("directive platform is not implemented")
+				}
+				return ec.Directives.Platform(ctx, nil, directive0)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DatabaseServer) graphql.Marshaler {
+			return ec.marshalNDatabaseServer2ᚖgithubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐDatabaseServer(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_activateDatabaseServer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DatabaseServer(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_activateDatabaseServer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_removeDatabaseServer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_removeDatabaseServer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RemoveDatabaseServer(ctx, fc.Args["name"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				if ec.Directives.Platform == nil {
+					var zeroVal bool
+					return zeroVal, errors.New("directive platform is not implemented")
+				}
+				return ec.Directives.Platform(ctx, nil, directive0)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_removeDatabaseServer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_removeDatabaseServer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -4550,6 +5140,51 @@ func (ec *executionContext) fieldContext_Query_tenant(ctx context.Context, field
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_databaseServers(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_databaseServers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().DatabaseServers(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				if ec.Directives.Platform == nil {
+					var zeroVal []*model.DatabaseServer
+					return zeroVal, errors.New("directive platform is not implemented")
+				}
+				return ec.Directives.Platform(ctx, nil, directive0)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.DatabaseServer) graphql.Marshaler {
+			return ec.marshalNDatabaseServer2ᚕᚖgithubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐDatabaseServerᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_databaseServers(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DatabaseServer(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_organization(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5429,6 +6064,29 @@ func (ec *executionContext) _Tenant_updatedAt(ctx context.Context, field graphql
 }
 func (ec *executionContext) fieldContext_Tenant_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Tenant", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Tenant_databaseServer(ctx context.Context, field graphql.CollectedField, obj *model.Tenant) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Tenant_databaseServer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DatabaseServer, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Tenant_databaseServer(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Tenant", field, false, false, "String")
 }
 
 func (ec *executionContext) _Tenant_usage(ctx context.Context, field graphql.CollectedField, obj *model.Tenant) (ret graphql.Marshaler) {
@@ -7119,6 +7777,66 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
+func (ec *executionContext) unmarshalInputAddDatabaseServerInput(ctx context.Context, obj any) (model.AddDatabaseServerInput, error) {
+	var it model.AddDatabaseServerInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["capacity"]; !present {
+		asMap["capacity"] = 0
+	}
+
+	fieldsInOrder := [...]string{"name", "url", "capacity"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "url":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("url"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.URL = data
+		case "capacity":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("capacity"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Capacity = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalAddDatabaseServerInput unmarshals raw into the AddDatabaseServerInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalAddDatabaseServerInput(ctx context.Context, raw any) (model.AddDatabaseServerInput, error) {
+	var out model.AddDatabaseServerInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "AddDatabaseServerInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputCreateIssueInput(ctx context.Context, obj any) (model.CreateIssueInput, error) {
 	var it model.CreateIssueInput
 	if obj == nil {
@@ -7260,7 +7978,7 @@ func (ec *executionContext) unmarshalInputCreateTenantInput(ctx context.Context,
 		asMap["seedDemoData"] = false
 	}
 
-	fieldsInOrder := [...]string{"organization", "slug", "owner", "seedDemoData"}
+	fieldsInOrder := [...]string{"organization", "slug", "owner", "seedDemoData", "databaseServer"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -7295,6 +8013,13 @@ func (ec *executionContext) unmarshalInputCreateTenantInput(ctx context.Context,
 				return it, err
 			}
 			it.SeedDemoData = data
+		case "databaseServer":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("databaseServer"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DatabaseServer = data
 		}
 	}
 	return it, nil
@@ -7763,6 +8488,69 @@ func (ec *executionContext) _CreateTenantPayload(ctx context.Context, sel ast.Se
 	return out
 }
 
+var databaseServerImplementors = []string{"DatabaseServer"}
+
+func (ec *executionContext) _DatabaseServer(ctx context.Context, sel ast.SelectionSet, obj *model.DatabaseServer) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, databaseServerImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DatabaseServer")
+		case "name":
+			out.Values[i] = ec._DatabaseServer_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "host":
+			out.Values[i] = ec._DatabaseServer_host(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._DatabaseServer_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "capacity":
+			out.Values[i] = ec._DatabaseServer_capacity(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "tenantCount":
+			out.Values[i] = ec._DatabaseServer_tenantCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lastError":
+			out.Values[i] = ec._DatabaseServer_lastError(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._DatabaseServer_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var deleteTenantPayloadImplementors = []string{"DeleteTenantPayload"}
 
 func (ec *executionContext) _DeleteTenantPayload(ctx context.Context, sel ast.SelectionSet, obj *model.DeleteTenantPayload) graphql.Marshaler {
@@ -8040,6 +8828,34 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "removeTenantDomain":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_removeTenantDomain(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "addDatabaseServer":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_addDatabaseServer(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "drainDatabaseServer":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_drainDatabaseServer(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "activateDatabaseServer":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_activateDatabaseServer(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "removeDatabaseServer":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_removeDatabaseServer(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -8366,6 +9182,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_tenant(ctx, field)
 				})
+		case "databaseServers":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_databaseServers(ctx, field)
+				})
 		case "organization":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, true,
@@ -8529,6 +9351,11 @@ func (ec *executionContext) _Tenant(ctx context.Context, sel ast.SelectionSet, o
 			}
 		case "updatedAt":
 			out.Values[i] = ec._Tenant_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "databaseServer":
+			out.Values[i] = ec._Tenant_databaseServer(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -9200,6 +10027,11 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 
 // region    ***************************** type.gotpl *****************************
 
+func (ec *executionContext) unmarshalNAddDatabaseServerInput2githubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐAddDatabaseServerInput(ctx context.Context, v any) (model.AddDatabaseServerInput, error) {
+	res, err := ec.unmarshalInputAddDatabaseServerInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNAuthPayload2ᚖgithubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐAuthPayload(ctx context.Context, sel ast.SelectionSet, v *model.AuthPayload) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "AuthPayload!")
@@ -9288,6 +10120,40 @@ func (ec *executionContext) marshalNCreateTenantPayload2ᚖgithubᚗcomᚋtenant
 func (ec *executionContext) unmarshalNCreateUserInput2githubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐCreateUserInput(ctx context.Context, v any) (model.CreateUserInput, error) {
 	res, err := ec.unmarshalInputCreateUserInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDatabaseServer2ᚕᚖgithubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐDatabaseServerᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.DatabaseServer) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNDatabaseServer2ᚖgithubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐDatabaseServer(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNDatabaseServer2ᚖgithubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐDatabaseServer(ctx context.Context, sel ast.SelectionSet, v *model.DatabaseServer) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DatabaseServer!")
+		return graphql.Null
+	}
+	return ec._DatabaseServer(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNDatabaseServerStatus2githubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐDatabaseServerStatus(ctx context.Context, v any) (model.DatabaseServerStatus, error) {
+	var res model.DatabaseServerStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDatabaseServerStatus2githubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐDatabaseServerStatus(ctx context.Context, sel ast.SelectionSet, v model.DatabaseServerStatus) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) marshalNDeleteTenantPayload2ᚖgithubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐDeleteTenantPayload(ctx context.Context, sel ast.SelectionSet, v *model.DeleteTenantPayload) graphql.Marshaler {

@@ -27,7 +27,7 @@ func (r *Resolver) tenantModel(ctx context.Context, t *tenancy.Tenant) *model.Te
 	}
 	return &model.Tenant{
 		ID: t.ID.String(), Slug: t.Slug, Name: t.Name, Status: model.TenantStatus(t.Status),
-		Host: host, Domains: domains, SchemaVersion: t.SchemaVersion, LastError: lastError,
+		Host: host, Domains: domains, SchemaVersion: t.SchemaVersion, LastError: lastError, DatabaseServer: t.Server,
 		DeletedAt: t.DeletedAt, PurgeAfter: t.PurgeAfter,
 		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
 	}
@@ -42,4 +42,23 @@ func (r *Resolver) tenantOf(ctx context.Context, obj *model.Tenant) (*tenancy.Te
 		}
 	}
 	return r.Registry.Get(ctx, obj.Slug)
+}
+
+// serverModel turns a database server into its GraphQL shape.
+func serverModel(s tenancy.DatabaseServer) *model.DatabaseServer {
+	var lastError *string
+	if s.LastError != "" {
+		le := s.LastError
+		lastError = &le
+	}
+	return &model.DatabaseServer{Name: s.Name, Host: s.Host, Status: model.DatabaseServerStatus(s.Status),
+		Capacity: s.Capacity, TenantCount: s.TenantCount, LastError: lastError, CreatedAt: s.CreatedAt}
+}
+
+// derefOr returns *p, or def when p is nil.
+func derefOr[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
 }

@@ -36,10 +36,11 @@ func classify(err error) (code, msg string, ok bool) {
 	case errors.Is(err, tenancy.ErrInvalidInput), errors.Is(err, store.ErrInvalidInput):
 		return apierr.BadUserInput, clientMessage(err), true
 	case errors.Is(err, tenancy.ErrSlugTaken), errors.Is(err, tenancy.ErrDomainTaken),
-		errors.Is(err, store.ErrConflict), errors.Is(err, tenancy.ErrWrongState):
+		errors.Is(err, store.ErrConflict), errors.Is(err, tenancy.ErrWrongState),
+		errors.Is(err, tenancy.ErrServerTaken), errors.Is(err, tenancy.ErrServerInUse):
 		return apierr.Conflict, clientMessage(err), true
 	case errors.Is(err, tenancy.ErrTenantNotFound), errors.Is(err, tenancy.ErrDomainNotFound),
-		errors.Is(err, store.ErrNotFound):
+		errors.Is(err, store.ErrNotFound), errors.Is(err, tenancy.ErrServerNotFound):
 		return apierr.NotFound, clientMessage(err), true
 	case errors.Is(err, auth.ErrInvalidToken):
 		return apierr.Unauthenticated, "invalid or expired token", true
@@ -68,7 +69,8 @@ func clientMessage(err error) string {
 	s := err.Error()
 	for _, sentinel := range []error{tenancy.ErrInvalidInput, store.ErrInvalidInput, tenancy.ErrSlugTaken,
 		tenancy.ErrDomainTaken, store.ErrConflict, tenancy.ErrWrongState, tenancy.ErrTenantNotFound,
-		tenancy.ErrDomainNotFound, store.ErrNotFound} {
+		tenancy.ErrDomainNotFound, store.ErrNotFound, tenancy.ErrServerTaken, tenancy.ErrServerInUse,
+		tenancy.ErrServerNotFound} {
 		if errors.Is(err, sentinel) {
 			if i := strings.Index(s, sentinel.Error()); i > 0 {
 				prefix := s[:i]

@@ -35,7 +35,7 @@ func (r *Resolver) createTenant(ctx context.Context, in model.CreateTenantInput)
 	t, err := r.Provisioner.SignUp(ctx, tenancy.SignUp{
 		Organization: in.Organization, Slug: in.Slug,
 		OwnerEmail: in.Owner.Email, OwnerName: in.Owner.Name, OwnerPassword: in.Owner.Password,
-		SeedDemo: in.SeedDemoData != nil && *in.SeedDemoData,
+		SeedDemo: in.SeedDemoData != nil && *in.SeedDemoData, Server: derefOr(in.DatabaseServer, ""),
 	}, r.Passwords.Hash)
 	if err != nil {
 		return nil, err

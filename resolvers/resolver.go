@@ -16,6 +16,7 @@ import (
 type Resolver struct {
 	Registry    *tenancy.Registry
 	Provisioner *tenancy.Provisioner
+	Servers     *tenancy.Servers // the fleet of database servers
 	Hosts       tenancy.Hosts
 	Tokens      *auth.Tokens
 	AdminToken  string

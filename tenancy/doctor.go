@@ -37,7 +37,8 @@ func (p Problem) String() string {
 // re-applies privileges and migrates; it never touches a tenant's data
 // otherwise. Tenants still PROVISIONING or DELETING belong to the
 // provisioner and are only checked for orphans. It is safe to run while
-// servers create and delete tenants.
+// servers create and delete tenants. It checks the default database
+// server only: tenants on the fleet's other servers are not yet checked.
 func (r *Registry) Doctor(ctx context.Context, pools *Pools, repair bool) ([]Problem, error) {
 	var problems []Problem
 	add := func(p Problem) { problems = append(problems, p) }
@@ -68,7 +69,7 @@ func (r *Registry) Doctor(ctx context.Context, pools *Pools, repair bool) ([]Pro
 		RoleName      string `db:"role_name"`
 		SchemaVersion string `db:"schema_version"`
 	}
-	if err := r.db.SelectContext(ctx, &rows, `SELECT slug, status, db_name, role_name, schema_version FROM tenants`); err != nil {
+	if err := r.db.SelectContext(ctx, &rows, `SELECT slug, status, db_name, role_name, schema_version FROM tenants WHERE database_server = 'default'`); err != nil {
 		return nil, dbError("doctor: tenants", err)
 	}
 	dbOwner := map[string]string{}

@@ -79,6 +79,8 @@ type Pools struct {
 	lru      *list.List
 	active   int       // pools used within FairShareWindow, as of sharedAt
 	sharedAt time.Time // last recount
+	// servers reaches tenants not on the default server (see SetServers)
+	servers atomic.Pointer[Servers]
 	// tenantCap bounds each pool: MaxConnsPerTenant, or less when the
 	// role's CONNECTION LIMIT is shared by several processes
 	tenantCap int
@@ -134,6 +136,11 @@ func NewPools(o PoolOptions, sealer *Sealer) (*Pools, error) {
 	}, nil
 }
 
+// SetServers lets the pools reach tenants on every server of the fleet;
+// without it every tenant is on the server of PoolOptions.ServerURL. Call
+// it before the pools are used.
+func (p *Pools) SetServers(s *Servers) { p.servers.Store(s) }
+
 // SetReplicas shares each tenant role's CONNECTION LIMIT among n live
 // server processes (counted by their Presence): one process's pool for a
 // tenant opens at most RoleConnLimit/n - 1 connections (the one left is
@@ -161,6 +168,10 @@ func (p *Pools) TenantCap() int {
 func (p *Pools) DB(t *Tenant) (*sqlx.DB, error) {
 	now := time.Now()
 	p.mu.Lock()
+	if p.servers.Load().Down(t.Server) {
+		p.mu.Unlock()
+		return nil, fmt.Errorf("%w: database server %q does not answer", ErrUnavailable, t.Server)
+	}
 	if now.Sub(p.sharedAt) > shareEvery {
 		p.recountLocked(now)
 	}
@@ -340,6 +351,16 @@ func (p *Pools) TenantURL(t *Tenant) (string, error) {
 		return "", err
 	}
 	u := *p.server
+	servers := p.servers.Load()
+	if t.Server != "" && t.Server != DefaultServer && servers != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		su, err := servers.URL(ctx, t.Server)
+		cancel()
+		if err != nil {
+			return "", err
+		}
+		u = *su
+	}
 	u.User = url.UserPassword(t.RoleName, string(pw))
 	u.Path = "/" + t.DBName
 	q := u.Query()

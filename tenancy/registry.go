@@ -30,6 +30,8 @@ type Registry struct {
 	grace  time.Duration // how long a deleted tenant stays DELETED; 0: purged at once
 	// revoked are the OnUserRevoked hooks (guarded by routes.mu)
 	revoked []func(tenant, user uuid.UUID)
+	// servers places new tenants; nil: every tenant on DefaultServer
+	servers *Servers
 }
 
 // DefaultNamePrefix starts the name of every tenant database and role.
@@ -60,6 +62,7 @@ type tenantRow struct {
 	RoleName      string         `db:"role_name"`
 	RolePassword  []byte         `db:"role_password"`
 	SchemaVersion string         `db:"schema_version"`
+	Server        string         `db:"database_server"`
 	LastError     sql.NullString `db:"last_error"`
 	Domains       pq.StringArray `db:"domains"`
 	DeletedAt     sql.NullTime   `db:"deleted_at"`
@@ -69,13 +72,13 @@ type tenantRow struct {
 }
 
 const tenantColumns = `t.id, t.slug, t.name, t.status, t.db_name, t.role_name, t.role_password,
-	t.schema_version, t.last_error, t.created_at, t.updated_at, t.deleted_at, t.purge_after,
+	t.schema_version, t.database_server, t.last_error, t.created_at, t.updated_at, t.deleted_at, t.purge_after,
 	COALESCE((SELECT array_agg(d.domain ORDER BY d.domain) FROM tenant_domains d WHERE d.tenant_id = t.id), '{}') AS domains`
 
 func (r tenantRow) tenant() *Tenant {
 	return &Tenant{
 		ID: r.ID, Slug: r.Slug, Name: r.Name, Status: Status(r.Status),
-		DBName: r.DBName, RoleName: r.RoleName, SchemaVersion: r.SchemaVersion,
+		DBName: r.DBName, RoleName: r.RoleName, SchemaVersion: r.SchemaVersion, Server: r.Server,
 		LastError: r.LastError.String, Domains: []string(r.Domains),
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 		DeletedAt: utcOrNil(r.DeletedAt), PurgeAfter: utcOrNil(r.PurgeAfter),
@@ -99,6 +102,9 @@ type NewTenant struct {
 	OwnerName         string
 	OwnerPasswordHash string // already hashed by the caller
 	SeedDemo          bool
+	// Server pins the tenant to a database server (it must be ACTIVE);
+	// "" lets placement choose (see Servers.Place).
+	Server string
 }
 
 // Create validates nt and inserts a PROVISIONING tenant; the Provisioner
@@ -121,12 +127,20 @@ func (r *Registry) Create(ctx context.Context, nt NewTenant) (*Tenant, error) {
 	if err != nil {
 		return nil, err
 	}
+	server := DefaultServer
+	if r.servers != nil {
+		if server, err = r.servers.Place(ctx, nt.Server); err != nil {
+			return nil, err
+		}
+	} else if nt.Server != "" && nt.Server != DefaultServer {
+		return nil, invalid("no database server is named %q", nt.Server)
+	}
 	const q = `INSERT INTO tenants (id, slug, name, status, db_name, role_name, role_password,
-		owner_email, owner_name, owner_password_hash, seed_demo)
-		VALUES ($1, $2, $3, 'PROVISIONING', $4, $5, $6, $7, $8, $9, $10) RETURNING created_at`
+		owner_email, owner_name, owner_password_hash, seed_demo, database_server)
+		VALUES ($1, $2, $3, 'PROVISIONING', $4, $5, $6, $7, $8, $9, $10, $11) RETURNING created_at`
 	var created time.Time
 	err = r.db.GetContext(ctx, &created, q, id, nt.Slug, strings.TrimSpace(nt.Name), dbName, roleName, sealed,
-		nt.OwnerEmail, nt.OwnerName, nt.OwnerPasswordHash, nt.SeedDemo)
+		nt.OwnerEmail, nt.OwnerName, nt.OwnerPasswordHash, nt.SeedDemo, server)
 	if err != nil {
 		var pqErr *pq.Error
 		if errors.As(err, &pqErr) && pqErr.Code == "23505" {
@@ -140,7 +154,7 @@ func (r *Registry) Create(ctx context.Context, nt NewTenant) (*Tenant, error) {
 		// caller still gets the tenant it created.
 		created = created.UTC()
 		return &Tenant{ID: id, Slug: nt.Slug, Name: strings.TrimSpace(nt.Name), Status: StatusProvisioning,
-			DBName: dbName, RoleName: roleName, CreatedAt: created, UpdatedAt: created, sealedPassword: sealed}, nil
+			DBName: dbName, RoleName: roleName, Server: server, CreatedAt: created, UpdatedAt: created, sealedPassword: sealed}, nil
 	}
 	return t, err
 }
@@ -246,6 +260,9 @@ func (r *Registry) List(ctx context.Context, o ListOptions) (TenantPage, error) 
 	}
 	return page, nil
 }
+
+// SetServers makes Create place new tenants on the fleet's servers.
+func (r *Registry) SetServers(s *Servers) { r.servers = s }
 
 // SetFailpoint makes Suspend and Resume call f at their boundaries (see
 // Boundaries). For fault-injection tests; call it before serving.

@@ -16,6 +16,8 @@ type SignUp struct {
 	// its hash is kept.
 	OwnerPassword string
 	SeedDemo      bool // fill the new database with demo projects and issues
+	// Server pins the tenant to a database server; "" lets placement choose.
+	Server string
 }
 
 // PasswordHasher turns the owner's password into the hash stored with the
@@ -76,7 +78,7 @@ func (p *Provisioner) SignUp(ctx context.Context, s SignUp, hash PasswordHasher)
 	}
 	t, err := p.reg.Create(ctx, NewTenant{
 		Slug: slug, Name: org, OwnerEmail: email, OwnerName: name, OwnerPasswordHash: pwHash,
-		SeedDemo: s.SeedDemo,
+		SeedDemo: s.SeedDemo, Server: s.Server,
 	})
 	if err != nil {
 		return nil, err

@@ -46,10 +46,16 @@ func (p *Provisioner) provision(ctx context.Context, t *Tenant, j job) error {
 		return f(tenantDB)
 	}
 	run := map[string]func() error{
-		"spare":      func() error { _, err := p.opts.Reserve.claim(ctx, p.control, t); return err },
+		"spare": func() error {
+			if t.Server != DefaultServer {
+				return nil // spares and the template live on the default server only
+			}
+			_, err := p.opts.Reserve.claim(ctx, p.control, t)
+			return err
+		},
 		"role":       func() error { return p.ensureRole(ctx, t, role) },
 		"database":   func() error { return p.ensureDatabase(ctx, t, role, dbName) },
-		"privileges": func() error { return p.ensurePrivileges(ctx, role, dbName) },
+		"privileges": func() error { return p.ensurePrivileges(ctx, t, role, dbName) },
 		"migrate": func() error {
 			return withTenantDB(func(db *sqlx.DB) error { _, err := MigrateTenantDB(ctx, db.DB); return err })
 		},
@@ -124,9 +130,31 @@ func (p *Provisioner) runSteps(ctx context.Context, t *Tenant, status Status, op
 	return nil
 }
 
-func (p *Provisioner) exists(ctx context.Context, q, name string) (bool, error) {
+// admin returns the administrative handle on the tenant's database
+// server, where its role and database live.
+func (p *Provisioner) admin(ctx context.Context, t *Tenant) (*sqlx.DB, error) {
+	if t.Server == DefaultServer || t.Server == "" || p.opts.Servers == nil {
+		return p.control, nil
+	}
+	db, err := p.opts.Servers.Admin(ctx, t.Server)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return db, nil
+}
+
+// reserve returns the Reserve for the tenant's server: the default
+// server's, nil (template0, no spares) for the others.
+func (p *Provisioner) reserve(t *Tenant) *Reserve {
+	if t.Server == DefaultServer || t.Server == "" {
+		return p.opts.Reserve
+	}
+	return nil
+}
+
+func (p *Provisioner) exists(ctx context.Context, db *sqlx.DB, q, name string) (bool, error) {
 	var ok bool
-	if err := p.control.GetContext(ctx, &ok, q, name); err != nil {
+	if err := db.GetContext(ctx, &ok, q, name); err != nil {
 		return false, dbError("catalog lookup", err)
 	}
 	return ok, nil
@@ -143,7 +171,11 @@ func (p *Provisioner) ensureRole(ctx context.Context, t *Tenant, role string) er
 	if err != nil {
 		return err
 	}
-	found, err := p.exists(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, t.RoleName)
+	db, err := p.admin(ctx, t)
+	if err != nil {
+		return err
+	}
+	found, err := p.exists(ctx, db, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, t.RoleName)
 	if err != nil {
 		return err
 	}
@@ -153,7 +185,7 @@ func (p *Provisioner) ensureRole(ctx context.Context, t *Tenant, role string) er
 	attrs := fmt.Sprintf("LOGIN NOCREATEDB NOCREATEROLE CONNECTION LIMIT %d PASSWORD %s",
 		p.opts.RoleConnLimit, pq.QuoteLiteral(verifier))
 	if !found {
-		_, err = p.control.ExecContext(ctx, "CREATE ROLE "+role+" WITH NOSUPERUSER NOREPLICATION NOBYPASSRLS "+attrs)
+		_, err = db.ExecContext(ctx, "CREATE ROLE "+role+" WITH NOSUPERUSER NOREPLICATION NOBYPASSRLS "+attrs)
 		if pq.As(err, "42710") != nil { // duplicate_object: created meanwhile by a worker that lost its lease
 			found = true
 		} else if err != nil {
@@ -161,10 +193,10 @@ func (p *Provisioner) ensureRole(ctx context.Context, t *Tenant, role string) er
 		}
 	}
 	if found {
-		if err := p.checkRoleUnprivileged(ctx, t.RoleName); err != nil {
+		if err := p.checkRoleUnprivileged(ctx, db, t.RoleName); err != nil {
 			return err
 		}
-		if _, err := p.control.ExecContext(ctx, "ALTER ROLE "+role+" WITH "+attrs); err != nil {
+		if _, err := db.ExecContext(ctx, "ALTER ROLE "+role+" WITH "+attrs); err != nil {
 			return dbError("alter role", err)
 		}
 	}
@@ -172,18 +204,18 @@ func (p *Provisioner) ensureRole(ctx context.Context, t *Tenant, role string) er
 		"ALTER ROLE " + role + " SET statement_timeout = " + pq.QuoteLiteral(p.opts.StatementTimeout),
 		"ALTER ROLE " + role + " SET idle_in_transaction_session_timeout = '60s'",
 	} {
-		if _, err := p.control.ExecContext(ctx, stmt); err != nil {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
 			return dbError("configure role", err)
 		}
 	}
 	// A non-superuser control role needs membership to create a database
 	// owned by the tenant role (and, later, to drop it).
 	var super bool
-	if err := p.control.GetContext(ctx, &super, `SELECT rolsuper FROM pg_roles WHERE rolname = current_user`); err != nil {
+	if err := db.GetContext(ctx, &super, `SELECT rolsuper FROM pg_roles WHERE rolname = current_user`); err != nil {
 		return dbError("check control role", err)
 	}
 	if !super {
-		if _, err := p.control.ExecContext(ctx, "GRANT "+role+" TO CURRENT_USER"); err != nil {
+		if _, err := db.ExecContext(ctx, "GRANT "+role+" TO CURRENT_USER"); err != nil {
 			return dbError("grant role", err)
 		}
 	}
@@ -198,10 +230,10 @@ var errPrivilegedRole = errors.New("tenant role has SUPERUSER, REPLICATION or BY
 
 // checkRoleUnprivileged returns errPrivilegedRole when the existing role
 // name has an attribute a tenant role must never have.
-func (p *Provisioner) checkRoleUnprivileged(ctx context.Context, name string) error {
+func (p *Provisioner) checkRoleUnprivileged(ctx context.Context, db *sqlx.DB, name string) error {
 	const q = `SELECT rolsuper OR rolreplication OR rolbypassrls FROM pg_roles WHERE rolname = $1`
 	var privileged bool
-	if err := p.control.GetContext(ctx, &privileged, q, name); err != nil {
+	if err := db.GetContext(ctx, &privileged, q, name); err != nil {
 		return dbError("check role attributes", err)
 	}
 	if privileged {
@@ -212,35 +244,43 @@ func (p *Provisioner) checkRoleUnprivileged(ctx context.Context, name string) er
 
 // ensureDatabase creates the tenant's database owned by its role.
 func (p *Provisioner) ensureDatabase(ctx context.Context, t *Tenant, role, dbName string) error {
-	found, err := p.exists(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, t.DBName)
+	db, err := p.admin(ctx, t)
+	if err != nil {
+		return err
+	}
+	found, err := p.exists(ctx, db, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, t.DBName)
 	if err != nil {
 		return err
 	}
 	if !found { // from the template when there is one (template.go), else template0
-		if err := p.opts.Reserve.createDatabase(ctx, p.control, role, dbName); err != nil {
+		if err := p.reserve(t).createDatabase(ctx, db, role, dbName); err != nil {
 			return err
 		}
 	}
 	// a restored tenant's database was made unreachable by lock
-	closed, err := p.exists(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1 AND NOT datallowconn)`, t.DBName)
+	closed, err := p.exists(ctx, db, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1 AND NOT datallowconn)`, t.DBName)
 	if err != nil {
 		return err
 	}
 	if closed {
-		if _, err := p.control.ExecContext(ctx, "ALTER DATABASE "+dbName+" WITH ALLOW_CONNECTIONS true"); err != nil {
+		if _, err := db.ExecContext(ctx, "ALTER DATABASE "+dbName+" WITH ALLOW_CONNECTIONS true"); err != nil {
 			return dbError("reopen database", err)
 		}
 	}
-	return p.opts.Reserve.adopt(ctx, t.DBName, t.RoleName) // a clone's objects become the tenant role's
+	return p.reserve(t).adopt(ctx, t.DBName, t.RoleName) // a clone's objects become the tenant role's
 }
 
 // ensurePrivileges makes sure only the tenant's role may connect.
-func (p *Provisioner) ensurePrivileges(ctx context.Context, role, dbName string) error {
+func (p *Provisioner) ensurePrivileges(ctx context.Context, t *Tenant, role, dbName string) error {
+	db, err := p.admin(ctx, t)
+	if err != nil {
+		return err
+	}
 	for _, stmt := range []string{
 		"REVOKE ALL ON DATABASE " + dbName + " FROM PUBLIC",
 		"GRANT CONNECT, TEMPORARY ON DATABASE " + dbName + " TO " + role,
 	} {
-		if _, err := p.control.ExecContext(ctx, stmt); err != nil {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
 			return dbError("set privileges", err)
 		}
 	}
@@ -277,18 +317,22 @@ func (p *Provisioner) drop(ctx context.Context, t *Tenant) error {
 	if err != nil {
 		return err
 	}
+	db, err := p.admin(ctx, t)
+	if err != nil {
+		return err
+	}
 	run := map[string]func() error{
 		"database": func() error {
 			p.pools.Close(t.ID)
 			// FORCE disconnects every session (other processes' pools too);
 			// sessions connecting meanwhile wait for the drop, then fail.
-			if _, err := p.control.ExecContext(ctx, "DROP DATABASE IF EXISTS "+dbName+" WITH (FORCE)"); err != nil {
+			if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+dbName+" WITH (FORCE)"); err != nil {
 				return dbError("drop database", err)
 			}
 			return nil
 		},
 		"role": func() error {
-			if _, err := p.control.ExecContext(ctx, "DROP ROLE IF EXISTS "+role); err != nil {
+			if _, err := db.ExecContext(ctx, "DROP ROLE IF EXISTS "+role); err != nil {
 				return dbError("drop role", err)
 			}
 			return nil
@@ -337,30 +381,34 @@ func (p *Provisioner) retire(ctx context.Context, t *Tenant) error {
 	if err != nil {
 		return err
 	}
+	db, err := p.admin(ctx, t)
+	if err != nil {
+		return err
+	}
 	run := map[string]func() error{
 		"role": func() error {
-			found, err := p.exists(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, t.RoleName)
+			found, err := p.exists(ctx, db, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, t.RoleName)
 			if err != nil || !found {
 				return err // a tenant deleted before its role was made has none to lock
 			}
-			if _, err := p.control.ExecContext(ctx, "ALTER ROLE "+role+" WITH NOLOGIN"); err != nil {
+			if _, err := db.ExecContext(ctx, "ALTER ROLE "+role+" WITH NOLOGIN"); err != nil {
 				return dbError("lock role", err)
 			}
 			return nil
 		},
 		"database": func() error {
 			p.pools.Close(t.ID)
-			found, err := p.exists(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, t.DBName)
+			found, err := p.exists(ctx, db, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, t.DBName)
 			if err != nil || !found {
 				return err
 			}
-			if _, err := p.control.ExecContext(ctx, "ALTER DATABASE "+dbName+" WITH ALLOW_CONNECTIONS false"); err != nil {
+			if _, err := db.ExecContext(ctx, "ALTER DATABASE "+dbName+" WITH ALLOW_CONNECTIONS false"); err != nil {
 				return dbError("lock database", err)
 			}
 			// sessions opened before: every process's pools, live feeds
 			const q = `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`
 			var n int
-			if err := p.control.GetContext(ctx, &n, q, t.DBName); err != nil {
+			if err := db.GetContext(ctx, &n, q, t.DBName); err != nil {
 				return dbError("end sessions", err)
 			}
 			return nil

@@ -44,6 +44,7 @@ type Tenant struct {
 	DBName        string
 	RoleName      string
 	SchemaVersion string
+	Server        string // name of the database server holding its database (DefaultServer, ...)
 	LastError     string // "" when none
 	Domains       []string
 	DeletedAt     *time.Time // set while DELETED

@@ -12,6 +12,12 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 )
 
+type AddDatabaseServerInput struct {
+	Name     string `json:"name"`
+	URL      string `json:"url"`
+	Capacity *int   `json:"capacity,omitempty"`
+}
+
 type AuthPayload struct {
 	Token string `json:"token"`
 	User  *User  `json:"user"`
@@ -52,10 +58,11 @@ type CreateProjectInput struct {
 }
 
 type CreateTenantInput struct {
-	Organization string      `json:"organization"`
-	Slug         *string     `json:"slug,omitempty"`
-	Owner        *OwnerInput `json:"owner"`
-	SeedDemoData *bool       `json:"seedDemoData,omitempty"`
+	Organization   string      `json:"organization"`
+	Slug           *string     `json:"slug,omitempty"`
+	Owner          *OwnerInput `json:"owner"`
+	SeedDemoData   *bool       `json:"seedDemoData,omitempty"`
+	DatabaseServer *string     `json:"databaseServer,omitempty"`
 }
 
 type CreateTenantPayload struct {
@@ -67,6 +74,16 @@ type CreateUserInput struct {
 	Name     string    `json:"name"`
 	Password string    `json:"password"`
 	Role     *UserRole `json:"role,omitempty"`
+}
+
+type DatabaseServer struct {
+	Name        string               `json:"name"`
+	Host        string               `json:"host"`
+	Status      DatabaseServerStatus `json:"status"`
+	Capacity    int                  `json:"capacity"`
+	TenantCount int                  `json:"tenantCount"`
+	LastError   *string              `json:"lastError,omitempty"`
+	CreatedAt   time.Time            `json:"createdAt"`
 }
 
 type DeleteTenantPayload struct {
@@ -157,19 +174,20 @@ type Subscription struct {
 }
 
 type Tenant struct {
-	ID            string       `json:"id"`
-	Slug          string       `json:"slug"`
-	Name          string       `json:"name"`
-	Status        TenantStatus `json:"status"`
-	Host          string       `json:"host"`
-	Domains       []string     `json:"domains"`
-	SchemaVersion string       `json:"schemaVersion"`
-	LastError     *string      `json:"lastError,omitempty"`
-	DeletedAt     *time.Time   `json:"deletedAt,omitempty"`
-	PurgeAfter    *time.Time   `json:"purgeAfter,omitempty"`
-	CreatedAt     time.Time    `json:"createdAt"`
-	UpdatedAt     time.Time    `json:"updatedAt"`
-	Usage         *TenantUsage `json:"usage"`
+	ID             string       `json:"id"`
+	Slug           string       `json:"slug"`
+	Name           string       `json:"name"`
+	Status         TenantStatus `json:"status"`
+	Host           string       `json:"host"`
+	Domains        []string     `json:"domains"`
+	SchemaVersion  string       `json:"schemaVersion"`
+	LastError      *string      `json:"lastError,omitempty"`
+	DeletedAt      *time.Time   `json:"deletedAt,omitempty"`
+	PurgeAfter     *time.Time   `json:"purgeAfter,omitempty"`
+	CreatedAt      time.Time    `json:"createdAt"`
+	UpdatedAt      time.Time    `json:"updatedAt"`
+	DatabaseServer string       `json:"databaseServer"`
+	Usage          *TenantUsage `json:"usage"`
 }
 
 type TenantConnection struct {
@@ -219,6 +237,63 @@ type UserConnection struct {
 type UserEdge struct {
 	Cursor string `json:"cursor"`
 	Node   *User  `json:"node"`
+}
+
+type DatabaseServerStatus string
+
+const (
+	DatabaseServerStatusActive      DatabaseServerStatus = "ACTIVE"
+	DatabaseServerStatusDraining    DatabaseServerStatus = "DRAINING"
+	DatabaseServerStatusUnreachable DatabaseServerStatus = "UNREACHABLE"
+)
+
+var AllDatabaseServerStatus = []DatabaseServerStatus{
+	DatabaseServerStatusActive,
+	DatabaseServerStatusDraining,
+	DatabaseServerStatusUnreachable,
+}
+
+func (e DatabaseServerStatus) IsValid() bool {
+	switch e {
+	case DatabaseServerStatusActive, DatabaseServerStatusDraining, DatabaseServerStatusUnreachable:
+		return true
+	}
+	return false
+}
+
+func (e DatabaseServerStatus) String() string {
+	return string(e)
+}
+
+func (e *DatabaseServerStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = DatabaseServerStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid DatabaseServerStatus", str)
+	}
+	return nil
+}
+
+func (e DatabaseServerStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *DatabaseServerStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e DatabaseServerStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }
 
 type IssueStatus string

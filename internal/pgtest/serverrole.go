@@ -7,13 +7,17 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/lib/pq"
+	"github.com/tenantql/tenantql/pglocal"
 )
 
 // ServerRole is the role the server under test connects as: LOGIN
@@ -119,4 +123,54 @@ func SuperuserURL(t testing.TB, dbURL string) string {
 		t.Fatalf("pgtest: %v", err)
 	}
 	return WithURLDatabase(AdminURL(t), strings.TrimPrefix(u.Path, "/"))
+}
+
+// OwnCluster is a throwaway PostgreSQL server of a test's own, such as a
+// second database server of the fleet.
+type OwnCluster struct {
+	// ServerURL reaches its "postgres" database as ServerRole (a
+	// CREATEDB CREATEROLE role, as a managed service would give).
+	ServerURL string
+	// SuperuserURL reaches its "postgres" database as the superuser, for
+	// the test's own looks.
+	SuperuserURL string
+	// Stop stops the cluster (also done when the test ends); stopping twice
+	// is harmless.
+	Stop func()
+}
+
+// NewCluster starts a throwaway cluster (fsync off) that the test's
+// cleanup stops and removes, with ServerRole on it. It takes about two
+// seconds. It calls t.Fatal when the cluster cannot start.
+func NewCluster(t testing.TB) *OwnCluster {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "pgtest-cluster-")
+	if err != nil {
+		t.Fatalf("pgtest: cluster: %v", err)
+	}
+	_ = os.Chmod(dir, 0o755) // the postgres user must reach it when we are root
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	c, err := pglocal.Start(ctx, pglocal.Options{DataDir: filepath.Join(dir, "data"), FsyncOff: true,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		os.RemoveAll(dir)
+		t.Fatalf("pgtest: cluster: %v", err)
+	}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			if err := c.Stop(); err != nil {
+				t.Logf("pgtest: stop cluster: %v", err)
+			}
+			os.RemoveAll(dir)
+		})
+	}
+	t.Cleanup(stop)
+	super := c.URL("postgres")
+	serverURL, _, err := serverCredentials(ctx, super)
+	if err != nil {
+		t.Fatalf("pgtest: cluster: server role: %v", err)
+	}
+	return &OwnCluster{ServerURL: serverURL, SuperuserURL: super, Stop: stop}
 }
