@@ -209,8 +209,7 @@ type TenantUsage struct {
 	DatabaseBytes    float64    `json:"databaseBytes"`
 	Users            int        `json:"users"`
 	LastRequestAt    *time.Time `json:"lastRequestAt,omitempty"`
-	// Requests in each hour of the last day, oldest first: 24 counts, the last one the hour up to now; they add up to requestsLastDay. (Not in the contract: for the operator console's chart.)
-	RequestsByHour []int `json:"requestsByHour"`
+	RequestsByHour   []int      `json:"requestsByHour"`
 }
 
 type UpdateIssueInput struct {
