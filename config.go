@@ -48,6 +48,7 @@ type Config struct {
 	SpareTenants     int           // SPARE_TENANTS: spare tenant databases kept ready
 	TenantTemplate   bool          // TENANT_TEMPLATE: clone tenant databases from a migrated template
 	PprofAddr        string        // PPROF_ADDR: serve net/http/pprof there (profiling only); "" = off
+	Tracing          TracingConfig // OTEL_*: OpenTelemetry traces, off unless an OTLP endpoint is set (tracing.go)
 	UserCacheTTL     time.Duration // USER_CACHE_SECONDS: users, once read, remembered this long (default 5); 0 = off
 	DeleteGrace      time.Duration // DELETE_GRACE_HOURS: a deleted tenant stays restorable this long (default 72); 0 = purged at once
 	// Provisioner: PROVISION_LEASE_SECONDS (default 60), PROVISION_MAX_ATTEMPTS
@@ -191,6 +192,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			return c, errors.New("SECRET_KEY of at least 32 characters is required when DATABASE_URL is set")
 		}
 	}
+	if c.Tracing, err = loadTracingConfig(getenv); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 
@@ -303,7 +307,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("spare_tenants", c.SpareTenants), slog.Bool("tenant_template", c.TenantTemplate),
 		slog.Duration("provision_lease", c.ProvisionLease), slog.Int("provision_max_attempts", c.ProvisionMaxAttempts),
 		slog.Duration("provision_backoff", c.ProvisionBackoff), slog.Duration("user_cache_ttl", c.UserCacheTTL),
-		slog.Duration("delete_grace", c.DeleteGrace),
+		slog.Duration("delete_grace", c.DeleteGrace), slog.Bool("tracing", c.Tracing.Enabled),
 	)
 }
 

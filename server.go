@@ -33,6 +33,7 @@ import (
 	"github.com/tenantql/tenantql/resolvers"
 	"github.com/tenantql/tenantql/store"
 	"github.com/tenantql/tenantql/tenancy"
+	"github.com/tenantql/tenantql/tracing"
 	tenantusage "github.com/tenantql/tenantql/usage"
 	"github.com/tenantql/tenantql/webapp"
 )
@@ -59,6 +60,7 @@ type app struct {
 	passwords   *auth.Passwords // the process's password hashing
 	metrics     *metrics.Metrics
 	hosts       tenancy.Hosts
+	tracing     *tracing.Tracing // nil: traces off
 }
 
 // newApp connects to (or, in development mode, starts) the control
@@ -82,9 +84,12 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 			a.Close()
 		}
 	}()
-	db, err := sqlx.Open("postgres", a.controlURL)
+	if err := a.startTracing(ctx); err != nil {
+		return nil, err
+	}
+	db, err := a.openControl()
 	if err != nil {
-		return nil, fmt.Errorf("open control database: %w", err)
+		return nil, err
 	}
 	a.control = db
 	db.SetMaxOpenConns(16)
@@ -113,7 +118,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	a.pools, err = tenancy.NewPools(tenancy.PoolOptions{
 		ServerURL: a.controlURL, MaxConns: cfg.MaxDBConnections, MaxConnsPerTenant: cfg.MaxConnsTenant,
 		IdleTimeout: cfg.DBIdleTimeout, NamePrefix: cfg.NamePrefix,
-		Metrics: a.metrics,
+		Metrics: a.metrics, TracerProvider: a.tracing.Provider(),
 	}, sealer)
 	if err != nil {
 		return nil, err
@@ -142,7 +147,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	a.registry.SetDeleteGrace(cfg.DeleteGrace)
 	a.provisioner = tenancy.NewProvisioner(db, a.registry, a.pools, seeder{}, tenancy.ProvisionerOptions{
 		Lease: cfg.ProvisionLease, MaxAttempts: cfg.ProvisionMaxAttempts, BaseBackoff: cfg.ProvisionBackoff,
-		Failpoint: fp, Reserve: a.reserve, Servers: a.servers,
+		Failpoint: fp, Reserve: a.reserve, Servers: a.servers, TracerProvider: a.tracing.Provider(),
 	}, log)
 	// every live replica takes a share of each tenant role's CONNECTION LIMIT
 	a.provisioner.Presence().OnReplicas = a.pools.SetReplicas
@@ -201,6 +206,9 @@ func (a *app) Close() {
 	}
 	if a.control != nil {
 		a.control.Close()
+	}
+	if err := a.tracing.Shutdown(context.Background()); err != nil {
+		a.log.Warn("export the last traces", "err", err)
 	}
 	if a.cluster != nil {
 		if err := a.cluster.Stop(); err != nil {
@@ -287,6 +295,7 @@ func (a *app) handler() (http.Handler, *edge.Guard) {
 		Introspection: a.cfg.Introspection, Suggestions: a.cfg.FieldSuggestions, Limits: a.cfg.Limits,
 		WSInitTimeout: a.cfg.WSInitTimeout, WSKeepAlive: a.cfg.WSKeepAlive, WSMessageBytes: a.cfg.MaxBodyBytes,
 		APQTenants: a.cfg.APQTenants, APQBytesPerTenant: a.cfg.APQBytesPerTenant,
+		TracerProvider: a.tracing.Provider(),
 	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -306,7 +315,7 @@ func (a *app) handler() (http.Handler, *edge.Guard) {
 	mux.Handle(playground.AssetPrefix, playground.Assets())
 	mux.Handle("GET /{$}", router.Middleware(http.HandlerFunc(a.playgroundPage)))
 	mux.Handle(webapp.Prefix, router.Middleware(webapp.Handler()))
-	return edge.RequestID(edge.AccessLog(a.log, mux)), guard
+	return edge.RequestID(a.traced(edge.AccessLog(a.log, mux))), guard
 }
 
 // playgroundPage serves the IDE of the host's API, with its starter query.

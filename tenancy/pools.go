@@ -3,7 +3,6 @@ package tenancy
 import (
 	"container/list"
 	"context"
-	"database/sql"
 	"fmt"
 	"net"
 	"net/url"
@@ -14,6 +13,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tenantql/tenantql/tracing"
 )
 
 // PoolOptions configure the tenant connection pools.
@@ -43,6 +45,9 @@ type PoolOptions struct {
 	NamePrefix string
 	// Metrics receives pool events; nil records nothing.
 	Metrics PoolMetrics
+	// TracerProvider, when set, makes a span of every statement on a
+	// tenant pool run inside a span (tracing.OpenDB); nil: none.
+	TracerProvider trace.TracerProvider
 }
 
 // PoolMetrics is told about the connection budget.
@@ -390,7 +395,7 @@ func (p *Pools) open(t *Tenant, tp *tenantPool) (*sqlx.DB, error) {
 		return nil, fmt.Errorf("tenancy: connector for tenant %s: %w", t.ID, err)
 	}
 	c.Dialer(budgetDialer{p: p, tp: tp})
-	db := sqlx.NewDb(sql.OpenDB(c), "postgres")
+	db := sqlx.NewDb(tracing.OpenDB(c, p.opts.TracerProvider), "postgres")
 	db.SetMaxOpenConns(p.opts.MaxConnsPerTenant)
 	db.SetMaxIdleConns(p.opts.MaxConnsPerTenant)
 	db.SetConnMaxIdleTime(p.opts.IdleTimeout)

@@ -2,7 +2,6 @@ package tenancy
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/tenantql/tenantql/migrations"
+	"github.com/tenantql/tenantql/tracing"
 )
 
 // provision drives a PROVISIONING tenant to READY, one idempotent step
@@ -300,7 +300,7 @@ func (p *Provisioner) openTenantDB(t *Tenant) (*sqlx.DB, error) {
 		return nil, fmt.Errorf("open tenant database: %w", err)
 	}
 	c.Dialer(p.pools.Dialer())
-	db := sqlx.NewDb(sql.OpenDB(c), "postgres")
+	db := sqlx.NewDb(tracing.OpenDB(c, p.opts.TracerProvider), "postgres")
 	db.SetMaxOpenConns(2)
 	return db, nil
 }
