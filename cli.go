@@ -28,6 +28,8 @@ Usage:
                                    or with --purge dropped now; waits until DELETED or gone
   tenantql tenants restore SLUG    a DELETED tenant back to READY with its data
   tenantql doctor [--repair]       check the control database against PostgreSQL's catalogs
+  tenantql audit [--limit N]       the last N (default 50) platform mutations: when, what, which tenant, outcome,
+                                   client address, token fingerprint, request id
 
 Every command reads the same environment as the server (see README.md). In
 development mode (no DATABASE_URL) a command uses the embedded PostgreSQL of
@@ -58,6 +60,12 @@ func run(args []string, getenv func(string) string) int {
 		repair := fs.Bool("repair", false, "fix what is safe to fix")
 		if err = fs.Parse(args); err == nil {
 			err = withApp(cfg, log, func(ctx context.Context, a *app) error { return a.doctor(ctx, os.Stdout, *repair) })
+		}
+	case "audit":
+		fs := flag.NewFlagSet("audit", flag.ContinueOnError)
+		limit := fs.Int("limit", 50, "how many records, newest first (1 to 10000)")
+		if err = fs.Parse(args); err == nil {
+			err = withApp(cfg, log, func(ctx context.Context, a *app) error { return a.audit(ctx, os.Stdout, *limit) })
 		}
 	case "help", "-h", "--help":
 		fmt.Print(usage)

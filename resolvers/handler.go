@@ -101,6 +101,7 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 	srv.Use(extension.AutomaticPersistedQuery{Cache: newTenantAPQCache(o.APQTenants, o.APQBytesPerTenant)})
 	srv.Use(limitsExtension{l: o.Limits.withDefaults(), parsed: docs})
 	srv.Use(getQueriesOnly{})
+	srv.Use(onePlatformMutation{})
 	if o.TracerProvider != nil {
 		srv.Use(newOperationTracing(o.TracerProvider))
 	}

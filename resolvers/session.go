@@ -3,6 +3,7 @@ package resolvers
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 // its bearer token, and the signed-in user once looked up.
 type session struct {
 	bearer string
+	client string // the client's address (the connection's peer), for the audit
 
 	once sync.Once
 	user store.User
@@ -46,8 +48,11 @@ func BearerToken(header string) string {
 // request context for the resolvers.
 func SessionMiddleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := WithBearer(r.Context(), BearerToken(r.Header.Get("Authorization")))
-		next.ServeHTTP(w, r.WithContext(ctx))
+		s := &session{bearer: BearerToken(r.Header.Get("Authorization"))}
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			s.client = host
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, s)))
 	})
 }
 
@@ -130,6 +135,9 @@ func (r *Resolver) platformDirective(ctx context.Context, _ any, next graphql.Re
 	}
 	if !auth.AdminTokenMatches(r.AdminToken, sessionFrom(ctx).bearer) {
 		return nil, apierr.New(apierr.Unauthenticated, "platform fields need Authorization: Bearer <admin token>")
+	}
+	if fc := graphql.GetFieldContext(ctx); fc != nil && fc.Object == "Mutation" {
+		return r.audited(ctx, next)
 	}
 	return next(ctx)
 }
