@@ -27,6 +27,10 @@ Usage:
                                    delete a tenant: DELETED (restorable for DELETE_GRACE_HOURS),
                                    or with --purge dropped now; waits until DELETED or gone
   tenantql tenants restore SLUG    a DELETED tenant back to READY with its data
+  tenantql servers list            the database servers of the fleet
+  tenantql servers add NAME URL [--capacity N]
+                                   add a database server (URL of a CREATEDB CREATEROLE role; probed first)
+  tenantql servers drain|activate|remove NAME
   tenantql doctor [--repair]       check the control database against PostgreSQL's catalogs
   tenantql audit [--limit N]       the last N (default 50) platform mutations: when, what, which tenant, outcome,
                                    client address, token fingerprint, request id
@@ -55,6 +59,8 @@ func run(args []string, getenv func(string) string) int {
 		err = withApp(cfg, log, func(ctx context.Context, a *app) error { return a.migrateAll(ctx, os.Stdout) })
 	case "tenants":
 		err = tenantsCommand(cfg, log, args)
+	case "servers":
+		err = serversCommand(cfg, log, args)
 	case "doctor":
 		fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
 		repair := fs.Bool("repair", false, "fix what is safe to fix")

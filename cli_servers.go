@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"text/tabwriter"
+)
+
+const serversUsage = `usage: tenantql servers list | add NAME URL [--capacity N] | drain NAME | activate NAME | remove NAME`
+
+// serversCommand runs `tenantql servers ...`: the fleet of database
+// servers, as the platform API's databaseServers and its mutations.
+func serversCommand(cfg Config, log *slog.Logger, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, serversUsage)
+		return exitCode(2)
+	}
+	return withApp(cfg, log, func(ctx context.Context, a *app) error {
+		return a.serversCLI(ctx, os.Stdout, args)
+	})
+}
+
+// serversCLI runs one servers subcommand, printing to out. A bad command
+// line is exit code 2; what the fleet refuses comes back as its error.
+func (a *app) serversCLI(ctx context.Context, out io.Writer, args []string) error {
+	sub, rest := args[0], args[1:]
+	// name returns the one argument of a subcommand that takes a name
+	name := func() (string, error) {
+		if len(rest) != 1 {
+			fmt.Fprintln(os.Stderr, serversUsage)
+			return "", exitCode(2)
+		}
+		return rest[0], nil
+	}
+	switch sub {
+	case "list":
+		if len(rest) != 0 {
+			fmt.Fprintln(os.Stderr, serversUsage)
+			return exitCode(2)
+		}
+		return a.printServers(ctx, out)
+	case "add":
+		fs := flag.NewFlagSet("servers add", flag.ContinueOnError)
+		capacity := fs.Int("capacity", 0, "most tenant databases placed on it; 0 = no limit")
+		if len(rest) < 2 {
+			fmt.Fprintln(os.Stderr, serversUsage)
+			return exitCode(2)
+		}
+		if err := fs.Parse(rest[2:]); err != nil {
+			return exitCode(2)
+		}
+		s, err := a.servers.Add(ctx, rest[0], rest[1], *capacity)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s added (%s, %s)\n", s.Name, s.Host, s.Status)
+		return nil
+	case "drain", "activate":
+		n, err := name()
+		if err != nil {
+			return err
+		}
+		s, err := a.servers.SetDraining(ctx, n, sub == "drain")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s is %s\n", s.Name, s.Status)
+		return nil
+	case "remove":
+		n, err := name()
+		if err != nil {
+			return err
+		}
+		if err := a.servers.Remove(ctx, n); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s removed\n", n)
+		return nil
+	}
+	fmt.Fprintln(os.Stderr, serversUsage)
+	return exitCode(2)
+}
+
+// printServers prints the fleet as a table (never a URL or credential).
+func (a *app) printServers(ctx context.Context, out io.Writer) error {
+	list, err := a.servers.List(ctx)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "NAME\tHOST\tSTATUS\tTENANTS\tCAPACITY\tLAST ERROR")
+	for _, s := range list {
+		capacity := "-"
+		if s.Capacity > 0 {
+			capacity = fmt.Sprint(s.Capacity)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", s.Name, s.Host, s.Status, s.TenantCount, capacity, s.LastError)
+	}
+	return w.Flush()
+}
