@@ -95,9 +95,9 @@ func newLoggedTestApp(t *testing.T, env map[string]string, w io.Writer) *testApp
 	return ta
 }
 
-// TestTenantStepEvents: provisioning, deletion and `tenantql migrate` log
-// one info line per step, in JSON with LOG_FORMAT=json, with the tenant,
-// the step, its duration and its outcome.
+// TestTenantStepEvents: provisioning, suspension, deletion and `tenantql
+// migrate` log one info line per step, in JSON with LOG_FORMAT=json, with
+// the tenant, the step, its duration and its outcome.
 func TestTenantStepEvents(t *testing.T) {
 	t.Parallel()
 	var logs syncBuffer
@@ -106,13 +106,16 @@ func TestTenantStepEvents(t *testing.T) {
 	if err := ta.migrateAll(context.Background(), io.Discard); err != nil {
 		t.Fatal(err)
 	}
+	mustOK(t, ta.admin(t, `mutation { suspendTenant(slug: "evt") { status } }`, nil))
+	mustOK(t, ta.admin(t, `mutation { resumeTenant(slug: "evt") { status } }`, nil))
 	mustOK(t, ta.admin(t, `mutation { deleteTenant(slug: "evt", purge: true) { tenant { slug } } }`, nil))
 	ta.waitStatus(t, "evt", "GONE")
 
 	want := []string{
 		"create.spare", "create.role", "create.database", "create.privileges", "create.migrate", "create.owner",
 		"upgrade.migrate",
-		"delete.database", "delete.role",
+		"suspend.status", "resume.status",
+		"purge.status", "delete.database", "delete.role",
 	}
 	var got []string
 	for _, l := range logs.lines(t) {

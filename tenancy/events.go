@@ -82,3 +82,24 @@ func addTenantToSpan(ctx context.Context, t *Tenant) {
 		span.SetAttributes(attribute.String("tenant", t.Slug))
 	}
 }
+
+// logStatusStep writes the event line of a status change made by the
+// Registry (setStatus): "<op>.status", where op is the lifecycle
+// operation, or "purge" (to DELETING) and "retry" (to PROVISIONING) for
+// the changes that have none.
+func (r *Registry) logStatusStep(ctx context.Context, op, slug string, to Status, start time.Time, t *Tenant, err error) {
+	if op == "" {
+		switch to {
+		case StatusDeleting:
+			op = "purge"
+		case StatusProvisioning:
+			op = "retry"
+		default:
+			op = strings.ToLower(string(to))
+		}
+	}
+	if t == nil {
+		t = &Tenant{Slug: slug}
+	}
+	logStep(ctx, r.log, t, op+".status", start, err)
+}

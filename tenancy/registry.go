@@ -272,7 +272,9 @@ func (r *Registry) SetFailpoint(f Failpoint) { r.fail = f }
 // to. When op is not "" the move is that lifecycle operation: boundaries
 // "<op>.start" before and "<op>.after-status" once it is committed.
 // Returns ErrTenantNotFound or ErrWrongState.
-func (r *Registry) setStatus(ctx context.Context, op, slug string, to Status, from ...Status) (*Tenant, error) {
+func (r *Registry) setStatus(ctx context.Context, op, slug string, to Status, from ...Status) (t *Tenant, err error) {
+	start := time.Now()
+	defer func() { r.logStatusStep(ctx, op, slug, to, start, t, err) }()
 	if op != "" {
 		if err := r.fail.check(op + ".start"); err != nil {
 			return nil, err
@@ -289,7 +291,7 @@ func (r *Registry) setStatus(ctx context.Context, op, slug string, to Status, fr
 				WHEN $2 = 'DELETING' THEN purge_after END
 		WHERE slug = $1 AND status = ANY($3) RETURNING id`
 	var id uuid.UUID
-	err := r.db.GetContext(ctx, &id, q, slug, string(to), pq.StringArray(froms), r.grace.Milliseconds())
+	err = r.db.GetContext(ctx, &id, q, slug, string(to), pq.StringArray(froms), r.grace.Milliseconds())
 	for try := 0; errors.Is(err, sql.ErrNoRows); try++ {
 		cur, gerr := r.Get(ctx, slug)
 		if gerr != nil {
