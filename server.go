@@ -103,6 +103,10 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	if err := tenancy.CheckControlRole(ctx, db); err != nil {
 		return nil, err
 	}
+	// tenant roles may neither connect to the control database nor use TEMP there
+	if err := tenancy.CloseControlDatabase(ctx, db); err != nil {
+		return nil, err
+	}
 	if _, err := tenancy.MigrateControl(ctx, db.DB); err != nil {
 		return nil, fmt.Errorf("migrate control database: %w", err)
 	}

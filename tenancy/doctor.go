@@ -220,7 +220,11 @@ func (r *Registry) Doctor(ctx context.Context, pools *Pools, repair bool) ([]Pro
 			add(p)
 		}
 	}
-	return problems, nil
+	stray, err := r.checkStrayAccess(ctx, repair, roleOwner)
+	if err != nil {
+		return nil, err
+	}
+	return append(problems, stray...), nil
 }
 
 // appliedVersion reads the newest migration applied in a tenant database,
