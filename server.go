@@ -154,7 +154,10 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		Failpoint: fp, Reserve: a.reserve, Servers: a.servers, TracerProvider: a.tracing.Provider(),
 	}, log)
 	// every live replica takes a share of each tenant role's CONNECTION LIMIT
-	a.provisioner.Presence().OnReplicas = a.pools.SetReplicas
+	a.provisioner.Presence().OnReplicas = func(n int) {
+		a.pools.SetReplicas(n)
+		a.metrics.Replicas(n, a.pools.TenantCap())
+	}
 	a.hosts = tenancy.Hosts{BaseDomain: cfg.BaseDomain, AdminHost: cfg.AdminHost}
 	a.usage = tenantusage.New(db, tenantusage.Options{Log: log, Users: func(ctx context.Context, t *tenancy.Tenant) (int, error) {
 		tdb, err := a.pools.DB(t)
