@@ -21,6 +21,9 @@ func (r *Resolver) tenantModel(ctx context.Context, t *tenancy.Tenant) *model.Te
 		le := t.LastError
 		lastError = &le
 	}
+	if why, behind := r.Registry.SchemaBehind(t); behind && t.Status == tenancy.StatusReady {
+		lastError = &why // why its host answers 503
+	}
 	domains := t.Domains
 	if domains == nil {
 		domains = []string{}

@@ -158,6 +158,9 @@ func WriteHTTPError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, tenancy.ErrTenantNotFound), errors.Is(err, tenancy.ErrTenantGone):
 		status, code, msg = http.StatusNotFound, apierr.TenantNotFound, "no tenant serves this host"
+	case errors.Is(err, tenancy.ErrSchemaBehind):
+		status, code, msg = http.StatusServiceUnavailable, apierr.TenantNotReady, "this tenant's database is being upgraded, retry later"
+		w.Header().Set("Retry-After", "30")
 	case errors.Is(err, tenancy.ErrTenantNotReady):
 		status, code, msg = http.StatusServiceUnavailable, apierr.TenantNotReady, "this tenant is being provisioned, retry shortly"
 		w.Header().Set("Retry-After", "2")

@@ -28,6 +28,7 @@ type Registry struct {
 	names  naming
 	fail   Failpoint     // suspend/resume boundaries; nil in normal operation
 	grace  time.Duration // how long a deleted tenant stays DELETED; 0: purged at once
+	schema string        // the newest tenant migration: a READY tenant behind it is not served
 	// revoked are the OnUserRevoked hooks (guarded by routes.mu)
 	revoked []func(tenant, user uuid.UUID)
 	// servers places new tenants; nil: every tenant on DefaultServer
@@ -49,7 +50,11 @@ func NewRegistry(db *sqlx.DB, sealer *Sealer, namePrefix string, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	return &Registry{db: db, sealer: sealer, log: log, routes: newRouteTable(), names: names, grace: DefaultDeleteGrace}, nil
+	schema, err := latestTenantSchema()
+	if err != nil {
+		return nil, err
+	}
+	return &Registry{db: db, sealer: sealer, log: log, routes: newRouteTable(), names: names, grace: DefaultDeleteGrace, schema: schema}, nil
 }
 
 // tenantRow is a tenants row as scanned by sqlx.

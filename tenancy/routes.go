@@ -156,8 +156,9 @@ func (r *Registry) SubscribeStatus(slug string) (<-chan *Tenant, func()) {
 }
 
 // Route returns the tenant serving a normalized host, from memory only.
-// Returns ErrTenantNotFound (unknown, or DELETING), ErrTenantNotReady
-// (PROVISIONING or FAILED) or ErrTenantSuspended, each wrapped; the tenant
+// Returns ErrTenantNotFound (unknown, DELETED or DELETING), ErrTenantNotReady
+// (PROVISIONING or FAILED; ErrSchemaBehind, which wraps it, for a READY
+// tenant whose database is behind this server's tenant migrations) or ErrTenantSuspended, each wrapped; the tenant
 // is returned alongside the last two.
 func (r *Registry) Route(hosts Hosts, host string) (*Tenant, error) {
 	kind, label := hosts.Classify(host)
@@ -176,6 +177,9 @@ func (r *Registry) Route(hosts Hosts, host string) (*Tenant, error) {
 	}
 	switch t.Status {
 	case StatusReady:
+		if _, behind := r.SchemaBehind(t); behind {
+			return t, ErrSchemaBehind
+		}
 		return t, nil
 	case StatusSuspended:
 		return t, ErrTenantSuspended
