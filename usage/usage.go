@@ -14,6 +14,7 @@ import (
 	"math"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -118,14 +119,16 @@ func (r *Recorder) Record(tenant uuid.UUID, at time.Time, d time.Duration, faile
 
 type markKey struct{}
 
-// mark says whether the request's answer carried an error.
-type mark struct{ failed bool }
+// mark says whether the request's answer carried an error. Root fields
+// resolve concurrently, so several may mark one request at once.
+type mark struct{ failed atomic.Bool }
 
 // MarkError records that the answer of ctx's request carries an error (a
-// GraphQL error in a 200 answer); the error presenter calls it.
+// GraphQL error in a 200 answer); the error presenter calls it. It is safe
+// for concurrent use.
 func MarkError(ctx context.Context) {
 	if m, ok := ctx.Value(markKey{}).(*mark); ok {
-		m.failed = true
+		m.failed.Store(true)
 	}
 }
 
@@ -145,7 +148,7 @@ func (r *Recorder) Middleware(next http.Handler) http.Handler {
 		sw := &apierr.StatusRecorder{ResponseWriter: w}
 		next.ServeHTTP(sw, req.WithContext(context.WithValue(req.Context(), markKey{}, m)))
 		end := time.Now()
-		r.Record(t.Tenant.ID, end, end.Sub(start), m.failed || sw.Status() >= 400)
+		r.Record(t.Tenant.ID, end, end.Sub(start), m.failed.Load() || sw.Status() >= 400)
 	})
 }
 
