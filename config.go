@@ -188,6 +188,10 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		if c.AdminToken == "" {
 			return c, errors.New("ADMIN_TOKEN is required when DATABASE_URL is set")
 		}
+		if len(c.AdminToken) < minAdminToken {
+			return c, fmt.Errorf("ADMIN_TOKEN must be at least %d characters when DATABASE_URL is set (it has %d): make one with 'openssl rand -hex 32'",
+				minAdminToken, len(c.AdminToken))
+		}
 		if len(c.SecretKey) < 32 {
 			return c, errors.New("SECRET_KEY of at least 32 characters is required when DATABASE_URL is set")
 		}
@@ -284,14 +288,7 @@ func (c Config) LogValue() slog.Value {
 	}
 	db := "embedded"
 	if c.DatabaseURL != "" {
-		if u, err := url.Parse(c.DatabaseURL); err == nil {
-			if _, has := u.User.Password(); has {
-				u.User = url.UserPassword(u.User.Username(), "****")
-			}
-			db = u.Redacted()
-		} else {
-			db = "****"
-		}
+		db = maskURL(c.DatabaseURL)
 	}
 	return slog.GroupValue(
 		slog.String("database", db), slog.String("data_dir", c.DataDir), slog.String("listen", c.ListenAddr),
@@ -378,4 +375,37 @@ func parseInt(getenv func(string) string, name string, def int) (int, error) {
 		return 0, fmt.Errorf("%s: want a whole number, got %q", name, v)
 	}
 	return n, nil
+}
+
+// minAdminToken is the shortest ADMIN_TOKEN accepted outside development
+// mode: 32 characters, as many as SECRET_KEY.
+const minAdminToken = 32
+
+// maskURL returns a connection URL fit for logs: the password of its user
+// and the value of every query parameter that may carry a credential
+// (password, sslpassword, sslkey, passfile, and any name with "password",
+// "secret" or "token" in it) are "****". A URL that does not parse is
+// "****" whole.
+func maskURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "****"
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "****")
+	}
+	q := u.Query()
+	masked := false
+	for k := range q {
+		lk := strings.ToLower(k)
+		if lk == "sslkey" || lk == "passfile" || strings.Contains(lk, "password") ||
+			strings.Contains(lk, "secret") || strings.Contains(lk, "token") {
+			q[k] = []string{"****"}
+			masked = true
+		}
+	}
+	if masked {
+		u.RawQuery = strings.ReplaceAll(q.Encode(), "%2A%2A%2A%2A", "****")
+	}
+	return strings.ReplaceAll(u.String(), "%2A%2A%2A%2A", "****")
 }

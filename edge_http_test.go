@@ -312,7 +312,7 @@ func TestEdgeConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prod, err := LoadConfig(env("DATABASE_URL", "postgres://x/y", "ADMIN_TOKEN", "t", "SECRET_KEY", strings.Repeat("k", 32)))
+	prod, err := LoadConfig(env("DATABASE_URL", "postgres://x/y", "ADMIN_TOKEN", strings.Repeat("t", 32), "SECRET_KEY", strings.Repeat("k", 32)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ type testApp struct {
 	stopWorkers func()
 }
 
-const testAdminToken = "test-admin-token-0123456789"
+const testAdminToken = "test-admin-token-0123456789-abcdef" // ADMIN_TOKEN needs 32 characters
 
 // newTestApp starts a tenantql on a fresh control database. Tenant
 // databases get a prefix of their own, so tests never see each other's.

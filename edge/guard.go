@@ -87,9 +87,13 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 		key, name := tenantKey(target)
 		noteTenant(r.Context(), name)
 
+		// a user's data: no shared cache may keep it, nor serve one
+		// caller's answer to another
+		w.Header().Set("Cache-Control", "no-store")
 		if !g.cors(w, r, target) {
 			return
 		}
+		w.Header().Add("Vary", "Authorization")
 		switch r.Method {
 		case http.MethodOptions: // preflights were answered by cors
 			w.Header().Set("Allow", allowedMethods)
