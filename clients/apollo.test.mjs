@@ -96,12 +96,14 @@ test('Apollo Client: login, query, APQ, subscription, cache', async () => {
     assert.equal(before.issue.status, 'TODO');
 
     const events = [];
+    let waiting = null; // { title, resolve } while the sync below waits for an event
     const gotEvent = new Promise((resolve, reject) => {
       const sub = client
         .subscribe({ query: tag`subscription { issueChanged(projectKey: "APO") { id key title status } }` })
         .subscribe({
           next: ({ data }) => {
             events.push(data.issueChanged);
+            if (waiting && data.issueChanged.title === waiting.title) waiting.resolve();
             if (data.issueChanged.status === 'DONE') {
               sub.unsubscribe();
               resolve();
@@ -110,10 +112,23 @@ test('Apollo Client: login, query, APQ, subscription, cache', async () => {
           error: reject,
         });
     });
-    // give the subscription time to be registered server-side, then mutate
-    // through a different client so only the subscription can update our cache
-    await new Promise((r) => setTimeout(r, 500));
+    // Mutate through a different client, so that only the subscription can
+    // update our cache. The server gives no signal that a subscription is
+    // live, so (as the Go tests do) change the issue until the subscription
+    // delivers the change: from then on it sees every change.
     const other = apolloFor('apollo', () => token, []);
+    let live = false;
+    for (let i = 0; i < 80 && !live; i++) {
+      const title = `sync ${i}`;
+      const seen = new Promise((resolve) => (waiting = { title, resolve }));
+      await other.client.mutate({
+        mutation: tag`mutation($k: String!, $t: String!) { updateIssue(key: $k, input: { title: $t }) { id title } }`,
+        variables: { k: issueKey, t: title },
+      });
+      live = await Promise.race([seen.then(() => true), new Promise((r) => setTimeout(() => r(false), 250))]);
+    }
+    waiting = null;
+    assert.ok(live, 'the subscription never delivered a change');
     await other.client.mutate({
       mutation: tag`mutation($k: String!) { updateIssue(key: $k, input: { status: DONE, title: "First, done" }) { id status } }`,
       variables: { k: issueKey },
