@@ -306,7 +306,7 @@ test('the app at /app/, end to end', { timeout: 300_000 }, async (t) => {
     assertClean(admin);
   });
 
-  await t.test('the console: suspend, resume and delete', async () => {
+  await t.test('the console: suspend, resume, delete, restore and purge', async () => {
     await tenantRow(admin, GLOBEX.slug).getByRole('button', { name: 'Suspend' }).click();
     await admin.locator(`[data-testid="tenant-row"][data-slug="globex"][data-status="SUSPENDED"]`).waitFor();
     await until(async () => (await appStatus(GLOBEX.slug)) === 403, 'globex answers 403 while suspended');
@@ -316,12 +316,29 @@ test('the app at /app/, end to end', { timeout: 300_000 }, async (t) => {
     await admin.locator(`[data-testid="tenant-row"][data-slug="globex"][data-status="READY"]`).waitFor();
     await until(async () => (await appStatus(GLOBEX.slug)) === 200, 'globex answers 200 once resumed');
 
+    // a delete keeps the data: DELETED (404), restorable
     await tenantRow(admin, GLOBEX.slug).getByRole('button', { name: 'Delete' }).click();
-    await tenantRow(admin, GLOBEX.slug).getByText('Delete globex and its database?').waitFor();
+    await tenantRow(admin, GLOBEX.slug).getByText('Delete globex? It stays restorable for a while.').waitFor();
     await tenantRow(admin, GLOBEX.slug).getByRole('button', { name: 'Delete', exact: true }).click();
-    await tenantRow(admin, GLOBEX.slug).waitFor({ state: 'detached', timeout: 60_000 });
+    await admin.locator(`[data-testid="tenant-row"][data-slug="globex"][data-status="DELETED"]`).waitFor();
+    await tenantRow(admin, GLOBEX.slug).getByTestId('tenant-purge-after').waitFor();
     assert.equal(await appStatus(GLOBEX.slug), 404);
     await shoot(admin, 'console-globex-deleted');
+
+    await tenantRow(admin, GLOBEX.slug).getByRole('button', { name: 'Restore' }).click();
+    await admin.locator(`[data-testid="tenant-row"][data-slug="globex"][data-status="READY"]`).waitFor({ timeout: 60_000 });
+    await until(async () => (await appStatus(GLOBEX.slug)) === 200, 'globex answers 200 once restored');
+
+    // deleted again, then purged: gone
+    await tenantRow(admin, GLOBEX.slug).getByRole('button', { name: 'Delete' }).click();
+    await tenantRow(admin, GLOBEX.slug).getByRole('button', { name: 'Delete', exact: true }).click();
+    await admin.locator(`[data-testid="tenant-row"][data-slug="globex"][data-status="DELETED"]`).waitFor();
+    await tenantRow(admin, GLOBEX.slug).getByRole('button', { name: 'Purge' }).click();
+    await tenantRow(admin, GLOBEX.slug).getByText('Drop globex’s database now, for good?').waitFor();
+    await tenantRow(admin, GLOBEX.slug).getByRole('button', { name: 'Purge', exact: true }).click();
+    await tenantRow(admin, GLOBEX.slug).waitFor({ state: 'detached', timeout: 60_000 });
+    assert.equal(await appStatus(GLOBEX.slug), 404);
+    await shoot(admin, 'console-globex-purged');
     assertClean(admin);
   });
 

@@ -181,6 +181,8 @@ const TENANT_ROW = gql`
     status
     host
     lastError
+    deletedAt
+    purgeAfter
     createdAt
     updatedAt
   }
@@ -265,12 +267,22 @@ export const RETRY_TENANT = gql`
   ${TENANT_ROW}
 `;
 
+/** DELETED (restorable until purgeAfter), or with purge gone for good. */
 export const DELETE_TENANT = gql`
-  mutation DeleteTenant($slug: String!) {
-    deleteTenant(slug: $slug) {
+  mutation DeleteTenant($slug: String!, $purge: Boolean) {
+    deleteTenant(slug: $slug, purge: $purge) {
       tenant {
         ...TenantRow
       }
+    }
+  }
+  ${TENANT_ROW}
+`;
+
+export const RESTORE_TENANT = gql`
+  mutation RestoreTenant($slug: String!) {
+    restoreTenant(slug: $slug) {
+      ...TenantRow
     }
   }
   ${TENANT_ROW}

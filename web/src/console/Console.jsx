@@ -10,6 +10,7 @@ import { adminToken } from '../lib/storage.js';
 import {
   CREATE_TENANT,
   DELETE_TENANT,
+  RESTORE_TENANT,
   RESUME_TENANT,
   RETRY_TENANT,
   SUSPEND_TENANT,
@@ -333,11 +334,14 @@ function TenantRow({ tenant, seen, record, refetch }) {
   const [resume, s2] = useMutation(RESUME_TENANT, opts((d) => d.resumeTenant));
   const [retry, s3] = useMutation(RETRY_TENANT, opts((d) => d.retryTenant));
   const [remove, s4] = useMutation(DELETE_TENANT, opts((d) => d.deleteTenant.tenant));
-  const busy = s1.loading || s2.loading || s3.loading || s4.loading;
-  const run = (mutate) => () => {
-    record(tenant.slug, tenant.status); // so the history reads "READY → SUSPENDED"
-    mutate({ variables: { slug: tenant.slug } }).catch(() => {}); // shown through onError
-  };
+  const [restore, s5] = useMutation(RESTORE_TENANT, opts((d) => d.restoreTenant));
+  const busy = s1.loading || s2.loading || s3.loading || s4.loading || s5.loading;
+  const run =
+    (mutate, extra = {}) =>
+    () => {
+      record(tenant.slug, tenant.status); // so the history reads "READY → SUSPENDED"
+      mutate({ variables: { slug: tenant.slug, ...extra } }).catch(() => {}); // shown through onError
+    };
   const appURL = `${window.location.protocol}//${tenant.host}/app/`;
 
   return (
@@ -370,6 +374,11 @@ function TenantRow({ tenant, seen, record, refetch }) {
           </div>
         )}
         {tenant.lastError && <div className="error-text small">{tenant.lastError}</div>}
+        {tenant.status === 'DELETED' && tenant.purgeAfter && (
+          <div className="muted small" data-testid="tenant-purge-after">
+            restorable; purged <Time value={tenant.purgeAfter} />
+          </div>
+        )}
         {TRANSITIONAL.has(tenant.status) && <StatusWatcher slug={tenant.slug} record={record} refetch={refetch} />}
       </td>
       <Activity usage={tenant.usage} />
@@ -394,20 +403,28 @@ function TenantRow({ tenant, seen, record, refetch }) {
             Retry
           </button>
         )}
+        {tenant.status === 'DELETED' && (
+          <button type="button" className="ghost" disabled={busy} onClick={run(restore)}>
+            Restore
+          </button>
+        )}
         {tenant.status !== 'DELETING' &&
           (confirming ? (
             <span className="confirm">
-              Delete {tenant.slug} and its database?
+              {tenant.status === 'DELETED'
+                ? `Drop ${tenant.slug}’s database now, for good?`
+                : `Delete ${tenant.slug}? It stays restorable for a while.`}
               <button
                 type="button"
                 className="danger"
                 disabled={busy}
                 onClick={() => {
                   setConfirming(false);
-                  run(remove)();
+                  // a DELETED tenant's second delete purges it
+                  run(remove, tenant.status === 'DELETED' ? { purge: true } : {})();
                 }}
               >
-                Delete
+                {tenant.status === 'DELETED' ? 'Purge' : 'Delete'}
               </button>
               <button type="button" className="ghost" onClick={() => setConfirming(false)}>
                 Cancel
@@ -415,7 +432,7 @@ function TenantRow({ tenant, seen, record, refetch }) {
             </span>
           ) : (
             <button type="button" className="ghost danger-text" disabled={busy} onClick={() => setConfirming(true)}>
-              Delete
+              {tenant.status === 'DELETED' ? 'Purge' : 'Delete'}
             </button>
           ))}
       </td>
