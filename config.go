@@ -33,6 +33,7 @@ type Config struct {
 	AdminToken       string
 	SecretKey        string
 	TrustProxy       bool
+	TrustedProxies   string // TRUSTED_PROXIES: addresses/CIDRs whose forwarded headers count ("" with TrustProxy: every peer)
 	CORSOrigins      []string
 	MaxDBConnections int
 	MaxConnsTenant   int
@@ -93,9 +94,16 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	c.AdminHost = strings.TrimSuffix(strings.ToLower(orDefault(getenv("ADMIN_HOST"), c.BaseDomain)), ".")
 	var err error
+	c.TrustedProxies = getenv("TRUSTED_PROXIES")
+	if _, err := edge.ParseProxies(c.TrustedProxies, false); err != nil {
+		return c, err
+	}
 	if c.TrustProxy, err = parseBool(getenv, "TRUST_PROXY", false); err != nil {
 		return c, err
 	}
+	// with a list, forwarded headers count from its peers only (edge.Proxies
+	// drops them from any other); without, TRUST_PROXY believes every peer
+	c.TrustProxy = c.TrustProxy || strings.TrimSpace(c.TrustedProxies) != ""
 	if c.Introspection, err = parseBool(getenv, "INTROSPECTION", c.Dev()); err != nil {
 		return c, err
 	}
@@ -294,7 +302,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("database", db), slog.String("data_dir", c.DataDir), slog.String("listen", c.ListenAddr),
 		slog.String("base_domain", c.BaseDomain), slog.String("admin_host", c.AdminHost),
 		slog.String("admin_token", mask(c.AdminToken)), slog.String("secret_key", mask(c.SecretKey)),
-		slog.Bool("trust_proxy", c.TrustProxy), slog.Any("cors_origins", c.CORSOrigins),
+		slog.Bool("trust_proxy", c.TrustProxy), slog.String("trusted_proxies", c.TrustedProxies), slog.Any("cors_origins", c.CORSOrigins),
 		slog.Int("max_db_connections", c.MaxDBConnections), slog.Int("max_db_connections_per_tenant", c.MaxConnsTenant),
 		slog.Duration("db_idle_timeout", c.DBIdleTimeout),
 		slog.Bool("introspection", c.Introspection), slog.Bool("field_suggestions", c.FieldSuggestions),

@@ -322,7 +322,12 @@ func (a *app) handler() (http.Handler, *edge.Guard) {
 	mux.Handle(playground.AssetPrefix, playground.Assets())
 	mux.Handle("GET /{$}", router.Middleware(http.HandlerFunc(a.playgroundPage)))
 	mux.Handle(webapp.Prefix, router.Middleware(webapp.Handler()))
-	return edge.RequestID(a.traced(edge.AccessLog(a.log, mux))), guard
+	// forwarded headers count from trusted proxies only (TRUSTED_PROXIES)
+	proxies, err := edge.ParseProxies(a.cfg.TrustedProxies, a.cfg.TrustProxy)
+	if err != nil { // LoadConfig checked it
+		panic(err)
+	}
+	return proxies.Wrap(edge.RequestID(a.traced(edge.AccessLog(a.log, mux)))), guard
 }
 
 // playgroundPage serves the IDE of the host's API, with its starter query.
