@@ -102,6 +102,7 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 	srv.Use(limitsExtension{l: o.Limits.withDefaults(), parsed: docs})
 	srv.Use(getQueriesOnly{})
 	srv.Use(onePlatformMutation{})
+	srv.Use(oneLogin{})
 	if o.TracerProvider != nil {
 		srv.Use(newOperationTracing(o.TracerProvider))
 	}
