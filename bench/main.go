@@ -60,6 +60,7 @@ type options struct {
 	tenants, clients, issues, signups, maxConns, spares, parallel int
 	duration                                                      time.Duration
 	repo, pprofDir, sharedBuffers, pgConf, serverEnv, compare     string
+	postgraphile                                                  string
 	baseline                                                      bool
 }
 
@@ -76,6 +77,7 @@ func main() {
 	flag.StringVar(&o.repo, "repo", ".", "repository root to build the server from")
 	flag.StringVar(&o.pprofDir, "pprof", "", "directory for CPU and allocation profiles of the server during the load run")
 	flag.BoolVar(&o.baseline, "baseline", true, "also run the plain net/http baseline")
+	flag.StringVar(&o.postgraphile, "postgraphile", "../shared/peers/postgraphile", "directory with PostGraphile's package.json and package-lock.json, installed with npm ci and loaded right after tenantql on one tenant database (relative to -repo; \"\" skips it)")
 	flag.StringVar(&o.sharedBuffers, "shared-buffers", "", "PostgreSQL shared_buffers, e.g. 2GB (default: PostgreSQL's 128MB)")
 	flag.StringVar(&o.pgConf, "pg-conf", "", "more PostgreSQL settings, space-separated name=value pairs (e.g. autovacuum_naptime=10min)")
 	flag.StringVar(&o.serverEnv, "server-env", "", "extra environment of the server, space-separated KEY=VALUE pairs (e.g. GOGC=200)")
@@ -112,6 +114,20 @@ func run(ctx context.Context, o options) error {
 		Transport: &http.Transport{MaxIdleConns: 4 * o.clients, MaxIdleConnsPerHost: 4 * o.clients, IdleConnTimeout: time.Minute},
 		Timeout:   60 * time.Second,
 	}}
+
+	// PostGraphile installs while the rest is set up.
+	peerInstalled := make(chan peerInstall, 1)
+	if o.postgraphile != "" {
+		src := o.postgraphile
+		if !filepath.IsAbs(src) {
+			src = filepath.Join(o.repo, src)
+		}
+		b.o.postgraphile = src
+		go func() {
+			bin, err := installPeer(ctx, src, filepath.Join(dir, "postgraphile"))
+			peerInstalled <- peerInstall{bin: bin, err: err}
+		}()
+	}
 
 	step := logStep("start PostgreSQL and build the server")
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -242,13 +258,26 @@ func run(ctx context.Context, o options) error {
 			}
 		}()
 	}
-	rep.gql, err = b.load(ctx, "http://"+b.srv.addr, tenants, b.srv.cmd.Process.Pid)
+	rep.gql, err = b.load(ctx, "http://"+b.srv.addr, tenants, b.srv.cmd.Process.Pid, b.issuesWorkload())
 	if err != nil {
 		return err
 	}
 	profiles.Wait()
 	rep.gqlHWM = b.srv.rssHWM()
 	step()
+
+	if o.postgraphile != "" {
+		b.srv.stop() // as for the baseline: its connections and CPU stay out of the peer's run
+		step = logStep(fmt.Sprintf("PostGraphile load on one tenant database: %d clients for %s", o.clients, o.duration))
+		rep.peer, rep.peerErr = b.runPeer(ctx, peerInstalled, tenants)
+		if rep.peerErr != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			fmt.Fprintf(os.Stderr, "bench: PostGraphile NOT MEASURED: %v\n", rep.peerErr)
+		}
+		step()
+	}
 
 	for _, env := range strings.Split(o.compare, "|") {
 		if env = strings.TrimSpace(env); env == "" {
@@ -260,7 +289,7 @@ func run(ctx context.Context, o options) error {
 		if err := b.startServer(ctx, o.spares); err != nil {
 			return err
 		}
-		r, err := b.load(ctx, "http://"+b.srv.addr, tenants, b.srv.cmd.Process.Pid)
+		r, err := b.load(ctx, "http://"+b.srv.addr, tenants, b.srv.cmd.Process.Pid, b.issuesWorkload())
 		if err != nil {
 			return err
 		}
@@ -275,7 +304,7 @@ func run(ctx context.Context, o options) error {
 		if err != nil {
 			return err
 		}
-		rep.base, err = b.load(ctx, "http://"+base.addr, tenants, 0)
+		rep.base, err = b.load(ctx, "http://"+base.addr, tenants, 0, b.issuesWorkload())
 		base.close()
 		if err != nil {
 			return err
@@ -715,12 +744,45 @@ type issuesAnswer struct {
 	Errors []json.RawMessage `json:"errors"`
 }
 
-// load runs o.clients clients for o.duration against baseURL, each
-// request for a random tenant, checking every answer; it samples
-// pg_stat_activity (and the RSS of pid, when not 0) every 100 ms.
-func (b *bench) load(ctx context.Context, baseURL string, ts []*tenant, pid int) (result, error) {
-	var res result
+// workload is what a load run sends (the body, with each tenant's token
+// unless noToken) and how it checks an answer: ok false for a wrong
+// answer, leaks the issues of another tenant.
+type workload struct {
+	body    []byte
+	noToken bool
+	check   func(raw []byte, t *tenant) (leaks int64, ok bool)
+}
+
+// issuesWorkload is issuesQuery, whose answer both the server and the
+// baseline write.
+func (b *bench) issuesWorkload() workload {
 	body, _ := json.Marshal(map[string]string{"query": issuesQuery})
+	return workload{body: body, check: func(raw []byte, t *tenant) (leaks int64, ok bool) {
+		var a issuesAnswer
+		if json.Unmarshal(raw, &a) != nil || len(a.Errors) > 0 || len(a.Data.Issues.Edges) != min(20, b.o.issues) {
+			return 0, false
+		}
+		prefix := t.Slug + " issue "
+		for _, e := range a.Data.Issues.Edges {
+			if !strings.HasPrefix(e.Node.Title, prefix) {
+				leaks++
+			}
+		}
+		return leaks, true
+	}}
+}
+
+// load runs o.clients clients for o.duration against baseURL, each
+// request for a random tenant of ts, checking every answer; it samples
+// pg_stat_activity (and the RSS of pid, when not 0) every 100 ms.
+func (b *bench) load(ctx context.Context, baseURL string, ts []*tenant, pid int, w workload) (result, error) {
+	var res result
+	body := w.body
+	token := func(req *http.Request, t *tenant) {
+		if !w.noToken {
+			req.Header.Set("Authorization", "Bearer "+t.token)
+		}
+	}
 	stop := make(chan struct{})
 	sampled := make(chan struct{})
 	go func() {
@@ -755,7 +817,7 @@ func (b *bench) load(ctx context.Context, baseURL string, ts []*tenant, pid int)
 		req, _ := http.NewRequestWithContext(ctx, "POST", baseURL+"/graphql", bytes.NewReader(body))
 		req.Host = t.host
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+t.token)
+		token(req, t)
 		resp, err := b.http.Do(req)
 		if err != nil {
 			return err
@@ -792,7 +854,7 @@ func (b *bench) load(ctx context.Context, baseURL string, ts []*tenant, pid int)
 				req, _ := http.NewRequestWithContext(ctx, "POST", baseURL+"/graphql", bytes.NewReader(body))
 				req.Host = t.host
 				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("Authorization", "Bearer "+t.token)
+				token(req, t)
 				t0 := time.Now()
 				resp, err := b.http.Do(req)
 				if err != nil {
@@ -803,21 +865,17 @@ func (b *bench) load(ctx context.Context, baseURL string, ts []*tenant, pid int)
 				resp.Body.Close()
 				lat = append(lat, time.Since(t0))
 				n++
-				var a issuesAnswer
 				switch {
 				case err != nil:
 					fail(err.Error())
 				case resp.StatusCode != 200:
 					fail(fmt.Sprintf("HTTP %d %s", resp.StatusCode, raw))
-				case json.Unmarshal(raw, &a) != nil || len(a.Errors) > 0 || len(a.Data.Issues.Edges) != min(20, b.o.issues):
-					fail(string(raw))
 				default:
-					prefix := t.Slug + " issue "
-					for _, e := range a.Data.Issues.Edges {
-						if !strings.HasPrefix(e.Node.Title, prefix) {
-							leaks++
-						}
+					l, ok := w.check(raw, t)
+					if !ok {
+						fail(string(raw))
 					}
+					leaks += l
 				}
 			}
 			mu.Lock()
@@ -877,7 +935,8 @@ type report struct {
 	signupSpare, signupNoSpare []signup
 	bulkCreate, fill           time.Duration
 	bulkCount                  int
-	gql, base                  result
+	gql, base, peer            result
+	peerErr                    error // PostGraphile was not measured
 	gqlHWM                     int64
 	compared                   []compared
 }
@@ -950,10 +1009,14 @@ func (rep report) print(w io.Writer) {
 			fmt.Fprintf(w, "          against the first graphql run: %.0f%%\n", 100*c.res.rate()/rep.gql.rate())
 		}
 	}
+	if o.postgraphile != "" && rep.peerErr == nil {
+		line("postgraphile", rep.peer)
+	}
 	if o.baseline {
 		line("baseline", rep.base)
 		if rep.base.rate() > 0 {
 			fmt.Fprintf(w, "graphql/baseline: %.0f%%\n", 100*rep.gql.rate()/rep.base.rate())
 		}
 	}
+	rep.printSideBySide(w)
 }
