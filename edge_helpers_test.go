@@ -1,11 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/tenantql/tenantql/internal/gqlclient"
 )
 
 // raw sends a request to /graphql on host with the given method, body and
@@ -37,10 +38,7 @@ func (ta *testApp) get(t testing.TB, host string, params url.Values, headers map
 }
 
 // jsonBody encodes a GraphQL request body.
-func jsonBody(query string, vars map[string]any) string {
-	b, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	return string(b)
-}
+func jsonBody(query string, vars map[string]any) string { return string(gqlclient.Body(query, vars)) }
 
 // wantRefused fails unless r is a refusal with status and code whose
 // message contains want.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -13,94 +12,6 @@ import (
 
 	"github.com/coder/websocket"
 )
-
-// hostTransport sends every request with Host set to host.
-type hostTransport struct{ host string }
-
-func (h hostTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Host = h.host
-	return http.DefaultTransport.RoundTrip(r)
-}
-
-// wsConn is a GraphQL websocket client for tests.
-type wsConn struct {
-	t *testing.T
-	c *websocket.Conn
-}
-
-// dialWS opens a websocket to serverURL's /graphql as host, with
-// subprotocol and an optional Origin. It returns the HTTP status of a
-// refused upgrade.
-func dialWS(t *testing.T, serverURL, host, subprotocol, origin string) (*wsConn, int, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	h := http.Header{}
-	if origin != "" {
-		h.Set("Origin", origin)
-	}
-	c, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(serverURL, "http")+"/graphql", &websocket.DialOptions{
-		HTTPClient:   &http.Client{Transport: hostTransport{host}},
-		HTTPHeader:   h,
-		Subprotocols: []string{subprotocol},
-	})
-	if err != nil {
-		status := 0
-		if resp != nil {
-			status = resp.StatusCode
-		}
-		return nil, status, err
-	}
-	t.Cleanup(func() { c.CloseNow() })
-	return &wsConn{t: t, c: c}, 101, nil
-}
-
-func (w *wsConn) send(msg map[string]any) {
-	w.t.Helper()
-	b, _ := json.Marshal(msg)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := w.c.Write(ctx, websocket.MessageText, b); err != nil {
-		w.t.Fatalf("websocket write: %v", err)
-	}
-}
-
-// next reads the next message that is not a keep-alive.
-func (w *wsConn) next() (map[string]any, error) {
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		_, b, err := w.c.Read(ctx)
-		cancel()
-		if err != nil {
-			return nil, err
-		}
-		var m map[string]any
-		if err := json.Unmarshal(b, &m); err != nil {
-			w.t.Fatalf("websocket message %q: %v", b, err)
-		}
-		switch m["type"] {
-		case "ping": // graphql-transport-ws keep-alive: unanswered, the server hangs up
-			w.send(map[string]any{"type": "pong"})
-			continue
-		case "ka", "pong":
-			continue
-		}
-		return m, nil
-	}
-}
-
-func (w *wsConn) mustNext(typ string) map[string]any {
-	w.t.Helper()
-	m, err := w.next()
-	if err != nil {
-		w.t.Fatalf("waiting for %s: %v", typ, err)
-	}
-	if m["type"] != typ {
-		w.t.Fatalf("want %s, got %v", typ, m)
-	}
-	return m
-}
 
 // TestSubscriptionsOutliveHTTPTimeouts: the server's read and write
 // timeouts cut slow HTTP requests, never a websocket (net/http clears a
@@ -121,35 +32,33 @@ func TestSubscriptionsOutliveHTTPTimeouts(t *testing.T) {
 	t.Cleanup(srv.Close)
 
 	sub := `subscription { tenantStatusChanged(slug: "wst") { slug status } }`
-	modern, _, err := dialWS(t, srv.URL, "example.test", "graphql-transport-ws", "")
+	modern, _, err := dialWS(t, srv.URL, "example.test", protoTransportWS, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	modern.send(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + testAdminToken}})
-	modern.mustNext("connection_ack")
-	modern.send(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": sub}})
-	if m := modern.mustNext("next"); field(m, "payload", "data", "tenantStatusChanged", "status") != "READY" {
-		t.Fatalf("first event: %v", m)
+	modern.init(map[string]any{"Authorization": "Bearer " + testAdminToken})
+	modern.subscribe("1", sub, nil)
+	if e := modern.mustEvent("next"); field(e.Data, "tenantStatusChanged", "status") != "READY" {
+		t.Fatalf("first event: %+v", e)
 	}
 
-	legacy, _, err := dialWS(t, srv.URL, "example.test", "graphql-ws", "")
+	legacy, _, err := dialWS(t, srv.URL, "example.test", protoLegacyWS, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	legacy.send(map[string]any{"type": "connection_init", "payload": map[string]any{"authToken": testAdminToken}})
-	legacy.mustNext("connection_ack")
-	legacy.send(map[string]any{"id": "1", "type": "start", "payload": map[string]any{"query": sub}})
-	if m := legacy.mustNext("data"); field(m, "payload", "data", "tenantStatusChanged", "status") != "READY" {
-		t.Fatalf("first legacy event: %v", m)
+	legacy.init(map[string]any{"authToken": testAdminToken})
+	legacy.subscribe("1", sub, nil)
+	if e := legacy.mustEvent("data"); field(e.Data, "tenantStatusChanged", "status") != "READY" {
+		t.Fatalf("first legacy event: %+v", e)
 	}
 
 	time.Sleep(2500 * time.Millisecond) // past both timeouts
 	mustOK(t, ta.admin(t, `mutation { suspendTenant(slug: "wst") { status } }`, nil))
-	if m := modern.mustNext("next"); field(m, "payload", "data", "tenantStatusChanged", "status") != "SUSPENDED" {
-		t.Fatalf("event after the timeouts: %v", m)
+	if e := modern.mustEvent("next"); field(e.Data, "tenantStatusChanged", "status") != "SUSPENDED" {
+		t.Fatalf("event after the timeouts: %+v", e)
 	}
-	if m := legacy.mustNext("data"); field(m, "payload", "data", "tenantStatusChanged", "status") != "SUSPENDED" {
-		t.Fatalf("legacy event after the timeouts: %v", m)
+	if e := legacy.mustEvent("data"); field(e.Data, "tenantStatusChanged", "status") != "SUSPENDED" {
+		t.Fatalf("legacy event after the timeouts: %+v", e)
 	}
 
 	// while a plain request that is slower than the read timeout is cut
@@ -193,21 +102,20 @@ func TestWebsocketGuards(t *testing.T) {
 	const host = "wsg.example.test"
 
 	// a foreign Origin is refused before the upgrade; the tenant's own is fine
-	if _, status, err := dialWS(t, ta.srv.URL, host, "graphql-transport-ws", "https://wsh.example.test"); err == nil || status != 403 {
+	if _, status, err := dialWS(t, ta.srv.URL, host, protoTransportWS, http.Header{"Origin": {"https://wsh.example.test"}}); err == nil || status != 403 {
 		t.Fatalf("foreign origin: status %d, %v", status, err)
 	}
-	own, _, err := dialWS(t, ta.srv.URL, host, "graphql-transport-ws", "http://wsg.example.test:5173")
+	own, _, err := dialWS(t, ta.srv.URL, host, protoTransportWS, http.Header{"Origin": {"http://wsg.example.test:5173"}})
 	if err != nil {
 		t.Fatalf("own origin: %v", err)
 	}
-	own.send(map[string]any{"type": "connection_init"})
-	own.mustNext("connection_ack")
+	own.init(nil)
 
 	// the cap: a second connection of the same tenant is 429, another tenant's is fine
-	if _, status, err := dialWS(t, ta.srv.URL, host, "graphql-transport-ws", ""); err == nil || status != 429 {
+	if _, status, err := dialWS(t, ta.srv.URL, host, protoTransportWS, nil); err == nil || status != 429 {
 		t.Fatalf("over the cap: status %d, %v", status, err)
 	}
-	other, _, err := dialWS(t, ta.srv.URL, "wsh.example.test", "graphql-transport-ws", "")
+	other, _, err := dialWS(t, ta.srv.URL, "wsh.example.test", protoTransportWS, nil)
 	if err != nil {
 		t.Fatalf("other tenant: %v", err)
 	}
@@ -217,20 +125,19 @@ func TestWebsocketGuards(t *testing.T) {
 	for i := range 31 {
 		aliases.WriteString(" a" + string(rune('a'+i/26)) + string(rune('a'+i%26)) + ": key")
 	}
-	own.send(map[string]any{"id": "x", "type": "subscribe", "payload": map[string]any{
-		"query": `subscription { issueChanged(projectKey: "P") {` + aliases.String() + ` } }`}})
+	own.subscribe("x", `subscription { issueChanged(projectKey: "P") {`+aliases.String()+` } }`, nil)
 	m := own.mustNext("error")
 	if b, _ := json.Marshal(m); !strings.Contains(string(b), "QUERY_TOO_COMPLEX") || !strings.Contains(string(b), "more than 30 aliases") {
 		t.Fatalf("refused subscription: %s", b)
 	}
 
 	// closing frees the slot
-	own.c.Close(websocket.StatusNormalClosure, "")
+	_ = own.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, _, err := dialWS(t, ta.srv.URL, host, "graphql-transport-ws", "")
+		c, _, err := dialWS(t, ta.srv.URL, host, protoTransportWS, nil)
 		if err == nil {
-			c.c.CloseNow()
+			_ = c.CloseNow()
 			break
 		}
 		if time.Now().After(deadline) {
@@ -240,10 +147,10 @@ func TestWebsocketGuards(t *testing.T) {
 	}
 
 	// a client that never sends connection_init is closed by the server
-	_ = other.c.CloseNow()
-	var silent *wsConn
+	_ = other.CloseNow()
+	var silent *wsClient
 	for silent == nil && time.Now().Before(deadline.Add(10*time.Second)) {
-		silent, _, _ = dialWS(t, ta.srv.URL, "wsh.example.test", "graphql-transport-ws", "")
+		silent, _, _ = dialWS(t, ta.srv.URL, "wsh.example.test", protoTransportWS, nil)
 		if silent == nil {
 			sleepBriefly()
 		}
@@ -251,7 +158,7 @@ func TestWebsocketGuards(t *testing.T) {
 	if silent == nil {
 		t.Fatal("could not reconnect")
 	}
-	_, err = silent.next()
+	_, err = silent.Next(20 * time.Second)
 	var ce websocket.CloseError
 	if !errors.As(err, &ce) || !strings.Contains(ce.Reason, "initialisation timeout") {
 		t.Fatalf("silent client: want a close for the init timeout, got %v", err)

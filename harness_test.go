@@ -2,12 +2,9 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +18,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/tenantql/tenantql/edge"
+	"github.com/tenantql/tenantql/internal/gqlclient"
 	"github.com/tenantql/tenantql/internal/pgtest"
 )
 
@@ -172,56 +170,32 @@ func (ta *testApp) metric(t testing.TB, series string) float64 {
 	return 0
 }
 
-// gqlResponse is a GraphQL response body.
-type gqlResponse struct {
-	Status int
-	Header http.Header
-	Data   map[string]any
-	Errors []struct {
-		Message    string         `json:"message"`
-		Path       []any          `json:"path"`
-		Extensions map[string]any `json:"extensions"`
-	}
-	Raw string
-}
+// gqlResponse is a decoded GraphQL answer.
+type gqlResponse = gqlclient.Response
 
-// Code returns the first error's extensions.code, "" when none.
-func (r gqlResponse) Code() string {
-	if len(r.Errors) == 0 {
-		return ""
-	}
-	c, _ := r.Errors[0].Extensions["code"].(string)
-	return c
+// client is the GraphQL client of ta's HTTP server.
+func (ta *testApp) client() *gqlclient.Client {
+	return &gqlclient.Client{URL: ta.srv.URL, HTTP: ta.srv.Client()}
 }
 
 // do posts a GraphQL operation to host with an optional bearer token.
 func (ta *testApp) do(t testing.TB, host, token, query string, vars map[string]any) gqlResponse {
 	t.Helper()
-	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	req, _ := http.NewRequest("POST", ta.srv.URL+"/graphql", bytes.NewReader(body))
-	req.Host = host
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	return ta.send(t, req)
-}
-
-func (ta *testApp) send(t testing.TB, req *http.Request) gqlResponse {
-	t.Helper()
-	resp, err := ta.srv.Client().Do(req)
+	r, err := ta.client().Post(context.Background(), host, token, query, vars)
 	if err != nil {
 		t.Fatalf("request: %v", err)
 	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	out := gqlResponse{Status: resp.StatusCode, Header: resp.Header, Raw: string(raw)}
-	if strings.Contains(resp.Header.Get("Content-Type"), "json") {
-		if err := json.Unmarshal(raw, &out); err != nil {
-			t.Fatalf("decode %q: %v", raw, err)
-		}
+	return r
+}
+
+// send sends a prepared request to ta's server and decodes the answer.
+func (ta *testApp) send(t testing.TB, req *http.Request) gqlResponse {
+	t.Helper()
+	r, err := ta.client().Do(req)
+	if err != nil {
+		t.Fatalf("request: %v", err)
 	}
-	return out
+	return r
 }
 
 // admin posts a platform operation with the admin token.
@@ -240,16 +214,7 @@ func mustOK(t testing.TB, r gqlResponse) gqlResponse {
 }
 
 // field walks a path of keys in decoded JSON.
-func field(v any, path ...string) any {
-	for _, p := range path {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil
-		}
-		v = m[p]
-	}
-	return v
-}
+func field(v any, path ...string) any { return gqlclient.Field(v, path...) }
 
 const createTenantMutation = `mutation($in: CreateTenantInput!) {
   createTenant(input: $in) { tenant { id slug name status host domains schemaVersion lastError createdAt updatedAt } }

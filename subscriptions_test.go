@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -12,220 +11,12 @@ import (
 	"github.com/coder/websocket"
 )
 
-// The two websocket subprotocols gqlgen serves.
-const (
-	protoTransportWS = "graphql-transport-ws" // graphql-ws library, current
-	protoLegacyWS    = "graphql-ws"           // subscriptions-transport-ws, legacy
-)
-
-// wsMessage is one protocol message.
-type wsMessage struct {
-	ID      string          `json:"id,omitempty"`
-	Type    string          `json:"type"`
-	Payload json.RawMessage `json:"payload,omitempty"`
-}
-
-// wsClient is a minimal GraphQL-over-websocket client for both protocols.
-type wsClient struct {
-	t     testing.TB
-	proto string
-	conn  *websocket.Conn
-	msgs  chan wsMessage // from the server, pings answered
-	// closeStatus is the server's close code, once msgs is closed (-1:
-	// the connection ended without a close frame)
-	closeStatus websocket.StatusCode
-}
-
-// dialWS opens a subscription connection to host with the protocol proto,
-// sending header on the upgrade request and init as connection_init's
-// payload, and waits for connection_ack.
-func (ta *testApp) dialWS(t testing.TB, host, proto string, header http.Header, init map[string]any) *wsClient {
-	t.Helper()
-	c, err := ta.tryDialWS(t, host, proto, header, init)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// tryDialWS is dialWS returning the failure.
-func (ta *testApp) tryDialWS(t testing.TB, host, proto string, header http.Header, init map[string]any) (*wsClient, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ta.srv.URL, "http")+"/graphql", &websocket.DialOptions{
-		Host: host, HTTPHeader: header, Subprotocols: []string{proto},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", host, err)
-	}
-	conn.SetReadLimit(1 << 20)
-	c := &wsClient{t: t, proto: proto, conn: conn, msgs: make(chan wsMessage, 100)}
-	t.Cleanup(func() { _ = conn.Close(websocket.StatusNormalClosure, "") })
-	go c.readLoop()
-	c.send(wsMessage{Type: "connection_init", Payload: mustJSON(init)})
-	for {
-		m, ok := c.next(5 * time.Second)
-		if !ok {
-			return nil, fmt.Errorf("no connection_ack")
-		}
-		switch m.Type {
-		case "connection_ack":
-			return c, nil
-		case "ka":
-		default:
-			return nil, fmt.Errorf("connection_init answered %s %s", m.Type, m.Payload)
-		}
-	}
-}
-
-func mustJSON(v any) json.RawMessage {
-	if v == nil {
-		return nil
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
-
-func (c *wsClient) readLoop() {
-	defer close(c.msgs)
-	for {
-		_, b, err := c.conn.Read(context.Background())
-		if err != nil {
-			c.closeStatus = websocket.CloseStatus(err)
-			return
-		}
-		var m wsMessage
-		if err := json.Unmarshal(b, &m); err != nil {
-			c.t.Errorf("bad websocket message %q", b)
-			return
-		}
-		if m.Type == "ping" {
-			c.send(wsMessage{Type: "pong"})
-			continue
-		}
-		c.msgs <- m
-	}
-}
-
-func (c *wsClient) send(m wsMessage) {
-	b, _ := json.Marshal(m)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = c.conn.Write(ctx, websocket.MessageText, b)
-}
-
-// next returns the next message other than keep-alives, or false after
-// timeout or once the connection closed.
-func (c *wsClient) next(timeout time.Duration) (wsMessage, bool) {
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	for {
-		select {
-		case m, ok := <-c.msgs:
-			if !ok {
-				return wsMessage{}, false
-			}
-			if m.Type == "ka" || m.Type == "pong" {
-				continue
-			}
-			return m, true
-		case <-timer.C:
-			return wsMessage{}, false
-		}
-	}
-}
-
-// subscribe starts operation id.
-func (c *wsClient) subscribe(id, query string, vars map[string]any) {
-	typ := "subscribe"
-	if c.proto == protoLegacyWS {
-		typ = "start"
-	}
-	c.send(wsMessage{ID: id, Type: typ, Payload: mustJSON(map[string]any{"query": query, "variables": vars})})
-}
-
-// stop ends operation id from the client side.
-func (c *wsClient) stop(id string) {
-	typ := "complete"
-	if c.proto == protoLegacyWS {
-		typ = "stop"
-	}
-	c.send(wsMessage{ID: id, Type: typ})
-}
-
-// wsEvent is what a subscription operation produced: data, errors or its end.
-type wsEvent struct {
-	ID       string
-	Data     map[string]any
-	Errors   []map[string]any
-	Complete bool
-}
-
-// Code returns the first error's extensions.code.
-func (e wsEvent) Code() string {
-	if len(e.Errors) == 0 {
-		return ""
-	}
-	c, _ := field(e.Errors[0], "extensions", "code").(string)
-	return c
-}
-
-// event returns the next event of any operation, failing the test after
-// timeout.
-func (c *wsClient) event(timeout time.Duration) wsEvent {
-	c.t.Helper()
-	e, ok := c.tryEvent(timeout)
-	if !ok {
-		c.t.Fatalf("%s: no event within %s", c.proto, timeout)
-	}
-	return e
-}
-
-// tryEvent returns the next event, false after timeout.
-func (c *wsClient) tryEvent(timeout time.Duration) (wsEvent, bool) {
-	c.t.Helper()
-	m, ok := c.next(timeout)
-	if !ok {
-		return wsEvent{}, false
-	}
-	e := wsEvent{ID: m.ID}
-	switch m.Type {
-	case "next", "data":
-		var p struct {
-			Data   map[string]any   `json:"data"`
-			Errors []map[string]any `json:"errors"`
-		}
-		if err := json.Unmarshal(m.Payload, &p); err != nil {
-			c.t.Fatalf("payload %s: %v", m.Payload, err)
-		}
-		e.Data, e.Errors = p.Data, p.Errors
-	case "error":
-		// graphql-transport-ws: an array of errors; graphql-ws: one error
-		var errs []map[string]any
-		if json.Unmarshal(m.Payload, &errs) != nil {
-			var one map[string]any
-			_ = json.Unmarshal(m.Payload, &one)
-			errs = []map[string]any{one}
-		}
-		e.Errors = errs
-	case "complete":
-		e.Complete = true
-	default:
-		c.t.Fatalf("%s: unexpected message %s %s", c.proto, m.Type, m.Payload)
-	}
-	return e, true
-}
-
 // issueEvent returns the next issueChanged event, failing on errors.
 func (c *wsClient) issueEvent(timeout time.Duration) map[string]any {
 	c.t.Helper()
 	e := c.event(timeout)
 	if len(e.Errors) > 0 || e.Complete || e.Data == nil {
-		c.t.Fatalf("%s: want an issue, got %+v", c.proto, e)
+		c.t.Fatalf("%s: want an issue, got %+v", c.Proto, e)
 	}
 	return field(e.Data, "issueChanged").(map[string]any)
 }
@@ -247,7 +38,7 @@ func (c *wsClient) syncIssues(user *tenantUser, probe string) {
 				break
 			}
 			if len(e.Errors) > 0 || e.Complete {
-				c.t.Fatalf("%s: subscription failed while syncing: %+v", c.proto, e)
+				c.t.Fatalf("%s: subscription failed while syncing: %+v", c.Proto, e)
 			}
 			if field(e.Data, "issueChanged", "title") == title {
 				// An event carries the issue as read when its notification
@@ -262,7 +53,7 @@ func (c *wsClient) syncIssues(user *tenantUser, probe string) {
 			}
 		}
 	}
-	c.t.Fatalf("%s: the subscription never delivered a change", c.proto)
+	c.t.Fatalf("%s: the subscription never delivered a change", c.Proto)
 }
 
 const issueChangedSub = `subscription($p: String!) { issueChanged(projectKey: $p) {
@@ -558,12 +349,12 @@ func TestShutdownClosesWebsocketsWithACloseFrame(t *testing.T) {
 	t.Logf("2 websockets closed in %s", time.Since(start).Round(time.Millisecond))
 	for _, c := range clients {
 		for {
-			if _, ok := c.next(5 * time.Second); !ok {
+			if _, err := c.Next(5 * time.Second); err != nil {
 				break
 			}
 		}
-		if c.closeStatus != websocket.StatusNormalClosure {
-			t.Errorf("%s: connection ended with close status %d, want a close frame with %d", c.proto, c.closeStatus, websocket.StatusNormalClosure)
+		if s := c.CloseStatus(); s != websocket.StatusNormalClosure {
+			t.Errorf("%s: connection ended with close status %d, want a close frame with %d", c.Proto, s, websocket.StatusNormalClosure)
 		}
 	}
 	if _, err := ta.tryDialWS(t, tenantHost("bye"), protoTransportWS, bearer(u.token), nil); err == nil ||

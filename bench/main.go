@@ -42,6 +42,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
+	"github.com/tenantql/tenantql/internal/gqlclient"
 	"github.com/tenantql/tenantql/pglocal"
 )
 
@@ -458,36 +459,18 @@ func (b *bench) waitReserve(ctx context.Context, spares int) error {
 
 // gql posts one GraphQL operation to host and decodes the answer into out.
 func (b *bench) gql(ctx context.Context, host, token, query string, vars map[string]any, out any) error {
-	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	req, err := http.NewRequestWithContext(ctx, "POST", "http://"+b.srv.addr+"/graphql", bytes.NewReader(body))
+	c := gqlclient.Client{URL: "http://" + b.srv.addr, HTTP: b.http}
+	r, err := c.Post(ctx, host, token, query, vars)
 	if err != nil {
 		return err
 	}
-	req.Host = host
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := b.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	var env struct {
-		Data   json.RawMessage   `json:"data"`
-		Errors []json.RawMessage `json:"errors"`
-	}
-	if err := json.Unmarshal(raw, &env); err != nil || resp.StatusCode != 200 || len(env.Errors) > 0 {
-		return fmt.Errorf("%s: HTTP %d %s", host, resp.StatusCode, raw)
+	if !r.OK() {
+		return fmt.Errorf("%s: HTTP %d %s", host, r.Status, r.Raw)
 	}
 	if out == nil {
 		return nil
 	}
-	return json.Unmarshal(env.Data, out)
+	return r.DecodeData(out)
 }
 
 // signup is one timed sign-up.

@@ -2,7 +2,7 @@ package faulttest
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/tenantql/tenantql/internal/gqlclient"
 )
 
 // TestSIGTERMDrainsAndRestartKeepsEverything stops the server with
@@ -43,8 +44,8 @@ func TestSIGTERMDrainsAndRestartKeepsEverything(t *testing.T) {
 	subClosed := make(chan websocket.StatusCode, 1)
 	go func() {
 		for {
-			if _, _, err := sub.Read(context.Background()); err != nil {
-				subClosed <- websocket.CloseStatus(err)
+			if _, err := sub.Next(time.Minute); err != nil && !errors.Is(err, gqlclient.ErrTimeout) {
+				subClosed <- sub.CloseStatus()
 				return
 			}
 		}
@@ -182,29 +183,20 @@ func loggedAfter(path, mark, line string) int {
 // openSubscription opens a graphql-transport-ws connection to host as
 // token's user, subscribes to issueChanged on project KEEP and returns
 // the connection once the server acknowledged it.
-func openSubscription(t *testing.T, s *server, host, token string) *websocket.Conn {
+func openSubscription(t *testing.T, s *server, host, token string) *gqlclient.WS {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.base, "http")+"/graphql", &websocket.DialOptions{
-		Host: host, Subprotocols: []string{"graphql-transport-ws"},
-	})
+	ws, _, err := gqlclient.Dial(ctx, s.base, gqlclient.DialOptions{Host: host})
 	if err != nil {
-		t.Fatalf("dial %s: %v", host, err)
+		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = conn.CloseNow() })
-	send := func(m map[string]any) {
-		b, _ := json.Marshal(m)
-		if err := conn.Write(ctx, websocket.MessageText, b); err != nil {
-			t.Fatal(err)
-		}
+	t.Cleanup(func() { _ = ws.CloseNow() })
+	if err := ws.Init(map[string]any{"Authorization": "Bearer " + token}, 10*time.Second); err != nil {
+		t.Fatal(err)
 	}
-	send(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + token}})
-	_, b, err := conn.Read(ctx)
-	if err != nil || !strings.Contains(string(b), `"connection_ack"`) {
-		t.Fatalf("connection_init answered %s (%v)", b, err)
+	if err := ws.Subscribe("1", `subscription { issueChanged(projectKey: "KEEP") { key } }`, nil); err != nil {
+		t.Fatal(err)
 	}
-	send(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{
-		"query": `subscription { issueChanged(projectKey: "KEEP") { key } }`}})
-	return conn
+	return ws
 }

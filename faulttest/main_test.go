@@ -5,10 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -26,6 +24,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
+	"github.com/tenantql/tenantql/internal/gqlclient"
 	"github.com/tenantql/tenantql/internal/pgtest"
 )
 
@@ -505,74 +504,14 @@ func (s *server) waitExit(timeout time.Duration) (code int, ok bool) {
 }
 
 // response is a decoded GraphQL answer.
-type response struct {
-	Status  int
-	Header  http.Header
-	Data    map[string]any
-	Errors  []gqlError
-	Raw     string
-	Latency time.Duration
-}
-
-type gqlError struct {
-	Message    string         `json:"message"`
-	Path       []any          `json:"path"`
-	Extensions map[string]any `json:"extensions"`
-}
-
-// Code returns the first error's extensions.code, "" when none.
-func (r response) Code() string {
-	if len(r.Errors) == 0 {
-		return ""
-	}
-	c, _ := r.Errors[0].Extensions["code"].(string)
-	return c
-}
-
-// Codes returns every error's code.
-func (r response) Codes() []string {
-	var out []string
-	for _, e := range r.Errors {
-		c, _ := e.Extensions["code"].(string)
-		out = append(out, c)
-	}
-	return out
-}
-
-// OK reports a 200 with data and no errors.
-func (r response) OK() bool { return r.Status == 200 && len(r.Errors) == 0 && r.Data != nil }
+type response = gqlclient.Response
 
 func tenantHost(slug string) string { return slug + "." + baseDomain }
 
 // gql posts a GraphQL operation to host; transport failures are errors.
 func (s *server) gql(ctx context.Context, host, token, query string, vars map[string]any) (response, error) {
-	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	req, err := http.NewRequestWithContext(ctx, "POST", s.base+"/graphql", bytes.NewReader(body))
-	if err != nil {
-		return response{}, err
-	}
-	req.Host = host
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	start := time.Now()
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return response{}, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return response{}, err
-	}
-	out := response{Status: resp.StatusCode, Header: resp.Header, Raw: string(raw), Latency: time.Since(start)}
-	if strings.Contains(resp.Header.Get("Content-Type"), "json") {
-		if err := json.Unmarshal(raw, &out); err != nil {
-			return out, fmt.Errorf("decode %q: %w", raw, err)
-		}
-	}
-	return out, nil
+	c := gqlclient.Client{URL: s.base, HTTP: s.client}
+	return c.Post(ctx, host, token, query, vars)
 }
 
 // mustGQL is gql that fails the test on a transport error.
@@ -600,16 +539,7 @@ func mustOK(t testing.TB, r response) response {
 }
 
 // field walks a path of keys in decoded JSON.
-func field(v any, path ...string) any {
-	for _, p := range path {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil
-		}
-		v = m[p]
-	}
-	return v
-}
+func field(v any, path ...string) any { return gqlclient.Field(v, path...) }
 
 func ownerEmail(slug string) string { return "owner@" + slug + ".test" }
 func orgName(slug string) string    { return "Org " + slug }

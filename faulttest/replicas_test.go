@@ -3,6 +3,7 @@ package faulttest
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -12,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/tenantql/tenantql/internal/gqlclient"
 )
 
 // propagation bounds how long a change made through one replica may take
@@ -165,36 +166,23 @@ func waitAnswer(t *testing.T, s *server, slug string, status int) time.Duration 
 // crossReplicaEvent changes issue KEEP-1 through s until sub (a
 // subscription on another replica) delivers the change, so the test does
 // not depend on when the subscription became live.
-func crossReplicaEvent(t *testing.T, s *server, sub *websocket.Conn, token string) {
+func crossReplicaEvent(t *testing.T, s *server, sub *gqlclient.WS, token string) {
 	t.Helper()
-	events := make(chan string, 16)
-	readCtx, stopReading := context.WithCancel(context.Background())
-	defer stopReading()
-	go func() {
-		for {
-			_, b, err := sub.Read(readCtx)
-			if err != nil {
-				close(events)
-				return
-			}
-			events <- string(b)
-		}
-	}()
-	deadline := time.After(15 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for i := 0; ; i++ {
 		mustOK(t, s.mustGQL(t, tenantHost("acme"), token, `mutation($t: String!) { updateIssue(key: "KEEP-1", input: { title: $t }) { key } }`,
 			map[string]any{"t": fmt.Sprintf("Cross %d", i)}))
-		select {
-		case e, ok := <-events:
-			if !ok {
-				t.Fatal("the subscription closed")
-			}
-			if strings.Contains(e, `"next"`) && strings.Contains(e, `"KEEP-1"`) {
-				return
-			}
-			t.Fatalf("unexpected message: %s", e)
-		case <-time.After(500 * time.Millisecond):
-		case <-deadline:
+		m, err := sub.Next(500 * time.Millisecond)
+		switch {
+		case errors.Is(err, gqlclient.ErrTimeout):
+		case err != nil:
+			t.Fatalf("the subscription closed: %v", err)
+		case m.Type == "next" && strings.Contains(string(m.Payload), `"KEEP-1"`):
+			return
+		default:
+			t.Fatalf("unexpected message: %s %s", m.Type, m.Payload)
+		}
+		if time.Now().After(deadline) {
 			t.Fatal("a change made through one replica never reached a subscriber on the other")
 		}
 	}
