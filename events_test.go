@@ -4,18 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
-	"net/http/httptest"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/jmoiron/sqlx"
-
-	"github.com/tenantql/tenantql/internal/pgtest"
 )
 
 // syncBuffer is a log destination that tests read while the app writes.
@@ -52,47 +44,8 @@ func (b *syncBuffer) lines(t testing.TB) []map[string]any {
 // for env (LOG_FORMAT, LOG_LEVEL) writing to w instead of stderr.
 func newLoggedTestApp(t *testing.T, env map[string]string, w io.Writer) *testApp {
 	t.Helper()
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	prefix := "t" + hex.EncodeToString(b) + "_"
-	vars := map[string]string{
-		"DATABASE_URL":       pgtest.NewControlDatabase(t),
-		"ADMIN_TOKEN":        testAdminToken,
-		"SECRET_KEY":         "test-secret-key-0123456789-0123456789",
-		"BASE_DOMAIN":        "example.test",
-		"TENANT_NAME_PREFIX": prefix,
-	}
-	for k, v := range env {
-		vars[k] = v
-	}
-	cfg, err := LoadConfig(func(k string) string { return vars[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := newApp(ctx, cfg, newLogger(cfg, w))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	workers := a.startWorkers(ctx, time.Hour)
-	super, err := sqlx.Open("postgres", pgtest.SuperuserURL(t, cfg.DatabaseURL))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	h, guard := a.handler()
-	srv := httptest.NewServer(h)
-	ta := &testApp{app: a, srv: srv, prefix: prefix, guard: guard, super: super}
-	ta.stopWorkers = func() { cancel(); workers.wait() }
-	t.Cleanup(func() {
-		srv.Close()
-		ta.stopWorkers()
-		ta.dropTenantObjects(t)
-		a.Close()
-		super.Close()
-	})
-	return ta
+	cfg, prefix := testConfig(t, env)
+	return startLoggedTestApp(t, cfg, prefix, true, newLogger(cfg, w))
 }
 
 // TestTenantStepEvents: provisioning, suspension, deletion and `tenantql

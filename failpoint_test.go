@@ -43,7 +43,7 @@ func TestFailpointMustNameABoundary(t *testing.T) {
 	cfg, err := LoadConfig(func(k string) string {
 		return map[string]string{
 			"DATABASE_URL": "postgres://tenantql@127.0.0.1:1/nowhere", "ADMIN_TOKEN": testAdminToken,
-			"SECRET_KEY": "test-secret-key-0123456789-0123456789", "TENANTQL_FAILPOINT": "create.after-nothing=exit",
+			"SECRET_KEY": testSecretKey, "TENANTQL_FAILPOINT": "create.after-nothing=exit",
 		}[k]
 	})
 	if err != nil {

@@ -40,11 +40,23 @@ type testApp struct {
 	stopWorkers func()
 }
 
-const testAdminToken = "test-admin-token-0123456789-abcdef" // ADMIN_TOKEN needs 32 characters
+const (
+	testAdminToken = "test-admin-token-0123456789-abcdef" // ADMIN_TOKEN needs 32 characters
+	testSecretKey  = "test-secret-key-0123456789-0123456789"
+)
 
 // newTestApp starts a tenantql on a fresh control database. Tenant
 // databases get a prefix of their own, so tests never see each other's.
 func newTestApp(t testing.TB, env map[string]string) *testApp {
+	t.Helper()
+	cfg, prefix := testConfig(t, env)
+	return startTestApp(t, cfg, prefix, true)
+}
+
+// testConfig is the configuration of a tenantql on a fresh control
+// database, with env over the tests' defaults, and the prefix of its
+// tenant databases and roles.
+func testConfig(t testing.TB, env map[string]string) (Config, string) {
 	t.Helper()
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
@@ -52,7 +64,7 @@ func newTestApp(t testing.TB, env map[string]string) *testApp {
 	vars := map[string]string{
 		"DATABASE_URL":       pgtest.NewControlDatabase(t),
 		"ADMIN_TOKEN":        testAdminToken,
-		"SECRET_KEY":         "test-secret-key-0123456789-0123456789",
+		"SECRET_KEY":         testSecretKey,
 		"BASE_DOMAIN":        "example.test",
 		"TENANT_NAME_PREFIX": prefix,
 		"INTROSPECTION":      "true",
@@ -67,7 +79,17 @@ func newTestApp(t testing.TB, env map[string]string) *testApp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startTestApp(t, cfg, prefix, true)
+	return cfg, prefix
+}
+
+// testLogger is the log of an app under test: warnings and errors on
+// stderr, everything with TEST_LOG set.
+func testLogger() *slog.Logger {
+	level := slog.LevelWarn
+	if os.Getenv("TEST_LOG") != "" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
 // startTestApp wires an app on cfg and runs its background workers (as
@@ -75,11 +97,12 @@ func newTestApp(t testing.TB, env map[string]string) *testApp {
 // the tenant databases and roles of prefix (the app that made them).
 func startTestApp(t testing.TB, cfg Config, prefix string, owner bool) *testApp {
 	t.Helper()
-	level := slog.LevelWarn
-	if os.Getenv("TEST_LOG") != "" {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	return startLoggedTestApp(t, cfg, prefix, owner, testLogger())
+}
+
+// startLoggedTestApp is startTestApp with the app logging to log.
+func startLoggedTestApp(t testing.TB, cfg Config, prefix string, owner bool, log *slog.Logger) *testApp {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := newApp(ctx, cfg, log)
 	if err != nil {

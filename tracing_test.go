@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,29 +11,13 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-
-	"github.com/tenantql/tenantql/internal/pgtest"
 )
 
 // newTracedTestApp is newTestApp with traces on, exported to exp as each
 // span ends.
 func newTracedTestApp(t *testing.T, exp sdktrace.SpanExporter) *testApp {
 	t.Helper()
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	prefix := "t" + hex.EncodeToString(b) + "_"
-	vars := map[string]string{
-		"DATABASE_URL":       pgtest.NewControlDatabase(t),
-		"ADMIN_TOKEN":        testAdminToken,
-		"SECRET_KEY":         "test-secret-key-0123456789-0123456789",
-		"BASE_DOMAIN":        "example.test",
-		"TENANT_NAME_PREFIX": prefix,
-		"SPARE_TENANTS":      "0",
-	}
-	cfg, err := LoadConfig(func(k string) string { return vars[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, prefix := testConfig(t, map[string]string{"SPARE_TENANTS": "0"})
 	cfg.Tracing.exporter = exp
 	return startTestApp(t, cfg, prefix, true)
 }

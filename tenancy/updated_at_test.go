@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
 	_ "github.com/lib/pq"
 
 	"github.com/tenantql/tenantql/internal/pgtest"
@@ -20,11 +19,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 func TestUpdatedAtGrowsInCommitOrder(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, err := sqlx.Open("postgres", pgtest.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openT(t, pgtest.NewDatabase(t))
 	if _, err := MigrateControl(ctx, db.DB); err != nil {
 		t.Fatal(err)
 	}
