@@ -6,7 +6,7 @@ import "testing"
 // project and comments(first: 3) { author } on a demo tenant, through the
 // real HTTP handler (httptest server, JSON in and out) on PostgreSQL.
 func BenchmarkIssuesQuery(b *testing.B) {
-	ta := newTestApp(b, nil)
+	ta := newTestApp(b, map[string]string{"RATE_LIMIT_RPS": "0"}) // a rate limit would refuse the loop
 	ta.createTenant(b, "bench", true)
 	owner := ta.owner(b, "bench")
 	vars := map[string]any{"n": 20}
@@ -25,7 +25,7 @@ func BenchmarkIssuesQuery(b *testing.B) {
 // issues(first: 20) with each assignee's id and name, through the real
 // HTTP handler on PostgreSQL. Profile it with -cpuprofile/-memprofile.
 func BenchmarkIssuesPage(b *testing.B) {
-	ta := newTestApp(b, nil)
+	ta := newTestApp(b, map[string]string{"RATE_LIMIT_RPS": "0"}) // a rate limit would refuse the loop
 	ta.createTenant(b, "page", true)
 	owner := ta.owner(b, "page")
 	const q = `{ issues(first: 20) { edges { node { id number title status assignee { id name } } } } }`

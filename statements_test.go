@@ -229,14 +229,12 @@ const nestedIssuesQuery = `query($n: Int!) { issues(first: $n) { totalCount edge
 
 func TestNestedIssuesQueryRunsAConstantNumberOfStatements(t *testing.T) {
 	t.Parallel()
-	// With the user cache off every user reference goes through the
-	// batches: 1 viewer + 4 issue page (BEGIN, page, count, COMMIT) + users
-	// + projects + comments + comment authors = 9; the two user batches
-	// (issue level, comment authors) may coalesce into one when their
-	// waits overlap, so 8 is fine too. An N+1 would cost at least n more.
+	// With the user cache off: 1 viewer + 4 issue page (BEGIN, page with
+	// its assignee and reporter joined in, count, COMMIT) + projects +
+	// comments + comment authors = 8. An N+1 would cost at least n more.
 	t.Run("user cache off", func(t *testing.T) {
 		t.Parallel()
-		checkStatementCounts(t, "0", 8, 9)
+		checkStatementCounts(t, "0", 8, 8)
 	})
 	// With the cache on (the default), the owner's earlier requests have
 	// cached every user: only the issue page, projects and comments remain.
@@ -244,6 +242,58 @@ func TestNestedIssuesQueryRunsAConstantNumberOfStatements(t *testing.T) {
 		t.Parallel()
 		checkStatementCounts(t, "60", 6, 6)
 	})
+}
+
+// TestIssuesPageIsOneStatement pins the statements of the benchmark's
+// query (bench/): the page with its assignees joined in, and the signed-in
+// user unless the user cache holds it. It also checks that the joined
+// assignees are the right ones, unassigned issues included.
+func TestIssuesPageIsOneStatement(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		cache string
+		want  int
+	}{{"0", 2}, {"60", 1}} {
+		t.Run("USER_CACHE_SECONDS="+c.cache, func(t *testing.T) {
+			t.Parallel()
+			ta, counter := newCountedApp(t, map[string]string{"USER_CACHE_SECONDS": c.cache})
+			ta.createTenant(t, "page", false)
+			owner := ta.owner(t, "page")
+			aliceID, _ := owner.newUser(t, "alice", "MEMBER")
+			owner.createProject(t, "WEB", "Website")
+			for i := range 6 {
+				in := map[string]any{"projectKey": "WEB", "title": fmt.Sprintf("issue %d", i)}
+				if i%2 == 0 {
+					in["assigneeId"] = aliceID
+				}
+				owner.createIssue(t, in)
+			}
+			const q = `{ issues(first: 20) { edges { node { id number title status assignee { id name } } } } }`
+			owner.must(t, q, nil) // fills the cache, when on
+			tn, err := ta.registry.Get(t.Context(), "page")
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := counter.statements(tn.DBName)
+			r := owner.must(t, q, nil)
+			if got := counter.statements(tn.DBName) - before; got != c.want {
+				t.Errorf("statements on the tenant database = %d, want %d", got, c.want)
+			}
+			issues := nodes(r, "issues")
+			if len(issues) != 6 {
+				t.Fatalf("want 6 issues: %s", r.Raw)
+			}
+			for _, is := range issues {
+				n := int(is["number"].(float64))
+				switch a, _ := is["assignee"].(map[string]any); {
+				case n%2 == 1 && (a == nil || a["id"] != aliceID || a["name"] != "alice"):
+					t.Errorf("issue %d: assignee %v, want alice (%s)", n, is["assignee"], aliceID)
+				case n%2 == 0 && a != nil:
+					t.Errorf("issue %d: assignee %v, want null", n, a)
+				}
+			}
+		})
+	}
 }
 
 // checkStatementCounts runs nestedIssuesQuery for several page sizes with

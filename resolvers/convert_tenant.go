@@ -28,6 +28,12 @@ func issueModel(i store.Issue) *model.Issue {
 	if i.AssigneeID != nil {
 		m.AssigneeID = i.AssigneeID.String()
 	}
+	if i.Assignee != nil { // joined in by ListIssues
+		m.Assignee = userModel(*i.Assignee)
+	}
+	if i.Reporter != nil {
+		m.Reporter = userModel(*i.Reporter)
+	}
 	return m
 }
 

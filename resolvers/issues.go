@@ -7,6 +7,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/google/uuid"
+	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/tenantql/tenantql/apierr"
 	"github.com/tenantql/tenantql/graph/model"
@@ -137,6 +138,9 @@ func (r *Resolver) listIssues(ctx context.Context, projectID *uuid.UUID, first *
 		return nil, err
 	}
 	args.SkipCount = !selects(ctx, "totalCount")
+	// the users shown come with the page, in its statement
+	args.JoinAssignee = selects(ctx, "edges", "node", "assignee")
+	args.JoinReporter = selects(ctx, "edges", "node", "reporter")
 	page, err := s.ListIssues(ctx, f, args)
 	if err != nil {
 		return nil, err
@@ -145,14 +149,23 @@ func (r *Resolver) listIssues(ctx context.Context, projectID *uuid.UUID, first *
 }
 
 // selects reports whether the current field's selection asks for the
-// field name of its (object) result, fragments included.
-func selects(ctx context.Context, name string) bool {
+// field at path below its (object) result, fragments and aliases
+// included: selects(ctx, "totalCount"), selects(ctx, "edges", "node",
+// "assignee").
+func selects(ctx context.Context, path ...string) bool {
 	fc := graphql.GetFieldContext(ctx)
 	if fc == nil {
 		return true // not under the executor: assume everything is wanted
 	}
-	for _, f := range graphql.CollectFieldsCtx(ctx, []string{fc.Field.Definition.Type.Name()}) {
-		if f.Name == name {
+	return selectsBelow(graphql.GetOperationContext(ctx), fc.Field.Selections, fc.Field.Definition.Type.Name(), path)
+}
+
+func selectsBelow(oc *graphql.OperationContext, sel ast.SelectionSet, typeName string, path []string) bool {
+	for _, f := range graphql.CollectFields(oc, sel, []string{typeName}) {
+		if f.Name != path[0] {
+			continue
+		}
+		if len(path) == 1 || selectsBelow(oc, f.Selections, f.Definition.Type.Name(), path[1:]) {
 			return true
 		}
 	}
@@ -212,9 +225,13 @@ func (r *Resolver) issueProject(ctx context.Context, is *model.Issue) (*model.Pr
 	return projectModel(p), nil
 }
 
-// userField resolves a user reference (assignee, reporter, author) from
+// userField resolves a user reference (assignee, reporter, author): the
+// user joined in with the issue (listIssues) when there is one, else from
 // the user cache, else batched; "" means none.
-func (r *Resolver) userField(ctx context.Context, userID string) (*model.User, error) {
+func (r *Resolver) userField(ctx context.Context, userID string, joined *model.User) (*model.User, error) {
+	if joined != nil {
+		return joined, nil
+	}
 	if userID == "" {
 		return nil, nil
 	}

@@ -14,7 +14,7 @@ import (
 
 // Author is the resolver for the author field.
 func (r *commentResolver) Author(ctx context.Context, obj *model.Comment) (*model.User, error) {
-	return r.userField(ctx, obj.AuthorID)
+	return r.userField(ctx, obj.AuthorID, nil)
 }
 
 // Project is the resolver for the project field.
@@ -24,12 +24,12 @@ func (r *issueResolver) Project(ctx context.Context, obj *model.Issue) (*model.P
 
 // Assignee is the resolver for the assignee field.
 func (r *issueResolver) Assignee(ctx context.Context, obj *model.Issue) (*model.User, error) {
-	return r.userField(ctx, obj.AssigneeID)
+	return r.userField(ctx, obj.AssigneeID, obj.Assignee)
 }
 
 // Reporter is the resolver for the reporter field.
 func (r *issueResolver) Reporter(ctx context.Context, obj *model.Issue) (*model.User, error) {
-	return r.userField(ctx, obj.ReporterID)
+	return r.userField(ctx, obj.ReporterID, obj.Reporter)
 }
 
 // Comments is the resolver for the comments field.

@@ -21,6 +21,10 @@ type PageArgs struct {
 	// SkipCount leaves Page.TotalCount at 0 and saves the count query, for
 	// callers that do not need it. ListIssues honours it.
 	SkipCount bool
+	// JoinAssignee and JoinReporter fill Issue.Assignee and Issue.Reporter
+	// from the page's own statement, for callers that show them.
+	// ListIssues honours them.
+	JoinAssignee, JoinReporter bool
 }
 
 // Page is one page of a list, in the list's order.
