@@ -66,6 +66,8 @@ type Config struct {
 	WSMaxPerTenant    int              // WS_MAX_CONNECTIONS_PER_TENANT
 	WSInitTimeout     time.Duration    // WS_INIT_TIMEOUT_SECONDS
 	WSKeepAlive       time.Duration    // WS_KEEPALIVE_SECONDS
+	WSMaxInFlight     int              // WS_MAX_OPERATIONS_IN_FLIGHT: per websocket
+	WSAnonymousIdle   time.Duration    // WS_ANONYMOUS_IDLE_SECONDS: a socket without a valid token is closed once idle this long
 	APQTenants        int              // APQ_CACHE_TENANTS
 	APQBytesPerTenant int              // APQ_CACHE_BYTES_PER_TENANT
 	ReadHeaderTimeout time.Duration    // HTTP_READ_HEADER_TIMEOUT_SECONDS
@@ -225,6 +227,7 @@ func (c *Config) loadEdge(getenv func(string) string) error {
 		{&c.Limits.MaxDirectivesPerField, "MAX_DIRECTIVES_PER_FIELD", resolvers.DefaultMaxDirectivesPerField},
 		{&c.Limits.MaxComplexity, "MAX_COMPLEXITY", resolvers.DefaultMaxComplexity},
 		{&c.WSMaxPerTenant, "WS_MAX_CONNECTIONS_PER_TENANT", 500},
+		{&c.WSMaxInFlight, "WS_MAX_OPERATIONS_IN_FLIGHT", resolvers.DefaultWSMaxInFlight},
 		{&c.APQTenants, "APQ_CACHE_TENANTS", resolvers.DefaultAPQTenants},
 		{&c.APQBytesPerTenant, "APQ_CACHE_BYTES_PER_TENANT", resolvers.DefaultAPQBytes},
 	}
@@ -268,6 +271,7 @@ func (c *Config) loadEdge(getenv func(string) string) error {
 	}{
 		{&c.WSInitTimeout, "WS_INIT_TIMEOUT_SECONDS", resolvers.DefaultWSInitTimeout},
 		{&c.WSKeepAlive, "WS_KEEPALIVE_SECONDS", resolvers.DefaultWSKeepAlive},
+		{&c.WSAnonymousIdle, "WS_ANONYMOUS_IDLE_SECONDS", resolvers.DefaultWSAnonymousIdle},
 		{&c.ReadHeaderTimeout, "HTTP_READ_HEADER_TIMEOUT_SECONDS", 10 * time.Second},
 		{&c.ReadTimeout, "HTTP_READ_TIMEOUT_SECONDS", 30 * time.Second},
 		{&c.WriteTimeout, "HTTP_WRITE_TIMEOUT_SECONDS", 60 * time.Second},
@@ -308,7 +312,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("introspection", c.Introspection), slog.Bool("field_suggestions", c.FieldSuggestions),
 		slog.Any("limits", c.Limits), slog.Int64("max_body_bytes", c.MaxBodyBytes),
 		slog.Float64("rate_limit_rps", c.RateLimitRPS), slog.Int("rate_limit_burst", c.RateLimitBurst),
-		slog.Int("ws_max_connections_per_tenant", c.WSMaxPerTenant),
+		slog.Int("ws_max_connections_per_tenant", c.WSMaxPerTenant), slog.Int("ws_max_operations_in_flight", c.WSMaxInFlight),
+		slog.Duration("ws_anonymous_idle", c.WSAnonymousIdle),
 		slog.Int("spare_tenants", c.SpareTenants), slog.Bool("tenant_template", c.TenantTemplate),
 		slog.Duration("provision_lease", c.ProvisionLease), slog.Int("provision_max_attempts", c.ProvisionMaxAttempts),
 		slog.Duration("provision_backoff", c.ProvisionBackoff), slog.Duration("user_cache_ttl", c.UserCacheTTL),

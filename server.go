@@ -303,6 +303,7 @@ func (a *app) handler() (http.Handler, *edge.Guard) {
 		WSInitTimeout: a.cfg.WSInitTimeout, WSKeepAlive: a.cfg.WSKeepAlive, WSMessageBytes: a.cfg.MaxBodyBytes,
 		APQTenants: a.cfg.APQTenants, APQBytesPerTenant: a.cfg.APQBytesPerTenant,
 		TracerProvider: a.tracing.Provider(),
+		Edge:           guard, WSMaxInFlight: a.cfg.WSMaxInFlight, WSAnonymousIdle: a.cfg.WSAnonymousIdle,
 	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

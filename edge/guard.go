@@ -106,13 +106,10 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 				fmt.Sprintf("method %s is not served here: use POST (application/json), GET for queries, or a websocket", r.Method))
 			return
 		}
-		if g.buckets != nil {
-			if wait, ok := g.buckets.take(key, time.Now()); !ok {
-				w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
-				g.refuse(w, http.StatusTooManyRequests, apierr.RateLimited, fmt.Sprintf(
-					"rate limit exceeded: %g requests per second (burst %d) for this organization; retry later", g.o.RateLimit, g.o.RateBurst))
-				return
-			}
+		if ref := g.Take(target, Client{}); ref != nil {
+			w.Header().Set("Retry-After", strconv.Itoa(ref.RetryAfterSeconds()))
+			g.refuse(w, http.StatusTooManyRequests, apierr.RateLimited, ref.Message)
+			return
 		}
 		if isWebsocketUpgrade(r) {
 			g.serveWebsocket(w, r, key, next)
@@ -126,6 +123,37 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// Client is who sends a request or an operation, for the rate buckets.
+type Client struct{}
+
+// Refusal says why a request is over a rate limit and when to retry.
+type Refusal struct {
+	RetryAfter time.Duration
+	Message    string
+}
+
+// RetryAfterSeconds is RetryAfter rounded up to whole seconds, at least 1:
+// the value of a Retry-After header.
+func (r *Refusal) RetryAfterSeconds() int { return retryAfterSeconds(r.RetryAfter) }
+
+// Take spends one request of the rate limits of target's tenant (the admin
+// host's when target is the admin host or nil). Wrap takes one for every
+// HTTP request, websocket upgrades included; the websocket transport takes
+// one for every operation on an open socket, so that a socket is no way
+// around the limits. It returns nil when the request may go on, else why
+// not and when to retry.
+func (g *Guard) Take(target *tenancy.Target, _ Client) *Refusal {
+	if g.buckets == nil {
+		return nil
+	}
+	key, _ := tenantKey(target)
+	if wait, ok := g.buckets.take(key, time.Now()); !ok {
+		return &Refusal{RetryAfter: wait, Message: fmt.Sprintf(
+			"rate limit exceeded: %g requests per second (burst %d) for this organization; retry later", g.o.RateLimit, g.o.RateBurst)}
+	}
+	return nil
 }
 
 // serveWebsocket runs a websocket connection within the tenant's cap.

@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tenantql/tenantql/apierr"
+	"github.com/tenantql/tenantql/edge"
 	"github.com/tenantql/tenantql/graph"
 	"github.com/tenantql/tenantql/tenancy"
 )
@@ -47,6 +48,16 @@ type HandlerOptions struct {
 	APQBytesPerTenant int           // bytes of queries each tenant's APQ cache keeps; defaults to DefaultAPQBytes
 	// TracerProvider, when set, gets a span of every operation (tracing.go); nil: none.
 	TracerProvider trace.TracerProvider
+
+	// Edge counts every operation on a websocket against the rate limits
+	// HTTP requests are counted against (socket.go); nil: not counted.
+	Edge *edge.Guard
+	// WSMaxInFlight caps the operations in flight on one websocket
+	// (subscriptions included); defaults to DefaultWSMaxInFlight.
+	WSMaxInFlight int
+	// WSAnonymousIdle is how long a websocket without a valid token may
+	// stay idle before it is closed; defaults to DefaultWSAnonymousIdle.
+	WSAnonymousIdle time.Duration
 }
 
 // NewHandler returns the GraphQL endpoint: POST JSON, GET for queries,
@@ -70,6 +81,12 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 	if o.APQBytesPerTenant <= 0 {
 		o.APQBytesPerTenant = DefaultAPQBytes
 	}
+	if o.WSMaxInFlight <= 0 {
+		o.WSMaxInFlight = DefaultWSMaxInFlight
+	}
+	if o.WSAnonymousIdle <= 0 {
+		o.WSAnonymousIdle = DefaultWSAnonymousIdle
+	}
 	cfg := graph.Config{Resolvers: r}
 	cfg.Directives.Platform = r.platformDirective
 	cfg.Directives.Tenant = r.tenantDirective
@@ -77,8 +94,8 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 
 	srv.AddTransport(transport.Websocket{
 		// Origins are checked by the edge middleware before the upgrade.
-		Implementation:        transport.CoderWebsocketImplementation{AcceptOptions: coderws.AcceptOptions{InsecureSkipVerify: true}},
-		InitFunc:              websocketInit,
+		Implementation:        socketAccept{transport.CoderWebsocketImplementation{AcceptOptions: coderws.AcceptOptions{InsecureSkipVerify: true}}},
+		InitFunc:              r.socketInit(o.WSAnonymousIdle),
 		InitTimeout:           o.WSInitTimeout,
 		KeepAlivePingInterval: o.WSKeepAlive, // graphql-ws: "ka" messages
 		PingPongInterval:      o.WSKeepAlive, // graphql-transport-ws: ping, and close when no pong comes
@@ -97,12 +114,17 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 	if o.Introspection {
 		srv.Use(extension.Introspection{})
 	}
-	// Order matters: APQ fills in the query, then the limits check it.
+	// Order matters: a websocket's operation is counted first, however
+	// malformed; APQ fills in the query, then the limits check it; the
+	// socket's cap on operations in flight comes last, so that an
+	// operation it lets through runs.
+	srv.Use(socketRate{guard: o.Edge})
 	srv.Use(extension.AutomaticPersistedQuery{Cache: newTenantAPQCache(o.APQTenants, o.APQBytesPerTenant)})
 	srv.Use(limitsExtension{l: o.Limits.withDefaults(), parsed: docs})
 	srv.Use(getQueriesOnly{})
 	srv.Use(onePlatformMutation{})
 	srv.Use(oneLogin{})
+	srv.Use(socketOps{maxInFlight: o.WSMaxInFlight, present: Presenter(r.Log)})
 	if o.TracerProvider != nil {
 		srv.Use(newOperationTracing(o.TracerProvider))
 	}
@@ -141,7 +163,8 @@ type graphqlHandler struct {
 
 func (h graphqlHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Upgrade") != "" { // websocket: the writer is hijacked
-		h.srv.ServeHTTP(w, r)
+		s := &socket{starting: map[*graphql.OperationContext]bool{}, last: time.Now()}
+		h.srv.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), socketKey{}, s)))
 		return
 	}
 	st := &httpState{method: r.Method}
@@ -193,36 +216,6 @@ func (getQueriesOnly) MutateOperationContext(ctx context.Context, oc *graphql.Op
 	err := gqlerror.Errorf("%s operations are not allowed over GET: send them with POST (Content-Type: application/json)", oc.Operation.Operation)
 	err.Extensions = map[string]any{"code": apierr.ValidationFailed}
 	return err
-}
-
-// websocketInit authenticates a subscription connection from the
-// connection_init payload: Authorization, headers.Authorization or
-// authToken; the upgrade request's own header was already read.
-func websocketInit(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-	token := ""
-	if s, ok := p["Authorization"].(string); ok {
-		token = BearerToken(s)
-	}
-	if h, ok := p["headers"].(map[string]any); ok && token == "" {
-		for _, k := range []string{"Authorization", "authorization"} {
-			if s, ok := h[k].(string); ok {
-				token = BearerToken(s)
-			}
-		}
-	}
-	if s, ok := p["authorization"].(string); ok && token == "" {
-		token = BearerToken(s)
-	}
-	if s, ok := p["authToken"].(string); ok && token == "" {
-		token = s
-		if t := BearerToken(s); t != "" {
-			token = t
-		}
-	}
-	if token == "" {
-		return ctx, nil, nil // keep the upgrade request's header, if any
-	}
-	return WithBearer(ctx, token), nil, nil
 }
 
 // maxCachedQueryBytes is the longest query text kept in the document and

@@ -63,11 +63,12 @@ func (l Limits) withDefaults() Limits {
 }
 
 func init() {
-	// A refused operation is a request error, as parse and validation
+	// A refused operation (too complex, rate-limited) is a request error, as parse and validation
 	// errors are: a non-200 status over HTTP, an "error" message over a
 	// websocket. gqlgen keeps this registry of codes itself; it is written
 	// once here, before anything serves.
 	errcode.RegisterErrorType(apierr.QueryTooComplex, errcode.KindProtocol)
+	errcode.RegisterErrorType(apierr.RateLimited, errcode.KindProtocol)
 }
 
 // limitsExtension enforces Limits in two steps: the document's tokens and

@@ -30,9 +30,11 @@ type session struct {
 
 type sessionKey struct{}
 
-// WithBearer returns ctx carrying the request's bearer token ("" for none).
+// WithBearer returns ctx carrying the request's bearer token ("" for
+// none), in place of the one SessionMiddleware read (a websocket's
+// connection_init carries its own); the client address stays.
 func WithBearer(ctx context.Context, token string) context.Context {
-	return context.WithValue(ctx, sessionKey{}, &session{bearer: token})
+	return context.WithValue(ctx, sessionKey{}, &session{bearer: token, client: sessionFrom(ctx).client})
 }
 
 // BearerToken extracts the token of an "Authorization: Bearer <token>" value.

@@ -18,8 +18,9 @@ type Target struct {
 	Host   string   // normalized host the request used
 	Port   string   // port in the Host header, "" when none
 
-	reg *Registry  // for Recheck
-	adm *admission // the request's per-tenant admission (nil: not admitted, e.g. a websocket)
+	reg   *Registry  // for Recheck
+	pools *Pools     // for Admit
+	adm   *admission // the request's per-tenant admission (nil: not admitted, e.g. a websocket)
 }
 
 // admission is a request's place among its tenant's admitted requests
@@ -66,6 +67,34 @@ func (t *Target) WithoutAdmission(ctx context.Context, f func()) error {
 	}
 	a.leave = leave
 	return nil
+}
+
+// Admit admits one request to its tenant (Pools.Enter): it returns a copy
+// of t that holds the place, for the request's context (WithoutAdmission
+// works on it), and the function that gives the place back. Middleware
+// admits every HTTP request this way, and the websocket transport each
+// operation of a connection (the connection's own request lasts as long as
+// the socket, and is not admitted). A tenant no longer served (deleted or
+// suspended since the connection opened) gets the error a new request
+// would; the wait ends with ErrUnavailable after AcquireTimeout. The admin
+// host's target needs no admission and is returned as it is.
+func (t *Target) Admit(ctx context.Context) (*Target, func(), error) {
+	if t.Tenant == nil || t.pools == nil {
+		return t, func() {}, nil
+	}
+	if t.reg != nil && !t.reg.routable(t.Tenant.ID) {
+		return nil, nil, t.reg.routeError(t.Tenant.ID)
+	}
+	leave, err := t.pools.Enter(ctx, t.Tenant.ID)
+	if err != nil {
+		if gone := t.Recheck(ctx, err); gone != nil {
+			err = gone // deleted or suspended while it waited
+		}
+		return nil, nil, err
+	}
+	admitted := *t
+	admitted.adm = &admission{pools: t.pools, id: t.Tenant.ID, leave: leave}
+	return &admitted, admitted.adm.release, nil
 }
 
 type targetKey struct{}
@@ -129,7 +158,7 @@ func (rt *Router) Resolve(host, port string) (*Target, error) {
 		}
 		return nil, err
 	}
-	return &Target{Tenant: t, DB: db, Host: host, Port: port, reg: rt.Registry}, nil
+	return &Target{Tenant: t, DB: db, Host: host, Port: port, reg: rt.Registry, pools: rt.Pools}, nil
 }
 
 // Middleware puts the request's Target into its context, or rejects it.
@@ -143,17 +172,14 @@ func (rt *Router) Middleware(next http.Handler) http.Handler {
 		}
 		// Per-tenant admission (pools.go); a websocket holds its request
 		// for the subscription's life, so it is not counted.
-		if target.Tenant != nil && !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-			leave, err := rt.Pools.Enter(r.Context(), target.Tenant.ID)
+		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			admitted, leave, err := target.Admit(r.Context())
 			if err != nil {
-				if gone := target.Recheck(r.Context(), err); gone != nil {
-					err = gone // deleted or suspended while it waited
-				}
 				rt.Reject(w, r, err)
 				return
 			}
-			target.adm = &admission{pools: rt.Pools, id: target.Tenant.ID, leave: leave}
-			defer target.adm.release()
+			defer leave()
+			target = admitted
 		}
 		next.ServeHTTP(w, r.WithContext(WithTarget(r.Context(), target)))
 	})

@@ -1,0 +1,332 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// edgeSocket is a small graphql-transport-ws client for the tests of the
+// websocket edge (this file's own: the shared test clients are moving).
+// A goroutine reads the socket (coder/websocket closes a connection whose
+// read is abandoned), answers pings and queues the other messages.
+type edgeSocket struct {
+	t        *testing.T
+	c        *websocket.Conn
+	messages chan map[string]any
+	ended    chan struct{}
+	err      error // why reading ended; set before ended closes
+}
+
+// openEdgeSocket dials /graphql on host and sends connection_init with
+// payload (nil: none), then waits for connection_ack.
+func openEdgeSocket(t *testing.T, ta *testApp, host string, payload map[string]any) *edgeSocket {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ta.srv.URL, "http")+"/graphql", &websocket.DialOptions{
+		HTTPClient:   &http.Client{Transport: edgeHostTransport(host)},
+		Subprotocols: []string{"graphql-transport-ws"},
+	})
+	if err != nil {
+		t.Fatalf("dial %s: %v", host, err)
+	}
+	c.SetReadLimit(1 << 20)
+	t.Cleanup(func() { c.CloseNow() })
+	s := &edgeSocket{t: t, c: c, messages: make(chan map[string]any, 10000), ended: make(chan struct{})}
+	go s.pump()
+	init := map[string]any{"type": "connection_init"}
+	if payload != nil {
+		init["payload"] = payload
+	}
+	s.send(init)
+	if m, err := s.read(10 * time.Second); err != nil || m["type"] != "connection_ack" {
+		t.Fatalf("connection_init: %v %v", m, err)
+	}
+	return s
+}
+
+func (s *edgeSocket) pump() {
+	defer close(s.ended)
+	for {
+		_, b, err := s.c.Read(context.Background())
+		if err != nil {
+			s.err = err
+			return
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			s.err = fmt.Errorf("message %q: %v", b, err)
+			return
+		}
+		switch m["type"] {
+		case "ping":
+			b, _ := json.Marshal(map[string]any{"type": "pong"})
+			_ = s.c.Write(context.Background(), websocket.MessageText, b)
+			continue
+		case "pong", "ka":
+			continue
+		}
+		s.messages <- m
+	}
+}
+
+type edgeHostTransport string
+
+func (h edgeHostTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Host = string(h)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func (s *edgeSocket) send(msg map[string]any) {
+	s.t.Helper()
+	b, _ := json.Marshal(msg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.c.Write(ctx, websocket.MessageText, b); err != nil {
+		s.t.Fatalf("websocket write: %v", err)
+	}
+}
+
+func (s *edgeSocket) subscribe(id, query string, vars map[string]any) {
+	s.t.Helper()
+	s.send(map[string]any{"id": id, "type": "subscribe", "payload": map[string]any{"query": query, "variables": vars}})
+}
+
+// read returns the next message that is not a keep-alive, or the error
+// that ended the socket; errTimeout when none came within.
+func (s *edgeSocket) read(within time.Duration) (map[string]any, error) {
+	select {
+	case m := <-s.messages:
+		return m, nil
+	default:
+	}
+	select {
+	case m := <-s.messages:
+		return m, nil
+	case <-s.ended:
+		select {
+		case m := <-s.messages:
+			return m, nil
+		default:
+		}
+		return nil, s.err
+	case <-time.After(within):
+		return nil, errTimeout
+	}
+}
+
+var errTimeout = errors.New("no message in time")
+
+// closed waits until the socket is closed, skipping messages, and returns
+// why.
+func (s *edgeSocket) closed(within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		_, err := s.read(time.Until(deadline))
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// result waits for the outcome of operation id: its first "next" payload,
+// or the errors of its "error" message (as a payload with errors only).
+func (s *edgeSocket) result(id string) map[string]any {
+	s.t.Helper()
+	for {
+		m, err := s.read(20 * time.Second)
+		if err != nil {
+			s.t.Fatalf("waiting for operation %s: %v", id, err)
+		}
+		if m["id"] != id || m["type"] == "complete" {
+			continue
+		}
+		switch m["type"] {
+		case "next":
+			return m["payload"].(map[string]any)
+		case "error":
+			return map[string]any{"errors": m["payload"]}
+		}
+		s.t.Fatalf("operation %s: unexpected %v", id, m)
+	}
+}
+
+// errorCode returns the first error's extensions.code of a result.
+func errorCode(result map[string]any) string {
+	errs, _ := result["errors"].([]any)
+	if len(errs) == 0 {
+		return ""
+	}
+	code, _ := field(errs[0], "extensions", "code").(string)
+	return code
+}
+
+// TestWebsocketFloodIsRateLimited: 600 queries sent at once on one
+// authenticated socket spend the tenant's rate limit as 600 HTTP requests
+// would: most are refused with an "error" message, RATE_LIMITED with
+// extensions.retryAfter, and the tenant's HTTP requests are then refused
+// too (one bucket).
+func TestWebsocketFloodIsRateLimited(t *testing.T) {
+	t.Parallel()
+	setup := newTestApp(t, nil)
+	setup.createRoutedTenant(t, "wsflood")
+	token := setup.login(t, "wsflood")
+	// a replica with a small bucket (the set-up above spends many requests)
+	cfg := setup.cfg
+	cfg.RateLimitRPS, cfg.RateLimitBurst, cfg.WSMaxInFlight = 1, 50, 1000
+	ta := startTestApp(t, cfg, setup.prefix, false)
+	ta.waitRouted(t, tenantHost("wsflood"), 200)
+	s := openEdgeSocket(t, ta, tenantHost("wsflood"), map[string]any{"Authorization": "Bearer " + token})
+
+	const n = 600
+	began := time.Now()
+	for i := range n {
+		s.subscribe(fmt.Sprint(i), `{ viewer { email } }`, nil)
+	}
+	answered, limited := 0, 0
+	done := map[string]bool{}
+	for len(done) < n {
+		m, err := s.read(30 * time.Second)
+		if err != nil {
+			t.Fatalf("after %d answers: %v", len(done), err)
+		}
+		id, _ := m["id"].(string)
+		switch m["type"] {
+		case "next":
+			if field(m, "payload", "data", "viewer", "email") != "owner@wsflood.test" {
+				t.Fatalf("answer %s: %v", id, m)
+			}
+			answered++
+			done[id] = true
+		case "error":
+			b, _ := json.Marshal(m)
+			errs, _ := m["payload"].([]any)
+			if len(errs) != 1 || field(errs[0], "extensions", "code") != "RATE_LIMITED" {
+				t.Fatalf("refusal %s: %s", id, b)
+			}
+			if ra, _ := field(errs[0], "extensions", "retryAfter").(float64); ra < 1 {
+				t.Fatalf("refusal without retryAfter: %s", b)
+			}
+			limited++
+			done[id] = true
+		}
+	}
+	elapsed := time.Since(began)
+	t.Logf("%d queries on one socket in %s: %d answered, %d RATE_LIMITED", n, elapsed.Round(time.Millisecond), answered, limited)
+	// the bucket holds 50 and refills 1 a second
+	if most := 50 + int(elapsed.Seconds()+1); answered > most || limited < n-most {
+		t.Errorf("%d answered, %d refused: want at most %d answered", answered, limited, most)
+	}
+	if r := ta.do(t, tenantHost("wsflood"), token, `{ viewer { email } }`, nil); r.Status != 429 || r.Code() != "RATE_LIMITED" {
+		t.Errorf("an HTTP request after the socket's flood: HTTP %d %s, want 429 (one bucket)", r.Status, r.Raw)
+	}
+}
+
+// TestUnauthenticatedWebsocket: a socket whose connection_init carries no
+// token, or an invalid one, runs what an anonymous HTTP request may
+// (organization, not issues) and is closed once idle for
+// WS_ANONYMOUS_IDLE_SECONDS, while a signed-in socket stays open.
+func TestUnauthenticatedWebsocket(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, map[string]string{"WS_ANONYMOUS_IDLE_SECONDS": "1"})
+	ta.createRoutedTenant(t, "wsanon")
+	owner := ta.owner(t, "wsanon")
+	owner.createProject(t, "ANON", "Anon")
+	key := owner.createIssue(t, map[string]any{"projectKey": "ANON", "title": "secret"})
+	host := tenantHost("wsanon")
+
+	for _, payload := range []map[string]any{nil, {"Authorization": "Bearer not-a-token"}} {
+		s := openEdgeSocket(t, ta, host, payload)
+		s.subscribe("org", `{ organization { slug } }`, nil)
+		if r := s.result("org"); field(r, "data", "organization", "slug") != "wsanon" {
+			t.Errorf("init %v: organization: %v", payload, r)
+		}
+		s.subscribe("issue", `query($k: String!) { issue(key: $k) { title } }`, map[string]any{"k": key})
+		if r := s.result("issue"); errorCode(r) != "UNAUTHENTICATED" || strings.Contains(fmt.Sprint(r), "secret") {
+			t.Errorf("init %v: an issue read anonymously: %v", payload, r)
+		}
+		s.subscribe("sub", `subscription { issueChanged(projectKey: "ANON") { title } }`, nil)
+		if r := s.result("sub"); errorCode(r) != "UNAUTHENTICATED" {
+			t.Errorf("init %v: an anonymous subscription: %v", payload, r)
+		}
+		began := time.Now()
+		err := s.closed(10 * time.Second)
+		var ce websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != 4401 || !strings.Contains(ce.Reason, "unauthenticated connection idle") {
+			t.Fatalf("init %v: want a 4401 close once idle, got %v", payload, err)
+		}
+		if idle := time.Since(began); idle < 800*time.Millisecond {
+			t.Errorf("init %v: closed %s after its last operation, before the idle timeout", payload, idle)
+		}
+	}
+
+	// a signed-in socket outlives the idle timeout
+	s := openEdgeSocket(t, ta, host, map[string]any{"Authorization": "Bearer " + owner.token})
+	time.Sleep(2500 * time.Millisecond)
+	s.subscribe("issue", `query($k: String!) { issue(key: $k) { title } }`, map[string]any{"k": key})
+	if r := s.result("issue"); field(r, "data", "issue", "title") != "secret" {
+		t.Errorf("signed-in socket after the idle timeout: %v", r)
+	}
+}
+
+// TestWebsocketOperationsInFlightAreCapped: with two subscriptions open on
+// a socket capped at two operations in flight, a third operation is
+// refused with RATE_LIMITED; once one subscription completes, it runs.
+func TestWebsocketOperationsInFlightAreCapped(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, map[string]string{"WS_MAX_OPERATIONS_IN_FLIGHT": "2"})
+	ta.createRoutedTenant(t, "wscap")
+	owner := ta.owner(t, "wscap")
+	owner.createProject(t, "CAP", "Cap")
+	s := openEdgeSocket(t, ta, tenantHost("wscap"), map[string]any{"Authorization": "Bearer " + owner.token})
+
+	sub := `subscription { issueChanged(projectKey: "CAP") { title } }`
+	s.subscribe("a", sub, nil)
+	s.subscribe("b", sub, nil)
+	// both are live: an issue created now reaches both
+	deadline := time.Now().Add(20 * time.Second)
+	for seen := map[string]bool{}; len(seen) < 2; {
+		owner.createIssue(t, map[string]any{"projectKey": "CAP", "title": "ping"})
+		for len(seen) < 2 {
+			m, err := s.read(time.Second)
+			if err != nil {
+				break // not subscribed yet: create another
+			}
+			if m["type"] != "next" {
+				t.Fatalf("subscription: %v", m)
+			}
+			seen[m["id"].(string)] = true
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("subscriptions never saw an issue: %v", seen)
+		}
+	}
+
+	s.subscribe("q", `{ viewer { email } }`, nil)
+	r := s.result("q")
+	if errorCode(r) != "RATE_LIMITED" || !strings.Contains(fmt.Sprint(r), "too many operations in flight on this connection (limit 2)") {
+		t.Fatalf("a third operation: %v", r)
+	}
+
+	s.send(map[string]any{"id": "a", "type": "complete"})
+	for i := 0; ; i++ {
+		s.subscribe(fmt.Sprint("q", i), `{ viewer { email } }`, nil)
+		r := s.result(fmt.Sprint("q", i))
+		if field(r, "data", "viewer", "email") == "owner@wscap.test" {
+			break
+		}
+		if errorCode(r) != "RATE_LIMITED" || i == 100 {
+			t.Fatalf("after a subscription completed: %v", r)
+		}
+		sleepBriefly() // the completed subscription's place comes back once it has ended
+	}
+}
