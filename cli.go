@@ -32,6 +32,8 @@ Usage:
                                    add a database server (URL of a CREATEDB CREATEROLE role; probed first)
   tenantql servers drain|activate|remove NAME
   tenantql doctor [--repair]       check the control database against PostgreSQL's catalogs
+  tenantql rotate-secret           re-seal every stored password under SECRET_KEY (run with the old key
+                                   in SECRET_KEY_PREVIOUS); prints how many, safe to re-run
   tenantql audit [--limit N]       the last N (default 50) platform mutations: when, what, which tenant, outcome,
                                    client address, token fingerprint, request id
 
@@ -73,6 +75,8 @@ func run(args []string, getenv func(string) string) int {
 		if err = fs.Parse(args); err == nil {
 			err = withApp(cfg, log, func(ctx context.Context, a *app) error { return a.audit(ctx, os.Stdout, *limit) })
 		}
+	case "rotate-secret":
+		err = withApp(cfg, log, func(ctx context.Context, a *app) error { return a.rotateSecret(ctx, os.Stdout) })
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return 0

@@ -74,6 +74,12 @@ type Config struct {
 	ReadTimeout       time.Duration    // HTTP_READ_TIMEOUT_SECONDS
 	WriteTimeout      time.Duration    // HTTP_WRITE_TIMEOUT_SECONDS (websockets are not affected)
 	IdleTimeout       time.Duration    // HTTP_IDLE_TIMEOUT_SECONDS
+
+	// SecretKeyPrevious (SECRET_KEY_PREVIOUS) is the key SECRET_KEY
+	// replaced: tokens and sealed passwords of it are still accepted, so
+	// that `tenantql rotate-secret` can re-seal them while every replica
+	// serves.
+	SecretKeyPrevious string
 }
 
 // Dev reports whether tenantql runs on its embedded development PostgreSQL.
@@ -94,6 +100,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		Failpoint:   getenv("TENANTQL_FAILPOINT"),
 		NamePrefix:  orDefault(getenv("TENANT_NAME_PREFIX"), "tenant_"),
 	}
+	c.SecretKeyPrevious = getenv("SECRET_KEY_PREVIOUS")
 	c.AdminHost = strings.TrimSuffix(strings.ToLower(orDefault(getenv("ADMIN_HOST"), c.BaseDomain)), ".")
 	var err error
 	c.TrustedProxies = getenv("TRUSTED_PROXIES")
@@ -206,6 +213,14 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			return c, errors.New("SECRET_KEY of at least 32 characters is required when DATABASE_URL is set")
 		}
 	}
+	if c.SecretKeyPrevious != "" {
+		if len(c.SecretKeyPrevious) < 32 {
+			return c, errors.New("SECRET_KEY_PREVIOUS must be at least 32 characters (the SECRET_KEY it replaced)")
+		}
+		if c.SecretKeyPrevious == c.SecretKey {
+			return c, errors.New("SECRET_KEY_PREVIOUS is the same as SECRET_KEY: set SECRET_KEY to the new key and SECRET_KEY_PREVIOUS to the old one")
+		}
+	}
 	if c.Tracing, err = loadTracingConfig(getenv); err != nil {
 		return c, err
 	}
@@ -306,6 +321,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("database", db), slog.String("data_dir", c.DataDir), slog.String("listen", c.ListenAddr),
 		slog.String("base_domain", c.BaseDomain), slog.String("admin_host", c.AdminHost),
 		slog.String("admin_token", mask(c.AdminToken)), slog.String("secret_key", mask(c.SecretKey)),
+		slog.String("secret_key_previous", mask(c.SecretKeyPrevious)),
 		slog.Bool("trust_proxy", c.TrustProxy), slog.String("trusted_proxies", c.TrustedProxies), slog.Any("cors_origins", c.CORSOrigins),
 		slog.Int("max_db_connections", c.MaxDBConnections), slog.Int("max_db_connections_per_tenant", c.MaxConnsTenant),
 		slog.Duration("db_idle_timeout", c.DBIdleTimeout),

@@ -58,6 +58,7 @@ type app struct {
 	usage       *tenantusage.Recorder // per-tenant request counts (Tenant.usage)
 	resolver    *resolvers.Resolver
 	passwords   *auth.Passwords // the process's password hashing
+	sealer      *tenancy.Sealer // seals and opens stored passwords
 	metrics     *metrics.Metrics
 	hosts       tenancy.Hosts
 	tracing     *tracing.Tracing // nil: traces off
@@ -110,11 +111,12 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	if _, err := tenancy.MigrateControl(ctx, db.DB); err != nil {
 		return nil, fmt.Errorf("migrate control database: %w", err)
 	}
-	sealer, err := tenancy.NewSealer(cfg.SecretKey)
+	sealer, err := tenancy.NewSealer(cfg.SecretKey, cfg.SecretKeyPrevious)
 	if err != nil {
 		return nil, err
 	}
-	tokens, err := auth.NewTokens(cfg.SecretKey, 0)
+	a.sealer = sealer
+	tokens, err := auth.NewTokens(cfg.SecretKey, 0, cfg.SecretKeyPrevious)
 	if err != nil {
 		return nil, err
 	}

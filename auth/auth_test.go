@@ -80,6 +80,45 @@ func TestTokensAreBoundToTenant(t *testing.T) {
 	}
 }
 
+// After a rotation (SECRET_KEY=B, SECRET_KEY_PREVIOUS=A) tokens signed
+// with A still verify, new ones are signed with B (so B alone verifies
+// them), and a token of a third key does not verify.
+func TestTokensOfThePreviousKeyVerify(t *testing.T) {
+	t.Parallel()
+	keyA, keyB, keyC := strings.Repeat("a", 32), strings.Repeat("b", 32), strings.Repeat("c", 32)
+	underA, _ := NewTokens(keyA, time.Hour)
+	old, err := underA.Issue("user-1", "tenant-a", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated, err := NewTokens(keyB, time.Hour, keyA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := rotated.Verify(old, "tenant-a"); err != nil || c.UserID != "user-1" {
+		t.Fatalf("a token of the previous key: %+v, %v", c, err)
+	}
+	if _, err := rotated.Verify(old, "tenant-b"); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("a previous key's token accepted for another tenant: %v", err)
+	}
+	fresh, _ := rotated.Issue("user-1", "tenant-a", 1)
+	onlyB, _ := NewTokens(keyB, time.Hour)
+	if _, err := onlyB.Verify(fresh, "tenant-a"); err != nil {
+		t.Fatalf("a new token is not signed with the current key: %v", err)
+	}
+	if _, err := onlyB.Verify(old, "tenant-a"); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("without the previous key its token verified: %v", err)
+	}
+	underC, _ := NewTokens(keyC, time.Hour)
+	foreign, _ := underC.Issue("user-1", "tenant-a", 1)
+	if _, err := rotated.Verify(foreign, "tenant-a"); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("a token of neither key verified: %v", err)
+	}
+	if _, err := NewTokens(keyB, 0, "short"); err == nil {
+		t.Fatal("a short previous key accepted")
+	}
+}
+
 func TestAdminTokenMatches(t *testing.T) {
 	t.Parallel()
 	cases := []struct {

@@ -32,13 +32,40 @@ type Claims struct {
 // Tokens issues and verifies user tokens (HS256 JWTs) bound to a tenant id.
 type Tokens struct {
 	key []byte
-	ttl time.Duration
-	now func() time.Time
+	// verify is what Verify accepts: key, then the previous keys
+	verify jwt.VerificationKeySet
+	ttl    time.Duration
+	now    func() time.Time
 }
 
-// NewTokens derives the signing key from secretKey (at least 32 bytes).
-// ttl <= 0 defaults to DefaultTokenTTL.
-func NewTokens(secretKey string, ttl time.Duration) (*Tokens, error) {
+// NewTokens derives the signing key from secretKey (at least 32 bytes),
+// and from previousKeys (empty ones skipped) keys that still verify tokens
+// signed before SECRET_KEY was rotated; new tokens are signed with
+// secretKey's. ttl <= 0 defaults to DefaultTokenTTL.
+func NewTokens(secretKey string, ttl time.Duration, previousKeys ...string) (*Tokens, error) {
+	key, err := tokenKey(secretKey)
+	if err != nil {
+		return nil, err
+	}
+	if ttl <= 0 {
+		ttl = DefaultTokenTTL
+	}
+	t := &Tokens{key: key, ttl: ttl, now: time.Now}
+	t.verify.Keys = []jwt.VerificationKey{key}
+	for _, p := range previousKeys {
+		if p == "" {
+			continue
+		}
+		k, err := tokenKey(p)
+		if err != nil {
+			return nil, fmt.Errorf("previous key: %w", err)
+		}
+		t.verify.Keys = append(t.verify.Keys, k)
+	}
+	return t, nil
+}
+
+func tokenKey(secretKey string) ([]byte, error) {
 	if len(secretKey) < 32 {
 		return nil, fmt.Errorf("auth: secret key must be at least 32 characters")
 	}
@@ -46,10 +73,7 @@ func NewTokens(secretKey string, ttl time.Duration) (*Tokens, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: derive token key: %w", err)
 	}
-	if ttl <= 0 {
-		ttl = DefaultTokenTTL
-	}
-	return &Tokens{key: key, ttl: ttl, now: time.Now}, nil
+	return key, nil
 }
 
 type jwtClaims struct {
@@ -83,7 +107,7 @@ func (t *Tokens) Issue(userID, tenantID string, generation int64) (string, error
 // Returns ErrInvalidToken for any token that is not valid for that tenant.
 func (t *Tokens) Verify(token, tenantID string) (Claims, error) {
 	var c jwtClaims
-	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.key, nil },
+	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.verify, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithAudience(tenantID),
 		jwt.WithExpirationRequired(),

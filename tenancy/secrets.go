@@ -13,14 +13,38 @@ import (
 	"fmt"
 )
 
-// Sealer encrypts tenant database passwords at rest with AES-256-GCM, under
-// a key derived from SECRET_KEY.
+// Sealer encrypts tenant database passwords and database server URLs at
+// rest with AES-256-GCM, under a key derived from SECRET_KEY. While the
+// key is being rotated it also opens what was sealed under the previous
+// keys (SECRET_KEY_PREVIOUS); it always seals under the current one.
 type Sealer struct {
-	aead cipher.AEAD
+	aead     cipher.AEAD
+	previous []cipher.AEAD
 }
 
-// NewSealer derives the encryption key from secretKey (at least 32 bytes).
-func NewSealer(secretKey string) (*Sealer, error) {
+// NewSealer derives the encryption key from secretKey and the keys that
+// still open older secrets from previousKeys (each at least 32 bytes;
+// empty ones are skipped).
+func NewSealer(secretKey string, previousKeys ...string) (*Sealer, error) {
+	aead, err := newAEAD(secretKey)
+	if err != nil {
+		return nil, err
+	}
+	s := &Sealer{aead: aead}
+	for _, k := range previousKeys {
+		if k == "" {
+			continue
+		}
+		p, err := newAEAD(k)
+		if err != nil {
+			return nil, fmt.Errorf("previous key: %w", err)
+		}
+		s.previous = append(s.previous, p)
+	}
+	return s, nil
+}
+
+func newAEAD(secretKey string) (cipher.AEAD, error) {
 	if len(secretKey) < 32 {
 		return nil, errors.New("tenancy: secret key must be at least 32 characters")
 	}
@@ -36,10 +60,11 @@ func NewSealer(secretKey string) (*Sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tenancy: gcm: %w", err)
 	}
-	return &Sealer{aead: aead}, nil
+	return aead, nil
 }
 
-// Seal encrypts plaintext; additional (the tenant id) binds it to its row.
+// Seal encrypts plaintext under the current key; additional (the tenant
+// id) binds it to its row.
 func (s *Sealer) Seal(plaintext, additional []byte) ([]byte, error) {
 	nonce := make([]byte, s.aead.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
@@ -48,18 +73,46 @@ func (s *Sealer) Seal(plaintext, additional []byte) ([]byte, error) {
 	return s.aead.Seal(nonce, nonce, plaintext, additional), nil
 }
 
-// Open decrypts what Seal returned. It fails if the data, the key or
-// additional differ.
+// Open decrypts what Seal returned, under the current key or a previous
+// one. It fails if the data or additional differ, or no key opens it.
 func (s *Sealer) Open(sealed, additional []byte) ([]byte, error) {
+	out, _, err := s.open(sealed, additional)
+	return out, err
+}
+
+// open is Open telling whether the current key opened it.
+func (s *Sealer) open(sealed, additional []byte) (plain []byte, current bool, err error) {
 	n := s.aead.NonceSize()
 	if len(sealed) < n {
-		return nil, errors.New("tenancy: sealed secret too short")
+		return nil, false, errors.New("tenancy: sealed secret too short")
 	}
-	out, err := s.aead.Open(nil, sealed[:n], sealed[n:], additional)
+	if out, err := s.aead.Open(nil, sealed[:n], sealed[n:], additional); err == nil {
+		return out, true, nil
+	}
+	for _, p := range s.previous {
+		if out, err := p.Open(nil, sealed[:n], sealed[n:], additional); err == nil {
+			return out, false, nil
+		}
+	}
+	return nil, false, errors.New("tenancy: open sealed secret: no key opens it (wrong SECRET_KEY, or SECRET_KEY_PREVIOUS missing?)")
+}
+
+// Reseal returns sealed under the current key: sealed itself (changed
+// false) when the current key opens it, else a new sealing of what a
+// previous key opened. It fails as Open does.
+func (s *Sealer) Reseal(sealed, additional []byte) (out []byte, changed bool, err error) {
+	plain, current, err := s.open(sealed, additional)
 	if err != nil {
-		return nil, fmt.Errorf("tenancy: open sealed secret (wrong SECRET_KEY?): %w", err)
+		return nil, false, err
 	}
-	return out, nil
+	if current {
+		return sealed, false, nil
+	}
+	out, err = s.Seal(plain, additional)
+	if err != nil {
+		return nil, false, err
+	}
+	return out, true, nil
 }
 
 // newRolePassword returns a random 32-byte password, base64url encoded.
