@@ -59,21 +59,33 @@ type Config struct {
 	ProvisionBackoff     time.Duration
 
 	// The GraphQL edge's limits (docs/limits.md).
-	Limits            resolvers.Limits // MAX_TOKENS, MAX_DEPTH, MAX_ALIASES, MAX_DIRECTIVES_PER_FIELD, MAX_COMPLEXITY
-	MaxBodyBytes      int64            // MAX_BODY_BYTES
-	RateLimitRPS      float64          // RATE_LIMIT_RPS: per tenant (and admin host); 0 turns it off
-	RateLimitBurst    int              // RATE_LIMIT_BURST
-	WSMaxPerTenant    int              // WS_MAX_CONNECTIONS_PER_TENANT
-	WSInitTimeout     time.Duration    // WS_INIT_TIMEOUT_SECONDS
-	WSKeepAlive       time.Duration    // WS_KEEPALIVE_SECONDS
-	WSMaxInFlight     int              // WS_MAX_OPERATIONS_IN_FLIGHT: per websocket
-	WSAnonymousIdle   time.Duration    // WS_ANONYMOUS_IDLE_SECONDS: a socket without a valid token is closed once idle this long
-	APQTenants        int              // APQ_CACHE_TENANTS
-	APQBytesPerTenant int              // APQ_CACHE_BYTES_PER_TENANT
-	ReadHeaderTimeout time.Duration    // HTTP_READ_HEADER_TIMEOUT_SECONDS
-	ReadTimeout       time.Duration    // HTTP_READ_TIMEOUT_SECONDS
-	WriteTimeout      time.Duration    // HTTP_WRITE_TIMEOUT_SECONDS (websockets are not affected)
-	IdleTimeout       time.Duration    // HTTP_IDLE_TIMEOUT_SECONDS
+	Limits         resolvers.Limits // MAX_TOKENS, MAX_DEPTH, MAX_ALIASES, MAX_DIRECTIVES_PER_FIELD, MAX_COMPLEXITY
+	MaxBodyBytes   int64            // MAX_BODY_BYTES
+	RateLimitRPS   float64          // RATE_LIMIT_RPS: per tenant (and admin host); 0 turns it off
+	RateLimitBurst int              // RATE_LIMIT_BURST
+	// Per-client buckets under the tenant's (edge.Options): per signed-in
+	// user RATE_LIMIT_USER_RPS/_BURST (default the tenant's), per client
+	// address without a token RATE_LIMIT_ADDRESS_RPS/_BURST (a quarter),
+	// all calls without a token RATE_LIMIT_ANONYMOUS_RPS/_BURST (half);
+	// RATE_LIMIT_CLIENT_BUCKETS of them kept at most.
+	RateLimitUserRPS        float64
+	RateLimitUserBurst      int
+	RateLimitAddressRPS     float64
+	RateLimitAddressBurst   int
+	RateLimitAnonymousRPS   float64
+	RateLimitAnonymousBurst int
+	RateLimitClientBuckets  int
+	WSMaxPerTenant          int           // WS_MAX_CONNECTIONS_PER_TENANT
+	WSInitTimeout           time.Duration // WS_INIT_TIMEOUT_SECONDS
+	WSKeepAlive             time.Duration // WS_KEEPALIVE_SECONDS
+	WSMaxInFlight           int           // WS_MAX_OPERATIONS_IN_FLIGHT: per websocket
+	WSAnonymousIdle         time.Duration // WS_ANONYMOUS_IDLE_SECONDS: a socket without a valid token is closed once idle this long
+	APQTenants              int           // APQ_CACHE_TENANTS
+	APQBytesPerTenant       int           // APQ_CACHE_BYTES_PER_TENANT
+	ReadHeaderTimeout       time.Duration // HTTP_READ_HEADER_TIMEOUT_SECONDS
+	ReadTimeout             time.Duration // HTTP_READ_TIMEOUT_SECONDS
+	WriteTimeout            time.Duration // HTTP_WRITE_TIMEOUT_SECONDS (websockets are not affected)
+	IdleTimeout             time.Duration // HTTP_IDLE_TIMEOUT_SECONDS
 
 	// SecretKeyPrevious (SECRET_KEY_PREVIOUS) is the key SECRET_KEY
 	// replaced: tokens and sealed passwords of it are still accepted, so
@@ -265,18 +277,26 @@ func (c *Config) loadEdge(getenv func(string) string) error {
 	}
 	c.MaxBodyBytes = int64(body)
 
-	if v := getenv("RATE_LIMIT_RPS"); v != "" {
-		if c.RateLimitRPS, err = strconv.ParseFloat(v, 64); err != nil || c.RateLimitRPS < 0 || math.IsInf(c.RateLimitRPS, 0) || math.IsNaN(c.RateLimitRPS) {
-			return fmt.Errorf("RATE_LIMIT_RPS: want requests per second (0 turns the limit off), got %q", v)
-		}
-	} else {
-		c.RateLimitRPS = 100
-	}
-	if c.RateLimitBurst, err = parseInt(getenv, "RATE_LIMIT_BURST", max(1, int(2*c.RateLimitRPS))); err != nil {
+	if c.RateLimitRPS, c.RateLimitBurst, err = parseRate(getenv, "RATE_LIMIT", 100, -1, true); err != nil {
 		return err
 	}
-	if c.RateLimitBurst < 1 {
-		return fmt.Errorf("RATE_LIMIT_BURST: want at least 1, got %d", c.RateLimitBurst)
+	if c.RateLimitUserRPS, c.RateLimitUserBurst, err = parseRate(getenv, "RATE_LIMIT_USER",
+		c.RateLimitRPS, c.RateLimitBurst, false); err != nil {
+		return err
+	}
+	if c.RateLimitAddressRPS, c.RateLimitAddressBurst, err = parseRate(getenv, "RATE_LIMIT_ADDRESS",
+		c.RateLimitRPS/4, max(1, c.RateLimitBurst/4), false); err != nil {
+		return err
+	}
+	if c.RateLimitAnonymousRPS, c.RateLimitAnonymousBurst, err = parseRate(getenv, "RATE_LIMIT_ANONYMOUS",
+		c.RateLimitRPS/2, max(1, c.RateLimitBurst/2), false); err != nil {
+		return err
+	}
+	if c.RateLimitClientBuckets, err = parseInt(getenv, "RATE_LIMIT_CLIENT_BUCKETS", edge.DefaultClientBuckets); err != nil {
+		return err
+	}
+	if c.RateLimitClientBuckets < 1 {
+		return fmt.Errorf("RATE_LIMIT_CLIENT_BUCKETS: want at least 1, got %d", c.RateLimitClientBuckets)
 	}
 
 	durations := []struct {
@@ -328,6 +348,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("introspection", c.Introspection), slog.Bool("field_suggestions", c.FieldSuggestions),
 		slog.Any("limits", c.Limits), slog.Int64("max_body_bytes", c.MaxBodyBytes),
 		slog.Float64("rate_limit_rps", c.RateLimitRPS), slog.Int("rate_limit_burst", c.RateLimitBurst),
+		slog.Float64("rate_limit_user_rps", c.RateLimitUserRPS), slog.Int("rate_limit_user_burst", c.RateLimitUserBurst),
+		slog.Float64("rate_limit_address_rps", c.RateLimitAddressRPS), slog.Int("rate_limit_address_burst", c.RateLimitAddressBurst),
+		slog.Float64("rate_limit_anonymous_rps", c.RateLimitAnonymousRPS), slog.Int("rate_limit_anonymous_burst", c.RateLimitAnonymousBurst),
 		slog.Int("ws_max_connections_per_tenant", c.WSMaxPerTenant), slog.Int("ws_max_operations_in_flight", c.WSMaxInFlight),
 		slog.Duration("ws_anonymous_idle", c.WSAnonymousIdle),
 		slog.Int("spare_tenants", c.SpareTenants), slog.Bool("tenant_template", c.TenantTemplate),
@@ -404,6 +427,32 @@ func parseInt(getenv func(string) string, name string, def int) (int, error) {
 		return 0, fmt.Errorf("%s: want a whole number, got %q", name, v)
 	}
 	return n, nil
+}
+
+// parseRate reads NAME_RPS and NAME_BURST, a token bucket's rate and size,
+// with their defaults (defBurst < 0: twice the rate, at least 1). A rate of
+// 0 is accepted only where it turns the limit off (zeroIsOff).
+func parseRate(getenv func(string) string, name string, defRPS float64, defBurst int, zeroIsOff bool) (rps float64, burst int, err error) {
+	rps = defRPS
+	if v := getenv(name + "_RPS"); v != "" {
+		rps, err = strconv.ParseFloat(v, 64)
+		if err != nil || rps < 0 || rps == 0 && !zeroIsOff || math.IsInf(rps, 0) || math.IsNaN(rps) {
+			if zeroIsOff {
+				return 0, 0, fmt.Errorf("%s_RPS: want requests per second (0 turns the limit off), got %q", name, v)
+			}
+			return 0, 0, fmt.Errorf("%s_RPS: want requests per second, more than 0, got %q", name, v)
+		}
+	}
+	if defBurst < 0 {
+		defBurst = max(1, int(2*rps))
+	}
+	if burst, err = parseInt(getenv, name+"_BURST", defBurst); err != nil {
+		return 0, 0, err
+	}
+	if burst < 1 {
+		return 0, 0, fmt.Errorf("%s_BURST: want at least 1, got %d", name, burst)
+	}
+	return rps, burst, nil
 }
 
 // minAdminToken is the shortest ADMIN_TOKEN accepted outside development

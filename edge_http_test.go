@@ -209,7 +209,9 @@ func TestCORSOnHostLevelRefusals(t *testing.T) {
 func TestRateLimitPerTenant(t *testing.T) {
 	t.Parallel()
 	const burst = 400
-	ta := newTestApp(t, map[string]string{"RATE_LIMIT_RPS": "0.01", "RATE_LIMIT_BURST": "400"})
+	// (the client's own buckets as large: this is the tenant's ceiling)
+	ta := newTestApp(t, map[string]string{"RATE_LIMIT_RPS": "0.01", "RATE_LIMIT_BURST": "400",
+		"RATE_LIMIT_ADDRESS_BURST": "400", "RATE_LIMIT_ANONYMOUS_BURST": "400"})
 	ta.createRoutedTenant(t, "rla")
 	ta.createRoutedTenant(t, "rlb")
 	for i := range burst - 1 { // createRoutedTenant spent one

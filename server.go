@@ -279,6 +279,13 @@ func (a *app) handler() (http.Handler, *edge.Guard) {
 	guard := edge.NewGuard(edge.Options{
 		Hosts: a.hosts, CORSOrigins: a.cfg.CORSOrigins, MaxBodyBytes: a.cfg.MaxBodyBytes,
 		RateLimit: a.cfg.RateLimitRPS, RateBurst: a.cfg.RateLimitBurst, MaxWebsockets: a.cfg.WSMaxPerTenant,
+		UserRateLimit: a.cfg.RateLimitUserRPS, UserRateBurst: a.cfg.RateLimitUserBurst,
+		AddressRateLimit: a.cfg.RateLimitAddressRPS, AddressRateBurst: a.cfg.RateLimitAddressBurst,
+		AnonymousRateLimit: a.cfg.RateLimitAnonymousRPS, AnonymousRateBurst: a.cfg.RateLimitAnonymousBurst,
+		ClientBuckets: a.cfg.RateLimitClientBuckets,
+		Identify: func(r *http.Request, t *tenancy.Target) string {
+			return a.resolver.TokenHolder(t, resolvers.BearerToken(r.Header.Get("Authorization")))
+		},
 	})
 	router := &tenancy.Router{
 		Registry: a.registry, Pools: a.pools, Hosts: a.hosts, TrustProxy: a.cfg.TrustProxy,

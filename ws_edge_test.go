@@ -181,9 +181,7 @@ func TestWebsocketFloodIsRateLimited(t *testing.T) {
 	setup.createRoutedTenant(t, "wsflood")
 	token := setup.login(t, "wsflood")
 	// a replica with a small bucket (the set-up above spends many requests)
-	cfg := setup.cfg
-	cfg.RateLimitRPS, cfg.RateLimitBurst, cfg.WSMaxInFlight = 1, 50, 1000
-	ta := startTestApp(t, cfg, setup.prefix, false)
+	ta := replicaWith(t, setup, map[string]string{"RATE_LIMIT_RPS": "1", "RATE_LIMIT_BURST": "50", "WS_MAX_OPERATIONS_IN_FLIGHT": "1000"})
 	ta.waitRouted(t, tenantHost("wsflood"), 200)
 	s := openEdgeSocket(t, ta, tenantHost("wsflood"), map[string]any{"Authorization": "Bearer " + token})
 

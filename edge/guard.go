@@ -3,7 +3,9 @@ package edge
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +20,9 @@ import (
 const (
 	DefaultMaxBodyBytes = 1 << 20 // 1 MiB, the contract's limit
 	DefaultRateBuckets  = 10000
+	// DefaultClientBuckets bounds the buckets of users and client
+	// addresses (about 200 bytes each).
+	DefaultClientBuckets = 100000
 )
 
 // Options configure a Guard.
@@ -41,6 +46,28 @@ type Options struct {
 	// recently used is forgotten (a forgotten bucket comes back full).
 	// Defaults to DefaultRateBuckets.
 	RateBuckets int
+	// Under the tenant's bucket, each caller has one of its own: a
+	// signed-in user (UserRateLimit, UserRateBurst; default the tenant's
+	// RateLimit and RateBurst), and, for calls without a valid token, the
+	// client address (AddressRateLimit, AddressRateBurst; default a quarter
+	// of the tenant's), whose calls together spend at most the tenant's
+	// AnonymousRateLimit and AnonymousRateBurst (default half), so that no
+	// anonymous flood leaves the tenant's signed-in users without requests.
+	UserRateLimit      float64
+	UserRateBurst      int
+	AddressRateLimit   float64
+	AddressRateBurst   int
+	AnonymousRateLimit float64
+	AnonymousRateBurst int
+	// ClientBuckets bounds how many users' and addresses' buckets are kept
+	// (idle ones, full again, are dropped first). Defaults to
+	// DefaultClientBuckets.
+	ClientBuckets int
+	// Identify names who a request's token signs in: a user id, "admin" for
+	// the admin token, "" for no valid token. nil: every request is
+	// anonymous. Tokens are checked for their signature only; revocation is
+	// the resolvers' business.
+	Identify func(r *http.Request, t *tenancy.Target) string
 	// MaxWebsockets caps the open websocket connections of one tenant
 	// (and of the admin host); 0 or less means no cap.
 	MaxWebsockets int
@@ -53,7 +80,10 @@ type Options struct {
 // oversized and batched bodies, tenants over their rate or websocket cap.
 type Guard struct {
 	o          Options
-	buckets    *buckets    // nil when rate limiting is off
+	buckets    *buckets    // per tenant; nil when rate limiting is off
+	users      *buckets    // per user of a tenant
+	addresses  *buckets    // per client address of a tenant, without a token
+	anonymous  *buckets    // per tenant, its calls without a token
 	websockets *connCounts // nil when uncapped
 	drain      *wsDrain
 }
@@ -69,9 +99,26 @@ func NewGuard(o Options) *Guard {
 	if o.RateBurst <= 0 {
 		o.RateBurst = max(1, int(2*o.RateLimit))
 	}
+	if o.ClientBuckets <= 0 {
+		o.ClientBuckets = DefaultClientBuckets
+	}
+	share := func(limit *float64, burst *int, part float64) {
+		if *limit <= 0 {
+			*limit = o.RateLimit * part
+		}
+		if *burst <= 0 {
+			*burst = max(1, int(float64(o.RateBurst)*part))
+		}
+	}
+	share(&o.UserRateLimit, &o.UserRateBurst, 1)
+	share(&o.AddressRateLimit, &o.AddressRateBurst, 0.25)
+	share(&o.AnonymousRateLimit, &o.AnonymousRateBurst, 0.5)
 	g := &Guard{o: o, drain: newWSDrain()}
 	if o.RateLimit > 0 {
 		g.buckets = newBuckets(rate.Limit(o.RateLimit), o.RateBurst, o.RateBuckets)
+		g.users = newBuckets(rate.Limit(o.UserRateLimit), o.UserRateBurst, o.ClientBuckets)
+		g.addresses = newBuckets(rate.Limit(o.AddressRateLimit), o.AddressRateBurst, o.ClientBuckets)
+		g.anonymous = newBuckets(rate.Limit(o.AnonymousRateLimit), o.AnonymousRateBurst, o.RateBuckets)
 	}
 	if o.MaxWebsockets > 0 {
 		g.websockets = newConnCounts(o.MaxWebsockets)
@@ -106,7 +153,7 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 				fmt.Sprintf("method %s is not served here: use POST (application/json), GET for queries, or a websocket", r.Method))
 			return
 		}
-		if ref := g.Take(target, Client{}); ref != nil {
+		if ref := g.Take(target, g.clientOf(r, target)); ref != nil {
 			w.Header().Set("Retry-After", strconv.Itoa(ref.RetryAfterSeconds()))
 			g.refuse(w, http.StatusTooManyRequests, apierr.RateLimited, ref.Message)
 			return
@@ -126,7 +173,36 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 }
 
 // Client is who sends a request or an operation, for the rate buckets.
-type Client struct{}
+type Client struct {
+	User string // who its token signs in (Options.Identify); "" for no valid token
+	Addr string // the client's address: the peer's, or the one a trusted proxy forwarded (Proxies)
+}
+
+// clientOf names the sender of an HTTP request.
+func (g *Guard) clientOf(r *http.Request, t *tenancy.Target) Client {
+	c := Client{Addr: r.RemoteAddr}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		c.Addr = host
+	}
+	if g.o.Identify != nil {
+		c.User = g.o.Identify(r, t)
+	}
+	return c
+}
+
+// addressKey is the bucket of a client address: an IPv6 address counts by
+// its /64, which one client commonly holds whole.
+func addressKey(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	if a = a.Unmap(); a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.String()
+}
 
 // Refusal says why a request is over a rate limit and when to retry.
 type Refusal struct {
@@ -139,19 +215,46 @@ type Refusal struct {
 func (r *Refusal) RetryAfterSeconds() int { return retryAfterSeconds(r.RetryAfter) }
 
 // Take spends one request of the rate limits of target's tenant (the admin
-// host's when target is the admin host or nil). Wrap takes one for every
-// HTTP request, websocket upgrades included; the websocket transport takes
-// one for every operation on an open socket, so that a socket is no way
-// around the limits. It returns nil when the request may go on, else why
-// not and when to retry.
-func (g *Guard) Take(target *tenancy.Target, _ Client) *Refusal {
+// host's when target is the admin host or nil) and of its client: the
+// signed-in user's bucket, or for a client without a valid token its
+// address's bucket and the tenant's share for anonymous calls. Wrap takes
+// one for every HTTP request, websocket upgrades included; the websocket
+// transport takes one for every operation on an open socket, so that a
+// socket is no way around the limits. It returns nil when the request may
+// go on, else why not and when to retry; a refused request spends nothing.
+func (g *Guard) Take(target *tenancy.Target, c Client) *Refusal {
 	if g.buckets == nil {
 		return nil
 	}
 	key, _ := tenantKey(target)
-	if wait, ok := g.buckets.take(key, time.Now()); !ok {
-		return &Refusal{RetryAfter: wait, Message: fmt.Sprintf(
-			"rate limit exceeded: %g requests per second (burst %d) for this organization; retry later", g.o.RateLimit, g.o.RateBurst)}
+	type step struct {
+		b        *buckets
+		key, who string
+		limit    float64
+		burst    int
+	}
+	var steps []step
+	switch {
+	case c.User == "":
+		steps = append(steps,
+			step{g.addresses, key + " " + addressKey(c.Addr), "each client address without a token", g.o.AddressRateLimit, g.o.AddressRateBurst},
+			step{g.anonymous, key, "this organization's calls without a token (sign in)", g.o.AnonymousRateLimit, g.o.AnonymousRateBurst})
+	case key != "admin": // the admin host has one caller with a token
+		steps = append(steps, step{g.users, key + " " + c.User, "each signed-in user", g.o.UserRateLimit, g.o.UserRateBurst})
+	}
+	steps = append(steps, step{g.buckets, key, "this organization", g.o.RateLimit, g.o.RateBurst})
+	now := time.Now()
+	var undo []func()
+	for _, s := range steps {
+		give, wait, ok := s.b.take(s.key, now)
+		if !ok {
+			for _, u := range undo {
+				u()
+			}
+			return &Refusal{RetryAfter: wait, Message: fmt.Sprintf(
+				"rate limit exceeded: %g requests per second (burst %d) for %s; retry later", s.limit, s.burst, s.who)}
+		}
+		undo = append(undo, give)
 	}
 	return nil
 }

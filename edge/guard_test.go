@@ -280,7 +280,9 @@ func TestCORS(t *testing.T) {
 
 func TestRateLimitPerTenant(t *testing.T) {
 	t.Parallel()
-	g := NewGuard(Options{Hosts: testHosts, RateLimit: 0.001, RateBurst: 3})
+	// (the client's own buckets larger: this is the tenant's ceiling)
+	g := NewGuard(Options{Hosts: testHosts, RateLimit: 0.001, RateBurst: 3,
+		AddressRateLimit: 0.001, AddressRateBurst: 100, AnonymousRateLimit: 0.001, AnonymousRateBurst: 100})
 	a, b := acme(), acme() // two tenants (different ids)
 	post := func(target *tenancy.Target) *httptest.ResponseRecorder {
 		r := httptest.NewRequest("POST", "http://acme.example.test/graphql", strings.NewReader(`{"query":"{ __typename }"}`))
@@ -325,13 +327,13 @@ func TestBucketsAreBounded(t *testing.T) {
 		t.Fatalf("kept %d buckets, want 100", n)
 	}
 	// a refill: a bucket that waited long enough has a token again
-	if _, ok := b.take("t", now); !ok {
+	if _, _, ok := b.take("t", now); !ok {
 		t.Fatal("first token refused")
 	}
-	if wait, ok := b.take("t", now); ok || wait <= 0 || wait > time.Second {
+	if _, wait, ok := b.take("t", now); ok || wait <= 0 || wait > time.Second {
 		t.Fatalf("second token: ok %v wait %v", ok, wait)
 	}
-	if _, ok := b.take("t", now.Add(time.Second)); !ok {
+	if _, _, ok := b.take("t", now.Add(time.Second)); !ok {
 		t.Fatal("token after the refill refused")
 	}
 }
@@ -458,4 +460,71 @@ func FuzzOriginAllowed(f *testing.F) {
 			t.Fatalf("allowed %q (scheme %q, host %q)", origin, u.Scheme, host)
 		}
 	})
+}
+
+// TestClientBuckets: under the tenant's ceiling, an address without a
+// token has a bucket of its own, and the tenant's calls without a token
+// together have a share, so that an anonymous flood, from one address or
+// many, leaves requests to the signed-in users; each user has a bucket
+// too; an IPv6 client counts by its /64; a refused request spends nothing.
+func TestClientBuckets(t *testing.T) {
+	t.Parallel()
+	g := NewGuard(Options{Hosts: testHosts, RateLimit: 0.001, RateBurst: 100, UserRateBurst: 30})
+	tenant := acme()
+	anon := func(addr string) Client { return Client{Addr: addr} }
+	spend := func(c Client, n int) (ok int) {
+		for range n {
+			if g.Take(tenant, c) == nil {
+				ok++
+			}
+		}
+		return ok
+	}
+	// a quarter of the tenant's burst per address, half for them all
+	if n := spend(anon("203.0.113.1"), 100); n != 25 {
+		t.Fatalf("one address got %d requests, want 25", n)
+	}
+	if ref := g.Take(tenant, anon("203.0.113.1")); ref == nil || !strings.Contains(ref.Message, "each client address without a token") || ref.RetryAfterSeconds() < 1 {
+		t.Fatalf("over the address's bucket: %+v", ref)
+	}
+	if n := spend(anon("203.0.113.2"), 100) + spend(anon("203.0.113.3"), 100); n != 25 {
+		t.Fatalf("two more addresses got %d requests, want the 25 left of the anonymous share", n)
+	}
+	// the signed-in users still have the other half of the tenant's bucket
+	if n := spend(Client{User: "u1", Addr: "203.0.113.1"}, 40); n != 30 {
+		t.Fatalf("a user got %d requests, want its burst of 30", n)
+	}
+	if n := spend(Client{User: "u2"}, 40); n != 20 {
+		t.Fatalf("another user got %d requests, want the 20 left of the tenant's", n)
+	}
+	if ref := g.Take(tenant, Client{User: "u3"}); ref == nil || !strings.Contains(ref.Message, "this organization") {
+		t.Fatalf("over the tenant's bucket: %+v", ref)
+	}
+	// IPv6: one /64 is one client
+	g = NewGuard(Options{Hosts: testHosts, RateLimit: 0.001, RateBurst: 8})
+	if n := spend(anon("2001:db8:1:2::1"), 1) + spend(anon("2001:db8:1:2:ffff::9"), 5); n != 2 {
+		t.Fatalf("one /64 got %d requests, want 2", n)
+	}
+	if n := spend(anon("2001:db8:1:3::1"), 5); n != 2 {
+		t.Fatalf("another /64 got %d requests, want 2", n)
+	}
+}
+
+// TestIdleBucketsAreForgotten: a bucket unused for as long as it takes to
+// refill is dropped, so client buckets do not pile up.
+func TestIdleBucketsAreForgotten(t *testing.T) {
+	t.Parallel()
+	b := newBuckets(10, 20, 1000) // full again after 2 s
+	now := time.Now()
+	for i := range 500 {
+		b.take(fmt.Sprintf("client-%d", i), now)
+	}
+	b.take("late", now.Add(1500*time.Millisecond))
+	if n := b.len(); n != 501 {
+		t.Fatalf("kept %d buckets before any was idle 2 s, want 501", n)
+	}
+	b.take("later", now.Add(2100*time.Millisecond))
+	if n := b.len(); n != 2 {
+		t.Fatalf("kept %d buckets, want the 2 used within 2 s", n)
+	}
 }

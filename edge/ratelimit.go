@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"math"
 	"sync"
 	"time"
 
@@ -8,44 +9,64 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// buckets holds one token bucket per tenant, at most size of them: the
-// least recently used is forgotten first. A bucket idle for burst/rate
-// seconds is full again, so forgetting an idle one loses nothing.
+// buckets holds one token bucket per key, at most size of them: the least
+// recently used is forgotten first, and so is any bucket idle long enough
+// to be full again (burst/rate), which loses nothing.
 type buckets struct {
 	limit rate.Limit
 	burst int
+	full  time.Duration // how long an unused bucket takes to refill
 
 	mu  sync.Mutex
-	lru *simplelru.LRU[string, *rate.Limiter]
+	lru *simplelru.LRU[string, *bucket]
+}
+
+type bucket struct {
+	lim  *rate.Limiter
+	used time.Time
 }
 
 func newBuckets(limit rate.Limit, burst, size int) *buckets {
-	l, err := simplelru.NewLRU[string, *rate.Limiter](size, nil)
+	l, err := simplelru.NewLRU[string, *bucket](size, nil)
 	if err != nil {
 		panic(err) // only for size <= 0, which NewGuard rules out
 	}
-	return &buckets{limit: limit, burst: burst, lru: l}
+	full := time.Duration(math.MaxInt64)
+	if secs := float64(burst) / float64(limit); secs < full.Seconds() {
+		full = time.Duration(secs * float64(time.Second))
+	}
+	return &buckets{limit: limit, burst: burst, full: full, lru: l}
 }
 
-// take spends one token of key's bucket. When none is left it reports
-// false and how long until one is.
-func (b *buckets) take(key string, now time.Time) (wait time.Duration, ok bool) {
+// take spends one token of key's bucket and returns the function that
+// gives it back (a request that another bucket refuses spends none).
+// When none is left it reports false and how long until one is.
+func (b *buckets) take(key string, now time.Time) (undo func(), wait time.Duration, ok bool) {
 	b.mu.Lock()
-	l, found := b.lru.Get(key)
-	if !found {
-		l = rate.NewLimiter(b.limit, b.burst)
-		b.lru.Add(key, l)
+	// forget the buckets that have been idle long enough to be full
+	for {
+		_, oldest, found := b.lru.GetOldest()
+		if !found || now.Sub(oldest.used) < b.full {
+			break
+		}
+		b.lru.RemoveOldest()
 	}
+	e, found := b.lru.Get(key)
+	if !found {
+		e = &bucket{lim: rate.NewLimiter(b.limit, b.burst)}
+		b.lru.Add(key, e)
+	}
+	e.used = now
 	b.mu.Unlock()
-	r := l.ReserveN(now, 1)
+	r := e.lim.ReserveN(now, 1)
 	if !r.OK() {
-		return time.Second, false
+		return nil, time.Second, false
 	}
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
-		return d, false
+		return nil, d, false
 	}
-	return 0, true
+	return func() { r.CancelAt(now) }, 0, true
 }
 
 // len reports how many buckets are kept.

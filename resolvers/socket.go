@@ -49,9 +49,8 @@ const closeUnauthenticatedIdle = 4401
 
 // socket is one websocket connection as the edge sees it.
 type socket struct {
-	client edge.Client // its rate buckets' owner, set at connection_init
-
 	mu            sync.Mutex
+	client        edge.Client             // its rate buckets' owner, set at connection_init
 	conn          transport.WebsocketConn // set once accepted
 	authenticated bool                    // connection_init carried a valid token
 	inFlight      int
@@ -158,8 +157,11 @@ func (r *Resolver) socketInit(anonymousIdle time.Duration) transport.WebsocketIn
 		if s == nil {
 			return ctx, nil, nil
 		}
-		user := r.tokenHolder(ctx)
+		target, _ := tenancy.FromContext(ctx)
+		session := sessionFrom(ctx)
+		user := r.TokenHolder(target, session.bearer)
 		s.mu.Lock()
+		s.client = edge.Client{User: user, Addr: session.client}
 		s.authenticated = user != ""
 		s.last = time.Now()
 		s.mu.Unlock()
@@ -195,16 +197,14 @@ func initToken(p transport.InitPayload) string {
 	return token
 }
 
-// tokenHolder names who the request's bearer token signs in, without
-// reaching a database: "admin" for the admin token on the admin host, the
-// user id for a token of the host's tenant that verifies; "" for none (a
-// token revoked since it was issued still names its user here; its
-// operations are refused field by field).
-func (r *Resolver) tokenHolder(ctx context.Context) string {
-	bearer := sessionFrom(ctx).bearer
-	t, ok := tenancy.FromContext(ctx)
+// TokenHolder names who bearer signs in on target, without reaching a
+// database: "admin" for the admin token on the admin host, the user id for
+// a token of target's tenant that verifies; "" for none (a token revoked
+// since it was issued still names its user here; its operations are
+// refused field by field). The edge's rate buckets key on it.
+func (r *Resolver) TokenHolder(t *tenancy.Target, bearer string) string {
 	switch {
-	case bearer == "" || !ok:
+	case bearer == "" || t == nil:
 		return ""
 	case t.Admin:
 		if auth.AdminTokenMatches(r.AdminToken, bearer) {
@@ -238,7 +238,10 @@ func (e socketRate) MutateOperationParameters(ctx context.Context, _ *graphql.Ra
 		return nil
 	}
 	target, _ := tenancy.FromContext(ctx)
-	if ref := e.guard.Take(target, s.client); ref != nil {
+	s.mu.Lock()
+	client := s.client
+	s.mu.Unlock()
+	if ref := e.guard.Take(target, client); ref != nil {
 		return rateLimited(ref.Message, ref.RetryAfterSeconds())
 	}
 	return nil
