@@ -125,6 +125,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		ServerURL: a.controlURL, MaxConns: cfg.MaxDBConnections, MaxConnsPerTenant: cfg.MaxConnsTenant,
 		IdleTimeout: cfg.DBIdleTimeout, NamePrefix: cfg.NamePrefix,
 		Metrics: a.metrics, TracerProvider: a.tracing.Provider(),
+		Prepared: store.Preparable,
 	}, sealer)
 	if err != nil {
 		return nil, err

@@ -33,6 +33,7 @@ type pgCounter struct {
 
 	mu     sync.Mutex
 	counts map[string]int // statements per database
+	parses map[string]int // Parse messages per database (a statement run by a prepared name sends none)
 	conns  map[net.Conn]struct{}
 }
 
@@ -49,7 +50,7 @@ func newPGCounter(t testing.TB, dbURL string) (*pgCounter, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &pgCounter{ln: ln, target: u.Host, counts: map[string]int{}, conns: map[net.Conn]struct{}{}}
+	p := &pgCounter{ln: ln, target: u.Host, counts: map[string]int{}, parses: map[string]int{}, conns: map[net.Conn]struct{}{}}
 	go p.serve()
 	t.Cleanup(p.close)
 	u.Host = ln.Addr().String()
@@ -64,6 +65,13 @@ func (p *pgCounter) statements(db string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.counts[db]
+}
+
+// parsed returns the Parse messages sent so far to database db.
+func (p *pgCounter) parsed(db string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.parses[db]
 }
 
 func (p *pgCounter) close() {
@@ -126,6 +134,7 @@ const (
 	pgMaxMessage  = 1 << 30
 	pgStatementQ  = 'Q'
 	pgStatementEx = 'E'
+	pgParse       = 'P'
 )
 
 // frontend relays the client's messages to the server, counting statements.
@@ -184,9 +193,14 @@ func (p *pgCounter) frontend(in *bufio.Reader, client, server net.Conn) error {
 		if n < 4 || n > pgMaxMessage {
 			return errors.New("bad message length")
 		}
-		if hdr[0] == pgStatementQ || hdr[0] == pgStatementEx {
+		switch hdr[0] {
+		case pgStatementQ, pgStatementEx:
 			p.mu.Lock()
 			p.counts[db]++
+			p.mu.Unlock()
+		case pgParse:
+			p.mu.Lock()
+			p.parses[db]++
 			p.mu.Unlock()
 		}
 		if _, err := server.Write(hdr[:]); err != nil {
@@ -246,8 +260,10 @@ func TestNestedIssuesQueryRunsAConstantNumberOfStatements(t *testing.T) {
 
 // TestIssuesPageIsOneStatement pins the statements of the benchmark's
 // query (bench/): the page with its assignees joined in, and the signed-in
-// user unless the user cache holds it. It also checks that the joined
-// assignees are the right ones, unassigned issues included.
+// user unless the user cache holds it. The page runs as a statement its
+// connection has prepared (no Parse message once the connection has run
+// it), the user lookup does not. It also checks that the joined assignees
+// are the right ones, unassigned issues included.
 func TestIssuesPageIsOneStatement(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
@@ -269,15 +285,20 @@ func TestIssuesPageIsOneStatement(t *testing.T) {
 				owner.createIssue(t, in)
 			}
 			const q = `{ issues(first: 20) { edges { node { id number title status assignee { id name } } } } }`
-			owner.must(t, q, nil) // fills the cache, when on
+			for range 3 { // fills the cache, when on, and prepares the page on the pool's connections
+				owner.must(t, q, nil)
+			}
 			tn, err := ta.registry.Get(t.Context(), "page")
 			if err != nil {
 				t.Fatal(err)
 			}
-			before := counter.statements(tn.DBName)
+			before, parsed := counter.statements(tn.DBName), counter.parsed(tn.DBName)
 			r := owner.must(t, q, nil)
 			if got := counter.statements(tn.DBName) - before; got != c.want {
 				t.Errorf("statements on the tenant database = %d, want %d", got, c.want)
+			}
+			if got := counter.parsed(tn.DBName) - parsed; got != c.want-1 {
+				t.Errorf("statements parsed = %d, want %d (all but the prepared page)", got, c.want-1)
 			}
 			issues := nodes(r, "issues")
 			if len(issues) != 6 {

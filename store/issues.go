@@ -378,10 +378,30 @@ func (s *Store) ListIssues(ctx context.Context, filter IssueFilter, args PageArg
 		}
 		projectKey = *filter.ProjectKey
 	}
-	projectID, assigneeID := nullableUUID(filter.ProjectID), nullableUUID(filter.AssigneeID)
-	at, id := ks.args()
-	q := listIssuesQueries[b2i(args.JoinAssignee)][b2i(args.JoinReporter)]
-	params := []any{projectID, projectKey, status, assigneeID, at, id, args.First + 1}
+	// the page: a statement with exactly the conditions that apply
+	kind, params := 0, make([]any, 0, 7)
+	if filter.ProjectID != nil {
+		kind, params = kind|byProjectID, append(params, *filter.ProjectID)
+	}
+	if projectKey != nil {
+		kind, params = kind|byProjectKey, append(params, projectKey)
+	}
+	if status != nil {
+		kind, params = kind|byStatus, append(params, status)
+	}
+	if filter.AssigneeID != nil {
+		kind, params = kind|byAssignee, append(params, *filter.AssigneeID)
+	}
+	if ks.set {
+		kind, params = kind|afterCursor, append(params, ks.createdAt, ks.id)
+	}
+	if args.JoinAssignee {
+		kind |= withAssignee
+	}
+	if args.JoinReporter {
+		kind |= withReporter
+	}
+	q, params := issueStatements[kind], append(params, args.First+1)
 	var rows []Issue
 	var total int
 	if args.SkipCount {
@@ -395,7 +415,8 @@ func (s *Store) ListIssues(ctx context.Context, filter IssueFilter, args PageArg
 		if rows, err = scanIssues(ctx, tx, args, q, params); err != nil {
 			return dbError("list issues", err)
 		}
-		return dbError("count issues", tx.GetContext(ctx, &total, qCountIssues, params[:4]...))
+		return dbError("count issues", tx.GetContext(ctx, &total, qCountIssues,
+			nullableUUID(filter.ProjectID), projectKey, status, nullableUUID(filter.AssigneeID)))
 	})
 	if err != nil {
 		return Page[Issue]{}, err
@@ -403,55 +424,96 @@ func (s *Store) ListIssues(ctx context.Context, filter IssueFilter, args PageArg
 	return newPage(rows, args.First, total, issueKey), nil
 }
 
-// issueWhere is the filter of ListIssues: $1 project id, $2 project key,
-// $3 status, $4 assignee id, each NULL for "any".
-const issueWhere = `($1::uuid IS NULL OR i.project_id = $1)
+// qCountIssues counts the issues of a ListIssues filter: $1 project id,
+// $2 project key, $3 status, $4 assignee id, each NULL for "any".
+const qCountIssues = `SELECT count(*) FROM issues i WHERE ($1::uuid IS NULL OR i.project_id = $1)
 	AND ($2::text IS NULL OR i.project_id = (SELECT id FROM projects WHERE key = $2))
 	AND ($3::text IS NULL OR i.status = $3)
 	AND ($4::uuid IS NULL OR i.assignee_id = $4)`
 
-const qCountIssues = `SELECT count(*) FROM issues i WHERE ` + issueWhere
+// What a page of issues is read with: the bits of an index of
+// issueStatements.
+const (
+	byProjectID  = 1 << iota // $n project id
+	byProjectKey             // $n project key
+	byStatus                 // $n status
+	byAssignee               // $n assignee id
+	afterCursor              // $n, $n+1: the keyset of the previous page's last row
+	withAssignee             // the assignee's columns joined in
+	withReporter             // the reporter's columns joined in
+	issueStatementKinds = 1 << iota
+)
 
-// listIssuesQueries are listIssuesQuery's four statements, by
-// [assignee][reporter], built once.
-var listIssuesQueries = func() (q [2][2]string) {
-	for a := range 2 {
-		for r := range 2 {
-			q[a][r] = listIssuesQuery(a == 1, r == 1)
-		}
+// issueStatements are the page statements of ListIssues, one per kind,
+// built once. Each holds only the conditions that apply, as index
+// conditions rather than "$n IS NULL OR ...": its plan is then good for
+// any parameters, so that a connection may keep it prepared (Preparable)
+// and PostgreSQL plan it once.
+var issueStatements = func() (qs [issueStatementKinds]string) {
+	for kind := range qs {
+		qs[kind] = issuesStatement(kind)
 	}
-	return q
+	return qs
 }()
 
-func b2i(b bool) int {
-	if b {
-		return 1
+// issuesStatement builds the page statement of kind: the conditions in
+// the order of their bits, then the limit, numbered from $1.
+func issuesStatement(kind int) string {
+	n := 0
+	arg := func(typ string) string { n++; return "$" + strconv.Itoa(n) + "::" + typ }
+	var conds []string
+	if kind&byProjectID != 0 {
+		conds = append(conds, "i.project_id = "+arg("uuid"))
 	}
-	return 0
-}
-
-// listIssuesQuery returns the page statement of ListIssues ($5, $6: the
-// keyset; $7: the limit), with the assignee's and the reporter's columns
-// (joinedUserColumns) after the issue's when asked for, so that a page
-// that shows them is one statement rather than a page and a batch of
-// users.
-func listIssuesQuery(assignee, reporter bool) string {
+	if kind&byProjectKey != 0 {
+		conds = append(conds, "i.project_id = (SELECT id FROM projects WHERE key = "+arg("text")+")")
+	}
+	if kind&byStatus != 0 {
+		conds = append(conds, "i.status = "+arg("text"))
+	}
+	if kind&byAssignee != 0 {
+		conds = append(conds, "i.assignee_id = "+arg("uuid"))
+	}
+	if kind&afterCursor != 0 {
+		at := arg("timestamptz")
+		conds = append(conds, "(i.created_at, i.id) < ("+at+", "+arg("uuid")+")")
+	}
 	cols, joins := issueColumns, ""
-	if assignee {
+	if kind&withAssignee != 0 {
 		cols += ", " + joinedUserColumns("a")
 		joins += " LEFT JOIN users a ON a.id = i.assignee_id"
 	}
-	if reporter {
+	if kind&withReporter != 0 {
 		// LEFT: a reporter row gone behind the API's back leaves Reporter
 		// nil, and the resolver reports it as it would without the join
 		cols += ", " + joinedUserColumns("r")
 		joins += " LEFT JOIN users r ON r.id = i.reporter_id"
 	}
-	return `SELECT ` + cols + ` FROM issues i JOIN projects p ON p.id = i.project_id` + joins + `
-		WHERE ` + issueWhere + `
-		AND ($5::timestamptz IS NULL OR (i.created_at, i.id) < ($5, $6::uuid))
-		ORDER BY i.created_at DESC, i.id DESC LIMIT $7`
+	where := ""
+	if len(conds) > 0 {
+		where = "\n\tWHERE " + strings.Join(conds, " AND ")
+	}
+	return "SELECT " + cols + " FROM issues i JOIN projects p ON p.id = i.project_id" + joins + where +
+		"\n\tORDER BY i.created_at DESC, i.id DESC LIMIT " + arg("int")
 }
+
+// preparable holds the statements Preparable accepts.
+var preparable = func() map[string]bool {
+	m := make(map[string]bool, len(issueStatements))
+	for _, q := range issueStatements {
+		m[q] = true
+	}
+	return m
+}()
+
+// Preparable reports whether query is one of the store's statements that
+// a connection may keep prepared and run again by name: the hottest of
+// the request path (the pages of issues), whose plans suit any
+// parameters. A statement with "$n IS NULL OR ..." conditions must not
+// be kept prepared: PostgreSQL may switch a prepared statement to one
+// generic plan after five runs, and that plan cannot use the index such
+// a condition needs when its parameter is set.
+func Preparable(query string) bool { return preparable[query] }
 
 // joinedUserColumns are the columns of a user joined as alias, read by
 // nullUser.dest: every one but the password hash.

@@ -369,3 +369,82 @@ func TestListIssuesFilters(t *testing.T) {
 	_, err = e.s.ListIssues(ctx, store.IssueFilter{ProjectKey: ptr("NOPE")}, store.PageArgs{First: 0})
 	wantErr(t, err, store.ErrInvalidInput)
 }
+
+// TestListIssuesEveryStatement pages (two at a time) through every
+// combination of filters, with and without the assignee and the reporter
+// joined in: each is a statement of its own (issueStatements), and each
+// must give the issues that match, newest first, with the right users.
+func TestListIssuesEveryStatement(t *testing.T) {
+	t.Parallel()
+	e, ctx := newEnv(t), ctxT(t)
+	web, _ := e.project(t, "WEB"), e.project(t, "API")
+	ann, bob := e.user(t, "ann"), e.user(t, "bob")
+	users := map[uuid.UUID]store.User{ann.ID: ann, bob.ID: bob}
+	for id, u := range users {
+		u.PasswordHash = "" // never joined in
+		users[id] = u
+	}
+	var all []store.Issue
+	for i := range 12 {
+		assignee := []*uuid.UUID{&ann.ID, &bob.ID, nil}[i%3]
+		reporter := []uuid.UUID{bob.ID, ann.ID}[i%2]
+		is, err := e.s.CreateIssue(ctx, store.NewIssue{ProjectKey: []string{"WEB", "API"}[i/2%2], Title: "t",
+			Status: []store.IssueStatus{store.StatusTodo, store.StatusDone}[i/4%2], AssigneeID: assignee, ReporterID: reporter})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, is)
+	}
+	for mask := range 1 << 6 {
+		var f store.IssueFilter
+		if mask&1 != 0 {
+			f.ProjectID = &web.ID
+		}
+		if mask&2 != 0 {
+			f.ProjectKey = ptr("WEB")
+		}
+		if mask&4 != 0 {
+			f.Status = ptr(store.StatusDone)
+		}
+		if mask&8 != 0 {
+			f.AssigneeID = &ann.ID
+		}
+		joinA, joinR := mask&16 != 0, mask&32 != 0
+		var want, got []uuid.UUID
+		for i := len(all) - 1; i >= 0; i-- {
+			is := all[i]
+			if (f.ProjectID == nil || is.ProjectID == web.ID) && (f.ProjectKey == nil || is.ProjectKey == "WEB") &&
+				(f.Status == nil || is.Status == store.StatusDone) &&
+				(f.AssigneeID == nil || is.AssigneeID != nil && *is.AssigneeID == ann.ID) {
+				want = append(want, is.ID)
+			}
+		}
+		args := store.PageArgs{First: 2, JoinAssignee: joinA, JoinReporter: joinR}
+		for pages := 0; ; pages++ {
+			p, err := e.s.ListIssues(ctx, f, args)
+			if err != nil {
+				t.Fatalf("filter %+v, page %d: %v", f, pages, err)
+			}
+			for _, is := range p.Items {
+				got = append(got, is.ID)
+				switch {
+				case !joinA && is.Assignee != nil, !joinR && is.Reporter != nil:
+					t.Fatalf("users joined unasked: %+v", is)
+				case joinA && (is.AssigneeID == nil) != (is.Assignee == nil):
+					t.Fatalf("issue %s: assignee id %v, joined %v", is.ID, is.AssigneeID, is.Assignee)
+				case joinA && is.Assignee != nil && (*is.Assignee != users[*is.AssigneeID]):
+					t.Fatalf("issue %s: joined assignee %+v, want %+v", is.ID, *is.Assignee, users[*is.AssigneeID])
+				case joinR && (is.Reporter == nil || is.Reporter.ID != is.ReporterID || is.Reporter.Name != users[is.ReporterID].Name):
+					t.Fatalf("issue %s: joined reporter %+v, want %s", is.ID, is.Reporter, is.ReporterID)
+				}
+			}
+			if !p.HasNextPage || pages > len(all) {
+				break
+			}
+			args.After = p.Cursors[len(p.Cursors)-1]
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("filter %+v (joins %v %v): got %v, want %v", f, joinA, joinR, got, want)
+		}
+	}
+}

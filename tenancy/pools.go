@@ -3,6 +3,7 @@ package tenancy
 import (
 	"container/list"
 	"context"
+	"database/sql/driver"
 	"fmt"
 	"net"
 	"net/url"
@@ -48,6 +49,11 @@ type PoolOptions struct {
 	// TracerProvider, when set, makes a span of every statement on a
 	// tenant pool run inside a span (tracing.OpenDB); nil: none.
 	TracerProvider trace.TracerProvider
+	// Prepared picks the statements (with arguments) that each tenant
+	// connection prepares the first time it runs them and then runs by
+	// name (prepared.go); they must have plans that suit any arguments.
+	// nil: none.
+	Prepared func(query string) bool
 }
 
 // PoolMetrics is told about the connection budget.
@@ -395,7 +401,11 @@ func (p *Pools) open(t *Tenant, tp *tenantPool) (*sqlx.DB, error) {
 		return nil, fmt.Errorf("tenancy: connector for tenant %s: %w", t.ID, err)
 	}
 	c.Dialer(budgetDialer{p: p, tp: tp})
-	db := sqlx.NewDb(tracing.OpenDB(c, p.opts.TracerProvider), "postgres")
+	var conns driver.Connector = c
+	if p.opts.Prepared != nil {
+		conns = preparedConnector{Connector: c, prepared: p.opts.Prepared}
+	}
+	db := sqlx.NewDb(tracing.OpenDB(conns, p.opts.TracerProvider), "postgres")
 	db.SetMaxOpenConns(p.opts.MaxConnsPerTenant)
 	db.SetMaxIdleConns(p.opts.MaxConnsPerTenant)
 	db.SetConnMaxIdleTime(p.opts.IdleTimeout)
