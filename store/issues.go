@@ -434,13 +434,13 @@ const qCountIssues = `SELECT count(*) FROM issues i WHERE ($1::uuid IS NULL OR i
 // What a page of issues is read with: the bits of an index of
 // issueStatements.
 const (
-	byProjectID  = 1 << iota // $n project id
-	byProjectKey             // $n project key
-	byStatus                 // $n status
-	byAssignee               // $n assignee id
-	afterCursor              // $n, $n+1: the keyset of the previous page's last row
-	withAssignee             // the assignee's columns joined in
-	withReporter             // the reporter's columns joined in
+	byProjectID         = 1 << iota // $n project id
+	byProjectKey                    // $n project key
+	byStatus                        // $n status
+	byAssignee                      // $n assignee id
+	afterCursor                     // $n, $n+1: the keyset of the previous page's last row
+	withAssignee                    // the assignee's columns joined in
+	withReporter                    // the reporter's columns joined in
 	issueStatementKinds = 1 << iota
 )
 
