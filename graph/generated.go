@@ -188,6 +188,7 @@ type ComplexityRoot struct {
 		DatabaseServer func(childComplexity int) int
 		DeletedAt      func(childComplexity int) int
 		Domains        func(childComplexity int) int
+		History        func(childComplexity int, last *int) int
 		Host           func(childComplexity int) int
 		ID             func(childComplexity int) int
 		LastError      func(childComplexity int) int
@@ -209,6 +210,14 @@ type ComplexityRoot struct {
 	TenantEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	TenantEvent struct {
+		At         func(childComplexity int) int
+		DurationMs func(childComplexity int) int
+		Error      func(childComplexity int) int
+		Outcome    func(childComplexity int) int
+		Step       func(childComplexity int) int
 	}
 
 	TenantUsage struct {
@@ -298,6 +307,8 @@ type SubscriptionResolver interface {
 	IssueChanged(ctx context.Context, projectKey string) (<-chan *model.Issue, error)
 }
 type TenantResolver interface {
+	History(ctx context.Context, obj *model.Tenant, last *int) ([]*model.TenantEvent, error)
+
 	Usage(ctx context.Context, obj *model.Tenant) (*model.TenantUsage, error)
 }
 
@@ -1021,6 +1032,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Tenant.Domains(childComplexity), true
+	case "Tenant.history":
+		if e.ComplexityRoot.Tenant.History == nil {
+			break
+		}
+
+		args, err := ec.field_Tenant_history_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Tenant.History(childComplexity, args["last"].(*int)), true
 	case "Tenant.host":
 		if e.ComplexityRoot.Tenant.Host == nil {
 			break
@@ -1113,6 +1135,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.TenantEdge.Node(childComplexity), true
+
+	case "TenantEvent.at":
+		if e.ComplexityRoot.TenantEvent.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TenantEvent.At(childComplexity), true
+	case "TenantEvent.durationMs":
+		if e.ComplexityRoot.TenantEvent.DurationMs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TenantEvent.DurationMs(childComplexity), true
+	case "TenantEvent.error":
+		if e.ComplexityRoot.TenantEvent.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TenantEvent.Error(childComplexity), true
+	case "TenantEvent.outcome":
+		if e.ComplexityRoot.TenantEvent.Outcome == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TenantEvent.Outcome(childComplexity), true
+	case "TenantEvent.step":
+		if e.ComplexityRoot.TenantEvent.Step == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TenantEvent.Step(childComplexity), true
 
 	case "TenantUsage.databaseBytes":
 		if e.ComplexityRoot.TenantUsage.DatabaseBytes == nil {
@@ -1335,7 +1388,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "platform.graphqls" "servers.graphqls" "tenant.graphqls" "usage.graphqls"
+//go:embed "history.graphqls" "platform.graphqls" "servers.graphqls" "tenant.graphqls" "usage.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -1347,6 +1400,7 @@ func sourceData(filename string) string {
 }
 
 var sources = []*ast.Source{
+	{Name: "history.graphqls", Input: sourceData("history.graphqls"), BuiltIn: false},
 	{Name: "platform.graphqls", Input: sourceData("platform.graphqls"), BuiltIn: false},
 	{Name: "servers.graphqls", Input: sourceData("servers.graphqls"), BuiltIn: false},
 	{Name: "tenant.graphqls", Input: sourceData("tenant.graphqls"), BuiltIn: false},
@@ -1576,6 +1630,8 @@ func (ec *executionContext) childFields_Tenant(ctx context.Context, field graphq
 		return ec.fieldContext_Tenant_createdAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_Tenant_updatedAt(ctx, field)
+	case "history":
+		return ec.fieldContext_Tenant_history(ctx, field)
 	case "databaseServer":
 		return ec.fieldContext_Tenant_databaseServer(ctx, field)
 	case "usage":
@@ -1604,6 +1660,22 @@ func (ec *executionContext) childFields_TenantEdge(ctx context.Context, field gr
 		return ec.fieldContext_TenantEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type TenantEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_TenantEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "step":
+		return ec.fieldContext_TenantEvent_step(ctx, field)
+	case "outcome":
+		return ec.fieldContext_TenantEvent_outcome(ctx, field)
+	case "durationMs":
+		return ec.fieldContext_TenantEvent_durationMs(ctx, field)
+	case "at":
+		return ec.fieldContext_TenantEvent_at(ctx, field)
+	case "error":
+		return ec.fieldContext_TenantEvent_error(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TenantEvent", field.Name)
 }
 
 func (ec *executionContext) childFields_TenantUsage(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2369,6 +2441,20 @@ func (ec *executionContext) field_Subscription_tenantStatusChanged_args(ctx cont
 		return nil, err
 	}
 	args["slug"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Tenant_history_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg0
 	return args, nil
 }
 
@@ -6066,6 +6152,50 @@ func (ec *executionContext) fieldContext_Tenant_updatedAt(_ context.Context, fie
 	return graphql.NewScalarFieldContext("Tenant", field, false, false, "Time")
 }
 
+func (ec *executionContext) _Tenant_history(ctx context.Context, field graphql.CollectedField, obj *model.Tenant) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Tenant_history(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Tenant().History(ctx, obj, fc.Args["last"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.TenantEvent) graphql.Marshaler {
+			return ec.marshalNTenantEvent2ᚕᚖgithubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐTenantEventᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Tenant_history(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Tenant",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TenantEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Tenant_history_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Tenant_databaseServer(ctx context.Context, field graphql.CollectedField, obj *model.Tenant) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6261,6 +6391,121 @@ func (ec *executionContext) fieldContext_TenantEdge_node(_ context.Context, fiel
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _TenantEvent_step(ctx context.Context, field graphql.CollectedField, obj *model.TenantEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TenantEvent_step(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Step, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TenantEvent_step(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TenantEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _TenantEvent_outcome(ctx context.Context, field graphql.CollectedField, obj *model.TenantEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TenantEvent_outcome(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Outcome, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.TenantEventOutcome) graphql.Marshaler {
+			return ec.marshalNTenantEventOutcome2githubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐTenantEventOutcome(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TenantEvent_outcome(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TenantEvent", field, false, false, "TenantEventOutcome")
+}
+
+func (ec *executionContext) _TenantEvent_durationMs(ctx context.Context, field graphql.CollectedField, obj *model.TenantEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TenantEvent_durationMs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DurationMs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TenantEvent_durationMs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TenantEvent", field, false, false, "Float")
+}
+
+func (ec *executionContext) _TenantEvent_at(ctx context.Context, field graphql.CollectedField, obj *model.TenantEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TenantEvent_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TenantEvent_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TenantEvent", field, false, false, "Time")
+}
+
+func (ec *executionContext) _TenantEvent_error(ctx context.Context, field graphql.CollectedField, obj *model.TenantEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TenantEvent_error(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Error, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_TenantEvent_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TenantEvent", field, false, false, "String")
 }
 
 func (ec *executionContext) _TenantUsage_requestsLastHour(ctx context.Context, field graphql.CollectedField, obj *model.TenantUsage) (ret graphql.Marshaler) {
@@ -9354,6 +9599,12 @@ func (ec *executionContext) _Tenant(ctx context.Context, sel ast.SelectionSet, o
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "history":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Tenant_history(ctx, field, obj)
+				})
 		case "databaseServer":
 			out.Values[i] = ec._Tenant_databaseServer(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -9444,6 +9695,59 @@ func (ec *executionContext) _TenantEdge(ctx context.Context, sel ast.SelectionSe
 		case "node":
 			out.Values[i] = ec._TenantEdge_node(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var tenantEventImplementors = []string{"TenantEvent"}
+
+func (ec *executionContext) _TenantEvent(ctx context.Context, sel ast.SelectionSet, obj *model.TenantEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, tenantEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TenantEvent")
+		case "step":
+			out.Values[i] = ec._TenantEvent_step(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "outcome":
+			out.Values[i] = ec._TenantEvent_outcome(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "durationMs":
+			out.Values[i] = ec._TenantEvent_durationMs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._TenantEvent_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "error":
+			out.Values[i] = ec._TenantEvent_error(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -10427,6 +10731,40 @@ func (ec *executionContext) marshalNTenantEdge2ᚖgithubᚗcomᚋtenantqlᚋtena
 		return graphql.Null
 	}
 	return ec._TenantEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNTenantEvent2ᚕᚖgithubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐTenantEventᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.TenantEvent) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNTenantEvent2ᚖgithubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐTenantEvent(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNTenantEvent2ᚖgithubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐTenantEvent(ctx context.Context, sel ast.SelectionSet, v *model.TenantEvent) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "TenantEvent!")
+		return graphql.Null
+	}
+	return ec._TenantEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNTenantEventOutcome2githubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐTenantEventOutcome(ctx context.Context, v any) (model.TenantEventOutcome, error) {
+	var res model.TenantEventOutcome
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNTenantEventOutcome2githubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐTenantEventOutcome(ctx context.Context, sel ast.SelectionSet, v model.TenantEventOutcome) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) unmarshalNTenantStatus2githubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐTenantStatus(ctx context.Context, v any) (model.TenantStatus, error) {

@@ -65,3 +65,15 @@ func derefOr[T any](p *T, def T) T {
 	}
 	return *p
 }
+
+// tenantEventModel turns a step of a tenant's history into its GraphQL
+// shape.
+func tenantEventModel(e tenancy.TenantEvent) *model.TenantEvent {
+	out := &model.TenantEvent{Step: e.Step, Outcome: model.TenantEventOutcomeOk,
+		DurationMs: float64(e.Duration.Microseconds()) / 1000, At: e.At}
+	if e.Outcome == tenancy.OutcomeError {
+		msg := e.Error
+		out.Outcome, out.Error = model.TenantEventOutcomeError, &msg
+	}
+	return out
+}

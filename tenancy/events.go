@@ -11,10 +11,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Outcomes of a step in its event line.
+// Outcomes of a step in its event line and its history (TenantEvent).
 const (
-	outcomeOK    = "ok"
-	outcomeError = "error"
+	OutcomeOK    = "ok"
+	OutcomeError = "error"
 )
 
 // logStep writes the event line of one step of a tenant operation
@@ -45,9 +45,9 @@ func logStep(ctx context.Context, log *slog.Logger, t *Tenant, step string, star
 		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 	)
 	if err != nil {
-		attrs = append(attrs, slog.String("outcome", outcomeError), slog.String("err", err.Error()))
+		attrs = append(attrs, slog.String("outcome", OutcomeError), slog.String("err", err.Error()))
 	} else {
-		attrs = append(attrs, slog.String("outcome", outcomeOK))
+		attrs = append(attrs, slog.String("outcome", OutcomeOK))
 	}
 	attrs = append(attrs, extra...)
 	log.LogAttrs(ctx, slog.LevelInfo, "tenant step", attrs...)
@@ -101,5 +101,5 @@ func (r *Registry) logStatusStep(ctx context.Context, op, slug string, to Status
 	if t == nil {
 		t = &Tenant{Slug: slug}
 	}
-	logStep(ctx, r.log, t, op+".status", start, err)
+	r.stepEvent(ctx, r.log, t, op+".status", start, err)
 }

@@ -119,7 +119,7 @@ func (p *Provisioner) runSteps(ctx context.Context, t *Tenant, status Status, op
 		}
 		start := time.Now()
 		err := inStep(op+"."+s, f())
-		logStep(ctx, p.log, t, op+"."+s, start, err)
+		p.reg.stepEvent(ctx, p.log, t, op+"."+s, start, err)
 		if err != nil {
 			return err
 		}

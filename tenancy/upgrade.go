@@ -46,7 +46,7 @@ func (r *Registry) MigrateTenants(ctx context.Context, pools *Pools, progress fu
 		res := MigrationResult{Tenant: t}
 		start := time.Now()
 		res.Applied, res.Err = r.migrateOne(ctx, pools, t, version)
-		logStep(ctx, r.log, t, "upgrade.migrate", start, res.Err, slog.Int("applied", res.Applied))
+		r.stepEvent(ctx, r.log, t, "upgrade.migrate", start, res.Err, slog.Int("applied", res.Applied))
 		if res.Err != nil {
 			failed++
 		}

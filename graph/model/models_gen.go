@@ -174,20 +174,21 @@ type Subscription struct {
 }
 
 type Tenant struct {
-	ID             string       `json:"id"`
-	Slug           string       `json:"slug"`
-	Name           string       `json:"name"`
-	Status         TenantStatus `json:"status"`
-	Host           string       `json:"host"`
-	Domains        []string     `json:"domains"`
-	SchemaVersion  string       `json:"schemaVersion"`
-	LastError      *string      `json:"lastError,omitempty"`
-	DeletedAt      *time.Time   `json:"deletedAt,omitempty"`
-	PurgeAfter     *time.Time   `json:"purgeAfter,omitempty"`
-	CreatedAt      time.Time    `json:"createdAt"`
-	UpdatedAt      time.Time    `json:"updatedAt"`
-	DatabaseServer string       `json:"databaseServer"`
-	Usage          *TenantUsage `json:"usage"`
+	ID             string         `json:"id"`
+	Slug           string         `json:"slug"`
+	Name           string         `json:"name"`
+	Status         TenantStatus   `json:"status"`
+	Host           string         `json:"host"`
+	Domains        []string       `json:"domains"`
+	SchemaVersion  string         `json:"schemaVersion"`
+	LastError      *string        `json:"lastError,omitempty"`
+	DeletedAt      *time.Time     `json:"deletedAt,omitempty"`
+	PurgeAfter     *time.Time     `json:"purgeAfter,omitempty"`
+	CreatedAt      time.Time      `json:"createdAt"`
+	UpdatedAt      time.Time      `json:"updatedAt"`
+	History        []*TenantEvent `json:"history"`
+	DatabaseServer string         `json:"databaseServer"`
+	Usage          *TenantUsage   `json:"usage"`
 }
 
 type TenantConnection struct {
@@ -199,6 +200,14 @@ type TenantConnection struct {
 type TenantEdge struct {
 	Cursor string  `json:"cursor"`
 	Node   *Tenant `json:"node"`
+}
+
+type TenantEvent struct {
+	Step       string             `json:"step"`
+	Outcome    TenantEventOutcome `json:"outcome"`
+	DurationMs float64            `json:"durationMs"`
+	At         time.Time          `json:"at"`
+	Error      *string            `json:"error,omitempty"`
 }
 
 type TenantUsage struct {
@@ -347,6 +356,61 @@ func (e *IssueStatus) UnmarshalJSON(b []byte) error {
 }
 
 func (e IssueStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type TenantEventOutcome string
+
+const (
+	TenantEventOutcomeOk    TenantEventOutcome = "OK"
+	TenantEventOutcomeError TenantEventOutcome = "ERROR"
+)
+
+var AllTenantEventOutcome = []TenantEventOutcome{
+	TenantEventOutcomeOk,
+	TenantEventOutcomeError,
+}
+
+func (e TenantEventOutcome) IsValid() bool {
+	switch e {
+	case TenantEventOutcomeOk, TenantEventOutcomeError:
+		return true
+	}
+	return false
+}
+
+func (e TenantEventOutcome) String() string {
+	return string(e)
+}
+
+func (e *TenantEventOutcome) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = TenantEventOutcome(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid TenantEventOutcome", str)
+	}
+	return nil
+}
+
+func (e TenantEventOutcome) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *TenantEventOutcome) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e TenantEventOutcome) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
