@@ -28,6 +28,7 @@ const (
 	QueryTooComplex    = "QUERY_TOO_COMPLEX"
 	RateLimited        = "RATE_LIMITED"
 	ServiceUnavailable = "SERVICE_UNAVAILABLE"
+	TenantMoving       = "TENANT_MOVING"
 	Internal           = "INTERNAL_SERVER_ERROR"
 )
 
@@ -50,7 +51,7 @@ func Status(code string) int {
 	switch code {
 	case RateLimited:
 		return http.StatusTooManyRequests
-	case ServiceUnavailable, TenantNotReady:
+	case ServiceUnavailable, TenantNotReady, TenantMoving:
 		return http.StatusServiceUnavailable
 	case BadUserInput, ParseFailed, ValidationFailed, QueryTooComplex:
 		return http.StatusBadRequest

@@ -127,6 +127,7 @@ type ComplexityRoot struct {
 		DrainDatabaseServer    func(childComplexity int, name string) int
 		Login                  func(childComplexity int, email string, password string) int
 		Logout                 func(childComplexity int) int
+		MoveTenant             func(childComplexity int, slug string, toServer string) int
 		RemoveDatabaseServer   func(childComplexity int, name string) int
 		RemoveTenantDomain     func(childComplexity int, slug string, domain string) int
 		RestoreTenant          func(childComplexity int, slug string) int
@@ -192,11 +193,13 @@ type ComplexityRoot struct {
 		Host           func(childComplexity int) int
 		ID             func(childComplexity int) int
 		LastError      func(childComplexity int) int
+		MovingTo       func(childComplexity int) int
 		Name           func(childComplexity int) int
 		PurgeAfter     func(childComplexity int) int
 		SchemaVersion  func(childComplexity int) int
 		Slug           func(childComplexity int) int
 		Status         func(childComplexity int) int
+		Step           func(childComplexity int) int
 		UpdatedAt      func(childComplexity int) int
 		Usage          func(childComplexity int) int
 	}
@@ -277,6 +280,7 @@ type MutationResolver interface {
 	DrainDatabaseServer(ctx context.Context, name string) (*model.DatabaseServer, error)
 	ActivateDatabaseServer(ctx context.Context, name string) (*model.DatabaseServer, error)
 	RemoveDatabaseServer(ctx context.Context, name string) (bool, error)
+	MoveTenant(ctx context.Context, slug string, toServer string) (*model.Tenant, error)
 	Login(ctx context.Context, email string, password string) (*model.AuthPayload, error)
 	Logout(ctx context.Context) (bool, error)
 	ChangePassword(ctx context.Context, current string, new string) (*model.AuthPayload, error)
@@ -716,6 +720,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Logout(childComplexity), true
+	case "Mutation.moveTenant":
+		if e.ComplexityRoot.Mutation.MoveTenant == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_moveTenant_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.MoveTenant(childComplexity, args["slug"].(string), args["toServer"].(string)), true
 	case "Mutation.removeDatabaseServer":
 		if e.ComplexityRoot.Mutation.RemoveDatabaseServer == nil {
 			break
@@ -1061,6 +1076,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Tenant.LastError(childComplexity), true
+	case "Tenant.movingTo":
+		if e.ComplexityRoot.Tenant.MovingTo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Tenant.MovingTo(childComplexity), true
 	case "Tenant.name":
 		if e.ComplexityRoot.Tenant.Name == nil {
 			break
@@ -1091,6 +1112,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Tenant.Status(childComplexity), true
+	case "Tenant.step":
+		if e.ComplexityRoot.Tenant.Step == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Tenant.Step(childComplexity), true
 	case "Tenant.updatedAt":
 		if e.ComplexityRoot.Tenant.UpdatedAt == nil {
 			break
@@ -1634,6 +1661,10 @@ func (ec *executionContext) childFields_Tenant(ctx context.Context, field graphq
 		return ec.fieldContext_Tenant_history(ctx, field)
 	case "databaseServer":
 		return ec.fieldContext_Tenant_databaseServer(ctx, field)
+	case "movingTo":
+		return ec.fieldContext_Tenant_movingTo(ctx, field)
+	case "step":
+		return ec.fieldContext_Tenant_step(ctx, field)
 	case "usage":
 		return ec.fieldContext_Tenant_usage(ctx, field)
 	}
@@ -2109,6 +2140,28 @@ func (ec *executionContext) field_Mutation_login_args(ctx context.Context, rawAr
 		return nil, err
 	}
 	args["password"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_moveTenant_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "slug",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["slug"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "toServer",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["toServer"] = arg1
 	return args, nil
 }
 
@@ -4205,6 +4258,63 @@ func (ec *executionContext) fieldContext_Mutation_removeDatabaseServer(ctx conte
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_moveTenant(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_moveTenant(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().MoveTenant(ctx, fc.Args["slug"].(string), fc.Args["toServer"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				if ec.Directives.Platform == nil {
+					var zeroVal *model.Tenant
+					return zeroVal, errors.New("directive platform is not implemented")
+				}
+				return ec.Directives.Platform(ctx, nil, directive0)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Tenant) graphql.Marshaler {
+			return ec.marshalNTenant2ᚖgithubᚗcomᚋtenantqlᚋtenantqlᚋgraphᚋmodelᚐTenant(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_moveTenant(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Tenant(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_moveTenant_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_login(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6216,6 +6326,52 @@ func (ec *executionContext) _Tenant_databaseServer(ctx context.Context, field gr
 	)
 }
 func (ec *executionContext) fieldContext_Tenant_databaseServer(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Tenant", field, false, false, "String")
+}
+
+func (ec *executionContext) _Tenant_movingTo(ctx context.Context, field graphql.CollectedField, obj *model.Tenant) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Tenant_movingTo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MovingTo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Tenant_movingTo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Tenant", field, false, false, "String")
+}
+
+func (ec *executionContext) _Tenant_step(ctx context.Context, field graphql.CollectedField, obj *model.Tenant) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Tenant_step(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Step, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Tenant_step(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Tenant", field, false, false, "String")
 }
 
@@ -9105,6 +9261,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "moveTenant":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_moveTenant(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "login":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_login(ctx, field)
@@ -9608,6 +9771,16 @@ func (ec *executionContext) _Tenant(ctx context.Context, sel ast.SelectionSet, o
 		case "databaseServer":
 			out.Values[i] = ec._Tenant_databaseServer(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "movingTo":
+			out.Values[i] = ec._Tenant_movingTo(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "step":
+			out.Values[i] = ec._Tenant_step(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "usage":

@@ -227,7 +227,7 @@ func (h *Hub) changedIssue(tenantID, issueID uuid.UUID) (store.Issue, error) {
 // not have run yet) and returns store.ErrNotFound.
 func (h *Hub) tenantDB(tenantID uuid.UUID) (*sqlx.DB, error) {
 	t, err := h.registry.Cached(tenantID)
-	if err != nil || t.Status != tenancy.StatusReady {
+	if err != nil || !t.Serving() {
 		h.closeFeed(tenantID)
 		return nil, store.ErrNotFound
 	}

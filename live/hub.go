@@ -72,7 +72,7 @@ type Hub struct {
 // New returns a hub that follows tenants of registry through pools (their
 // URLs, their connection budget and their pools). Call it before the
 // registry's Watch starts: it registers a registry hook that ends the
-// feed of a tenant that stops being READY.
+// feed of a tenant that stops being served, or moves to a new copy.
 func New(registry *tenancy.Registry, pools *tenancy.Pools, o Options, log *slog.Logger) *Hub {
 	if log == nil {
 		log = slog.Default()
@@ -83,7 +83,8 @@ func New(registry *tenancy.Registry, pools *tenancy.Pools, o Options, log *slog.
 		feeds:        map[uuid.UUID]*feed{},
 	}
 	registry.OnChange(func(old, cur *tenancy.Tenant) {
-		if old != nil && (cur == nil || cur.Status != tenancy.StatusReady) {
+		// a moved tenant's LISTEN connection is on its old copy
+		if old != nil && (cur == nil || !cur.Serving() || cur.DBName != old.DBName || cur.Server != old.Server) {
 			h.closeFeed(old.ID)
 		}
 	})
@@ -205,10 +206,11 @@ func (h *Hub) endFeed(f *feed) {
 	h.endLocked(f)
 }
 
-// tenantReady reports whether the routing table has the tenant READY.
+// tenantReady reports whether the routing table has the tenant served
+// (READY, or MOVING: its changes can still be followed).
 func (h *Hub) tenantReady(id uuid.UUID) bool {
 	t, err := h.registry.Cached(id)
-	return err == nil && t.Status == tenancy.StatusReady
+	return err == nil && t.Serving()
 }
 
 // Feeds returns the number of tenants whose issue changes this process

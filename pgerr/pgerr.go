@@ -89,3 +89,9 @@ func Constraint(err error) (code, constraint string) {
 	}
 	return "", ""
 }
+
+// IsReadOnly reports whether err is a write refused because the session
+// is read-only (25006): a tenant database frozen for a move.
+func IsReadOnly(err error) bool {
+	return pq.As(err, "25006") != nil
+}

@@ -31,9 +31,17 @@ func (r *Resolver) tenantModel(ctx context.Context, t *tenancy.Tenant) *model.Te
 	return &model.Tenant{
 		ID: t.ID.String(), Slug: t.Slug, Name: t.Name, Status: model.TenantStatus(t.Status),
 		Host: host, Domains: domains, SchemaVersion: t.SchemaVersion, LastError: lastError, DatabaseServer: t.Server,
-		DeletedAt: t.DeletedAt, PurgeAfter: t.PurgeAfter,
+		DeletedAt: t.DeletedAt, PurgeAfter: t.PurgeAfter, MovingTo: nonEmpty(t.MoveTo), Step: nonEmpty(t.Step),
 		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
 	}
+}
+
+// nonEmpty returns &s, or nil for "".
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 // tenantOf returns the registry's tenant behind a GraphQL tenant: from the

@@ -14,6 +14,7 @@ import (
 	"github.com/tenantql/tenantql/apierr"
 	"github.com/tenantql/tenantql/auth"
 	"github.com/tenantql/tenantql/edge"
+	"github.com/tenantql/tenantql/pgerr"
 	"github.com/tenantql/tenantql/store"
 	"github.com/tenantql/tenantql/tenancy"
 	"github.com/tenantql/tenantql/usage"
@@ -33,6 +34,9 @@ func classify(err error) (code, msg string, ok bool) {
 		return apierr.TenantSuspended, "this tenant is suspended", true
 	case errors.Is(err, tenancy.ErrTenantNotReady):
 		return apierr.TenantNotReady, "this tenant is not ready, retry shortly", true
+	// a write that raced the start of a move met the frozen old copy
+	case errors.Is(err, tenancy.ErrTenantMoving), pgerr.IsReadOnly(err):
+		return apierr.TenantMoving, movingMessage, true
 	case errors.Is(err, tenancy.ErrInvalidInput), errors.Is(err, store.ErrInvalidInput):
 		return apierr.BadUserInput, clientMessage(err), true
 	case errors.Is(err, tenancy.ErrSlugTaken), errors.Is(err, tenancy.ErrDomainTaken),

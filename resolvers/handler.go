@@ -125,6 +125,7 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 	srv.Use(onePlatformMutation{})
 	srv.Use(oneLogin{})
 	srv.Use(socketOps{maxInFlight: o.WSMaxInFlight, present: Presenter(r.Log)})
+	srv.Use(refuseWhileMoving{})
 	if o.TracerProvider != nil {
 		srv.Use(newOperationTracing(o.TracerProvider))
 	}
@@ -177,9 +178,10 @@ type httpStateKey struct{}
 // httpState is the HTTP side of one request, for the extensions: its
 // method, and the status and Allow header a refusal asks for.
 type httpState struct {
-	method string
-	status int
-	allow  string
+	method     string
+	status     int
+	allow      string
+	retryAfter string // seconds, for a refusal the client should retry
 }
 
 // rewrite returns the status rewrite of the request's writer: the
@@ -190,6 +192,9 @@ func (st *httpState) rewrite(w http.ResponseWriter) func(int) int {
 		case st.status != 0:
 			if st.allow != "" {
 				w.Header().Set("Allow", st.allow)
+			}
+			if st.retryAfter != "" {
+				w.Header().Set("Retry-After", st.retryAfter)
 			}
 			return st.status
 		case code == http.StatusUnprocessableEntity:

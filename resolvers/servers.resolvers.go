@@ -46,6 +46,16 @@ func (r *mutationResolver) RemoveDatabaseServer(ctx context.Context, name string
 	return true, nil
 }
 
+// MoveTenant is the resolver for the moveTenant field.
+func (r *mutationResolver) MoveTenant(ctx context.Context, slug string, toServer string) (*model.Tenant, error) {
+	t, err := r.Registry.Move(ctx, slug, toServer)
+	if err != nil {
+		return nil, err
+	}
+	r.Provisioner.Kick()
+	return r.tenantModel(ctx, t), nil
+}
+
 // DatabaseServers is the resolver for the databaseServers field.
 func (r *queryResolver) DatabaseServers(ctx context.Context) ([]*model.DatabaseServer, error) {
 	list, err := r.Servers.List(ctx)

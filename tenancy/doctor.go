@@ -69,7 +69,9 @@ func (r *Registry) Doctor(ctx context.Context, pools *Pools, repair bool) ([]Pro
 		RoleName      string `db:"role_name"`
 		SchemaVersion string `db:"schema_version"`
 	}
-	if err := r.db.SelectContext(ctx, &rows, `SELECT slug, status, db_name, role_name, schema_version FROM tenants WHERE database_server = 'default'`); err != nil {
+	if err := r.db.SelectContext(ctx, &rows, `SELECT slug, status, db_name, role_name, schema_version FROM tenants WHERE database_server = 'default'
+		UNION ALL -- the other copy of a MOVING tenant (move.go)
+		SELECT slug, status, move_db_name, move_db_name, schema_version FROM tenants WHERE move_server = 'default'`); err != nil {
 		return nil, dbError("doctor: tenants", err)
 	}
 	dbOwner := map[string]string{}

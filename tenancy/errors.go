@@ -20,6 +20,9 @@ var (
 	ErrTenantNotReady = errors.New("tenant is not ready yet")
 	// ErrTenantSuspended: the tenant exists but is suspended.
 	ErrTenantSuspended = errors.New("tenant is suspended")
+	// ErrTenantMoving: the tenant is being moved to another database
+	// server; its data can be read but not changed until the move ends.
+	ErrTenantMoving = errors.New("tenant is being moved to another database server")
 	// ErrSlugTaken: another tenant already has that slug.
 	ErrSlugTaken = errors.New("slug is already taken")
 	// ErrDomainTaken: another tenant (or this one) already has that domain.

@@ -45,10 +45,11 @@ func (t *Target) Recheck(ctx context.Context, err error) error {
 	return nil
 }
 
-// routable reports whether the tenant with id is READY in the routing table.
+// routable reports whether the tenant with id is served (READY or
+// MOVING) in the routing table.
 func (r *Registry) routable(id uuid.UUID) bool {
 	cur, err := r.Cached(id)
-	return err == nil && cur.Status == StatusReady
+	return err == nil && cur.Serving()
 }
 
 // routeError is the error a new request for the tenant with id gets now.
@@ -62,7 +63,7 @@ func (r *Registry) routeError(id uuid.UUID) error {
 		return ErrTenantSuspended
 	case StatusProvisioning, StatusFailed:
 		return ErrTenantNotReady
-	case StatusReady:
+	case StatusReady, StatusMoving:
 		return nil
 	}
 	return ErrTenantGone

@@ -24,13 +24,19 @@ var lifecycles = []lifecycle{
 	// restoreTenant: DELETED to PROVISIONING (Registry); the create steps
 	// then make it reachable again
 	{"restore", []string{"status"}},
+	// moveTenant: MOVING (Registry), then a copy on the new server is
+	// built and filled, the tenant switched to it, the old copy dropped
+	// (Provisioner, move.go)…
+	{"move", []string{"role", "database", "privileges", "migrate", "freeze", "copy", "switch", "cleanup"}},
+	// …or, when that failed before the switch, undone
+	{"unmove", []string{"drop", "thaw"}},
 }
 
 // Boundaries returns the name of every step boundary of the tenant
 // lifecycle, in order: "create.start", "create.after-role", …,
 // "delete.start", …, "suspend.start", "suspend.after-status",
 // "resume.start", "resume.after-status". A Failpoint is called with these
-// names. create, delete and lock run in the provisioner; suspend, resume,
+// names. create, delete, lock, move and unmove run in the provisioner; suspend, resume,
 // retire and restore run synchronously in the Registry call.
 func Boundaries() []string {
 	var out []string

@@ -186,11 +186,30 @@ func (rt *Router) Middleware(next http.Handler) http.Handler {
 }
 
 // FollowRegistry closes a tenant's pool as soon as the tenant stops being
-// READY or disappears, on whichever process made the change.
+// served or disappears, on whichever process made the change. A change of
+// status or location of a served tenant (READY to MOVING and back, a
+// move's switch to the new copy) retires the pool instead: requests in
+// flight finish on it, new ones get a pool of fresh sessions (the old
+// sessions of a MOVING tenant may still write; new ones are read-only).
 func (p *Pools) FollowRegistry(reg *Registry) {
 	reg.OnChange(func(old, cur *Tenant) {
-		if old != nil && (cur == nil || cur.Status != StatusReady) {
+		switch {
+		case old == nil:
+		case cur == nil || !cur.Serving():
 			p.Close(old.ID)
+		case old.Status != cur.Status || old.DBName != cur.DBName || old.Server != cur.Server:
+			p.Retire(old.ID)
 		}
 	})
+}
+
+// Moving reports whether the request's tenant is MOVING now (read from
+// the routing table, which may have changed since the request was
+// routed): its mutations are refused with ErrTenantMoving.
+func (t *Target) Moving() bool {
+	if t == nil || t.Tenant == nil || t.reg == nil {
+		return false
+	}
+	cur, err := t.reg.Cached(t.Tenant.ID)
+	return err == nil && cur.Status == StatusMoving
 }

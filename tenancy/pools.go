@@ -339,6 +339,31 @@ func (p *Pools) Close(id uuid.UUID) {
 	}
 }
 
+// retiredPoolLifetime is how long a retired pool stays open for the
+// requests still using it: longer than any request.
+const retiredPoolLifetime = time.Minute
+
+// Retire takes the tenant's pool (if open) out of use without failing the
+// requests using it: its idle connections close at once, the others as
+// they are given back, and the next request opens a new pool. Used when a
+// served tenant's database changes under it (a move).
+func (p *Pools) Retire(id uuid.UUID) {
+	p.mu.Lock()
+	e, ok := p.pools[id]
+	if ok {
+		p.lru.Remove(e)
+		delete(p.pools, id)
+	}
+	p.mu.Unlock()
+	if !ok {
+		return
+	}
+	db := e.Value.(*tenantPool).db
+	db.SetMaxIdleConns(0)
+	time.AfterFunc(retiredPoolLifetime, func() { db.Close() })
+	p.opts.Metrics.PoolClosed(false)
+}
+
 // CloseAll closes every pool (at shutdown).
 func (p *Pools) CloseAll() {
 	p.mu.Lock()

@@ -180,6 +180,17 @@ type job struct {
 	OwnerName         sql.NullString `db:"owner_name"`
 	OwnerPasswordHash sql.NullString `db:"owner_password_hash"`
 	SeedDemo          bool           `db:"seed_demo"`
+	// a MOVING tenant's other copy (move.go)
+	MoveServer   sql.NullString `db:"move_server"`
+	MoveDBName   sql.NullString `db:"move_db_name"`
+	MoveSwitched bool           `db:"move_switched"`
+	MoveAbort    bool           `db:"move_abort"`
+}
+
+// undoableMove reports whether j is a move that has not switched to its
+// new copy yet (nor been given up): failing it for good undoes it.
+func (j job) undoableMove() bool {
+	return Status(j.Status) == StatusMoving && !j.MoveSwitched && !j.MoveAbort
 }
 
 var errLeaseLost = errors.New("lease lost or tenant changed")
@@ -197,7 +208,7 @@ var errInterrupted = errors.New("interrupted: the process working on it stopped"
 func (p *Provisioner) claim(ctx context.Context) (job, bool, error) {
 	const q = `WITH due AS (
 			SELECT id, lease_owner IS NOT NULL AS takeover FROM tenants
-			WHERE status IN ('PROVISIONING', 'DELETING', 'DELETED') AND next_attempt_at <= now()
+			WHERE status IN ('PROVISIONING', 'DELETING', 'DELETED', 'MOVING') AND next_attempt_at <= now()
 			  AND (lease_expires_at IS NULL OR lease_expires_at < now()
 				OR pg_try_advisory_xact_lock($3, hashtext(lease_owner)))
 			ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
@@ -205,7 +216,8 @@ func (p *Provisioner) claim(ctx context.Context) (job, bool, error) {
 			attempts = t.attempts + CASE WHEN due.takeover THEN 1 ELSE 0 END
 		FROM due WHERE t.id = due.id
 		RETURNING t.id, t.status, t.step, t.attempts, due.takeover,
-			t.owner_email, t.owner_name, t.owner_password_hash, t.seed_demo`
+			t.owner_email, t.owner_name, t.owner_password_hash, t.seed_demo,
+			t.move_server, t.move_db_name, t.move_switched, t.move_abort`
 	var j job
 	err := p.control.GetContext(ctx, &j, q, p.me, p.opts.Lease.Milliseconds(), presenceLockSpace)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -231,8 +243,9 @@ func (p *Provisioner) RunOnce(ctx context.Context) (bool, error) {
 	log := p.log.With("tenant_id", j.ID, "status", j.Status)
 	if j.Takeover {
 		log.Warn("taking over a tenant job whose worker stopped", "step", j.Step, "attempt", j.Attempts)
-		if Status(j.Status) == StatusProvisioning && j.Attempts >= p.opts.MaxAttempts {
-			return true, p.fail(ctx, j, j.Attempts, &stepError{step: stepOrStart(j.Step, "create"), err: errInterrupted})
+		if (Status(j.Status) == StatusProvisioning || j.undoableMove()) && j.Attempts >= p.opts.MaxAttempts {
+			op := map[bool]string{true: "create", false: "move"}[Status(j.Status) == StatusProvisioning]
+			return true, p.fail(ctx, j, j.Attempts, &stepError{step: stepOrStart(j.Step, op), err: errInterrupted})
 		}
 	}
 	jobCtx, cancel := context.WithCancelCause(ctx)
@@ -280,6 +293,11 @@ func (p *Provisioner) work(ctx context.Context, j job) (err error) {
 		return p.drop(ctx, t)
 	case StatusDeleted:
 		return p.retire(ctx, t)
+	case StatusMoving:
+		if j.MoveAbort {
+			return p.unmove(ctx, t, j)
+		}
+		return p.move(ctx, t, j)
 	}
 	return errLeaseLost
 }
@@ -390,13 +408,18 @@ func (p *Provisioner) persist(ctx context.Context, f func(context.Context) error
 }
 
 // fail records a failed attempt (the attempts-th): retried after a
-// backoff, FAILED once MaxAttempts is reached (a DELETING tenant is
-// retried for ever, its backoff capped at five minutes).
+// backoff, FAILED once MaxAttempts is reached; a move not yet switched is
+// undone then (move_abort, with a fresh count of attempts). Other jobs (a
+// DELETING tenant, a switched move's clean-up, an undo) are retried for
+// ever, their backoff capped at five minutes.
 func (p *Provisioner) fail(ctx context.Context, j job, attempts int, cause error) error {
 	backoff := min(p.opts.BaseBackoff<<min(max(attempts-1, 0), 10), 5*time.Minute)
 	backoff += time.Duration(rand.Int64N(int64(backoff)/4 + 1)) // jitter: workers of many processes spread out
 	msg := fmt.Sprintf("%s (attempt %d of %d)", publicError(cause), attempts, p.opts.MaxAttempts)
-	const q = `UPDATE tenants SET attempts = $3::int, last_error = $4,
+	const q = `UPDATE tenants SET last_error = $4,
+			attempts = CASE WHEN status = 'MOVING' AND NOT move_switched AND NOT move_abort AND $3::int >= $5::int
+				THEN 0 ELSE $3::int END,
+			move_abort = move_abort OR (status = 'MOVING' AND NOT move_switched AND $3::int >= $5::int),
 			status = CASE WHEN status = 'PROVISIONING' AND $3::int >= $5::int THEN 'FAILED' ELSE status END,
 			next_attempt_at = now() + $6 * interval '1 millisecond',
 			lease_owner = NULL, lease_expires_at = NULL, updated_at = now()

@@ -69,6 +69,8 @@ type tenantRow struct {
 	SchemaVersion string         `db:"schema_version"`
 	Server        string         `db:"database_server"`
 	LastError     sql.NullString `db:"last_error"`
+	Step          string         `db:"step"`
+	MoveTo        string         `db:"move_to"`
 	Domains       pq.StringArray `db:"domains"`
 	DeletedAt     sql.NullTime   `db:"deleted_at"`
 	PurgeAfter    sql.NullTime   `db:"purge_after"`
@@ -77,14 +79,16 @@ type tenantRow struct {
 }
 
 const tenantColumns = `t.id, t.slug, t.name, t.status, t.db_name, t.role_name, t.role_password,
-	t.schema_version, t.database_server, t.last_error, t.created_at, t.updated_at, t.deleted_at, t.purge_after,
+	t.schema_version, t.database_server, t.last_error, t.step,
+	-- the destination of a move: move_server until the switch, then the server itself
+	CASE WHEN t.status <> 'MOVING' THEN '' WHEN t.move_switched THEN t.database_server ELSE t.move_server END AS move_to, t.created_at, t.updated_at, t.deleted_at, t.purge_after,
 	COALESCE((SELECT array_agg(d.domain ORDER BY d.domain) FROM tenant_domains d WHERE d.tenant_id = t.id), '{}') AS domains`
 
 func (r tenantRow) tenant() *Tenant {
 	return &Tenant{
 		ID: r.ID, Slug: r.Slug, Name: r.Name, Status: Status(r.Status),
 		DBName: r.DBName, RoleName: r.RoleName, SchemaVersion: r.SchemaVersion, Server: r.Server,
-		LastError: r.LastError.String, Domains: []string(r.Domains),
+		LastError: r.LastError.String, Step: r.Step, MoveTo: r.MoveTo, Domains: []string(r.Domains),
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 		DeletedAt: utcOrNil(r.DeletedAt), PurgeAfter: utcOrNil(r.PurgeAfter),
 		sealedPassword: r.RolePassword,

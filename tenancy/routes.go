@@ -65,7 +65,8 @@ func (rt *routeTable) put(id uuid.UUID, t *Tenant) {
 		h(old, t)
 	}
 	if t != nil && (old == nil || old.Status != t.Status || old.LastError != t.LastError ||
-		old.SchemaVersion != t.SchemaVersion || old.Name != t.Name || len(old.Domains) != len(t.Domains)) {
+		old.SchemaVersion != t.SchemaVersion || old.Name != t.Name || len(old.Domains) != len(t.Domains) ||
+		old.Step != t.Step || old.Server != t.Server) {
 		rt.publish(t.Slug, t)
 	}
 	if t == nil && old != nil {
@@ -156,6 +157,8 @@ func (r *Registry) SubscribeStatus(slug string) (<-chan *Tenant, func()) {
 }
 
 // Route returns the tenant serving a normalized host, from memory only.
+// A MOVING tenant is routed like a READY one (its mutations are refused
+// later, once the operation is known: Target.Moving).
 // Returns ErrTenantNotFound (unknown, DELETED or DELETING), ErrTenantNotReady
 // (PROVISIONING or FAILED; ErrSchemaBehind, which wraps it, for a READY
 // tenant whose database is behind this server's tenant migrations) or ErrTenantSuspended, each wrapped; the tenant
@@ -176,7 +179,7 @@ func (r *Registry) Route(hosts Hosts, host string) (*Tenant, error) {
 		return nil, ErrTenantNotFound
 	}
 	switch t.Status {
-	case StatusReady:
+	case StatusReady, StatusMoving:
 		if _, behind := r.SchemaBehind(t); behind {
 			return t, ErrSchemaBehind
 		}

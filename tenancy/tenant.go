@@ -23,12 +23,15 @@ const (
 	// StatusDeleted is a deleted tenant kept, unreachable, for the grace
 	// period: Restore brings it back, the end of the grace purges it.
 	StatusDeleted Status = "DELETED"
+	// StatusMoving is a tenant being copied to another database server:
+	// its queries are served from the old copy, its mutations refused.
+	StatusMoving Status = "MOVING"
 )
 
 // Valid reports whether s is one of the known statuses.
 func (s Status) Valid() bool {
 	switch s {
-	case StatusProvisioning, StatusReady, StatusSuspended, StatusFailed, StatusDeleting, StatusDeleted:
+	case StatusProvisioning, StatusReady, StatusSuspended, StatusFailed, StatusDeleting, StatusDeleted, StatusMoving:
 		return true
 	}
 	return false
@@ -46,6 +49,8 @@ type Tenant struct {
 	SchemaVersion string
 	Server        string // name of the database server holding its database (DefaultServer, ...)
 	LastError     string // "" when none
+	Step          string // the last step boundary its current job crossed; "" when idle
+	MoveTo        string // while MOVING: the server it is being moved to
 	Domains       []string
 	DeletedAt     *time.Time // set while DELETED
 	PurgeAfter    *time.Time // while DELETED: when its database is dropped for good
@@ -53,6 +58,12 @@ type Tenant struct {
 	UpdatedAt     time.Time
 
 	sealedPassword []byte
+}
+
+// Serving reports whether requests are served from the tenant's database:
+// READY, or MOVING (queries only; see Target.Moving).
+func (t *Tenant) Serving() bool {
+	return t.Status == StatusReady || t.Status == StatusMoving
 }
 
 // Host returns the tenant's host under baseDomain, e.g. "acme.example.com".

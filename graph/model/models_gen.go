@@ -188,6 +188,8 @@ type Tenant struct {
 	UpdatedAt      time.Time      `json:"updatedAt"`
 	History        []*TenantEvent `json:"history"`
 	DatabaseServer string         `json:"databaseServer"`
+	MovingTo       *string        `json:"movingTo,omitempty"`
+	Step           *string        `json:"step,omitempty"`
 	Usage          *TenantUsage   `json:"usage"`
 }
 
@@ -425,6 +427,7 @@ const (
 	TenantStatusFailed       TenantStatus = "FAILED"
 	TenantStatusDeleting     TenantStatus = "DELETING"
 	TenantStatusDeleted      TenantStatus = "DELETED"
+	TenantStatusMoving       TenantStatus = "MOVING"
 )
 
 var AllTenantStatus = []TenantStatus{
@@ -434,11 +437,12 @@ var AllTenantStatus = []TenantStatus{
 	TenantStatusFailed,
 	TenantStatusDeleting,
 	TenantStatusDeleted,
+	TenantStatusMoving,
 }
 
 func (e TenantStatus) IsValid() bool {
 	switch e {
-	case TenantStatusProvisioning, TenantStatusReady, TenantStatusSuspended, TenantStatusFailed, TenantStatusDeleting, TenantStatusDeleted:
+	case TenantStatusProvisioning, TenantStatusReady, TenantStatusSuspended, TenantStatusFailed, TenantStatusDeleting, TenantStatusDeleted, TenantStatusMoving:
 		return true
 	}
 	return false
