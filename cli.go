@@ -27,6 +27,9 @@ Usage:
                                    delete a tenant: DELETED (restorable for DELETE_GRACE_HOURS),
                                    or with --purge dropped now; waits until DELETED or gone
   tenantql tenants restore SLUG    a DELETED tenant back to READY with its data
+  tenantql tenants move SLUG --to SERVER
+                                   move a tenant's database to another database server, with
+                                   progress; waits until it is READY there (or the move is undone)
   tenantql servers list            the database servers of the fleet
   tenantql servers add NAME URL [--capacity N]
                                    add a database server (URL of a CREATEDB CREATEROLE role; probed first)
@@ -142,7 +145,7 @@ func (a *app) migrateAll(ctx context.Context, out io.Writer) error {
 
 func tenantsCommand(cfg Config, log *slog.Logger, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("tenants: want list, create, delete or restore")
+		return fmt.Errorf("tenants: want list, create, delete, restore or move")
 	}
 	switch args[0] {
 	case "list":
@@ -183,6 +186,18 @@ func tenantsCommand(cfg Config, log *slog.Logger, args []string) error {
 			return fmt.Errorf("tenants restore: want exactly one SLUG")
 		}
 		return withApp(cfg, log, func(ctx context.Context, a *app) error { return a.restoreTenant(ctx, os.Stdout, args[1]) })
+	case "move":
+		fs := flag.NewFlagSet("tenants move", flag.ContinueOnError)
+		to := fs.String("to", "", "name of the database server to move to (required)")
+		if err := fs.Parse(slugFirst(args[1:])); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 || *to == "" {
+			return fmt.Errorf("tenants move: want SLUG --to SERVER")
+		}
+		return withApp(cfg, log, func(ctx context.Context, a *app) error {
+			return a.moveTenant(ctx, os.Stdout, fs.Arg(0), *to)
+		})
 	}
 	return fmt.Errorf("tenants: unknown subcommand %q", args[0])
 }
@@ -367,6 +382,56 @@ func (a *app) restoreTenant(ctx context.Context, out io.Writer, slug string) err
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// moveTenant is moveTenant from the command line: it prints each step as
+// the provisioner (of this process or another) crosses it, and waits until
+// the tenant is READY on the new server, or READY where it was when the
+// move was undone (an error then, with the reason).
+func (a *app) moveTenant(ctx context.Context, out io.Writer, slug, to string) error {
+	stop := a.runProvisioner()
+	defer stop()
+	stopWatch := a.watchTenants()
+	defer stopWatch()
+	updates, cancel := a.registry.SubscribeStatus(slug)
+	defer cancel()
+	began := time.Now()
+	t, err := a.registry.Move(ctx, slug, to)
+	if err != nil {
+		return err
+	}
+	a.provisioner.Kick()
+	fmt.Fprintf(out, "moving %s from %s to %s (queries served, mutations refused meanwhile) ...\n", slug, t.Server, to)
+	step := ""
+	for {
+		if t.Step != step && t.Step != "" {
+			step = t.Step
+			fmt.Fprintf(out, "  %-24s %6.1fs\n", step, time.Since(began).Seconds())
+		}
+		if t.Status == tenancy.StatusReady {
+			if t.Server != to {
+				return fmt.Errorf("move %s to %s undone: %s", slug, to, t.LastError)
+			}
+			fmt.Fprintf(out, "%s is READY on %s (moved in %.1fs)\n", slug, to, time.Since(began).Seconds())
+			return nil
+		}
+		if t.Status != tenancy.StatusMoving {
+			return fmt.Errorf("move %s: the tenant is %s", slug, t.Status)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case cur := <-updates:
+			if cur == nil {
+				return fmt.Errorf("%s: %w", slug, tenancy.ErrTenantNotFound)
+			}
+			t = cur
+		case <-time.After(time.Second): // a missed update: read it
+			if t, err = a.registry.Get(ctx, slug); err != nil {
+				return err
+			}
 		}
 	}
 }

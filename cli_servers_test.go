@@ -60,3 +60,36 @@ func TestCLIServers(t *testing.T) {
 		t.Fatalf("b still listed: %q", out)
 	}
 }
+
+// `tenantql tenants move` moves a tenant with progress and returns once it
+// is READY on the new server; a refused move returns the API's error.
+func TestCLIMoveTenant(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, nil)
+	b := pgtest.NewCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out strings.Builder
+	if err := ta.app.serversCLI(ctx, &out, []string{"add", "b", b.ServerURL}); err != nil {
+		t.Fatal(err)
+	}
+	createOn(t, ta, "cli-mover", "default")
+	out.Reset()
+	if err := ta.app.moveTenant(ctx, &out, "cli-mover", "b"); err != nil {
+		t.Fatalf("move: %v (output %q)", err, out.String())
+	}
+	// progress: the steps seen (a quick step may be passed over)
+	if !regexp.MustCompile(`(?s)^moving cli-mover from default to b .*\n  move\.(start|after-\w+) .*cli-mover is READY on b \(moved in`).MatchString(out.String()) {
+		t.Fatalf("output %q", out.String())
+	}
+	if got := tenantServer(t, ta, "cli-mover"); got != "b" {
+		t.Fatalf("after the command the tenant is on %s", got)
+	}
+	if err := ta.app.moveTenant(ctx, &out, "cli-mover", "b"); !errors.Is(err, tenancy.ErrInvalidInput) {
+		t.Fatalf("move to its own server: %v", err)
+	}
+	if err := ta.app.moveTenant(ctx, &out, "cli-mover", "nowhere"); !errors.Is(err, tenancy.ErrInvalidInput) {
+		t.Fatalf("move to an unknown server: %v", err)
+	}
+	ta.owner(t, "cli-mover").must(t, `mutation { createProject(input: { key: "CLI", name: "Moved" }) { key } }`, nil)
+}

@@ -35,6 +35,13 @@ func TestFailpointMustNameABoundary(t *testing.T) {
 	if err != nil || !errors.Is(fp("create.after-role"), tenancy.ErrFailpoint) || fp("create.after-database") != nil {
 		t.Fatalf("create.after-role=error does not fire at that boundary only (%v)", err)
 	}
+	fp, err = failpoint("move.after-copy=error,unmove.after-drop=exit", log)
+	if err != nil || !errors.Is(fp("move.after-copy"), tenancy.ErrFailpoint) || fp("move.after-freeze") != nil {
+		t.Fatalf("a list of failpoints does not fire at its boundaries only (%v)", err)
+	}
+	if _, err := failpoint("move.after-copy=error,unmove.after-nothing=exit", log); err == nil {
+		t.Fatal("a list with an unknown boundary was accepted")
+	}
 	if fp, err := failpoint("", log); err != nil || fp != nil {
 		t.Fatalf("an empty TENANTQL_FAILPOINT is not inert: %v", err)
 	}

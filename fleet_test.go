@@ -152,7 +152,7 @@ func newTenantInput(slug, server string) map[string]any {
 
 // createOn creates slug on server ("" lets placement choose) and waits
 // until it is READY and routed.
-func createOn(t *testing.T, ta *testApp, slug, server string) {
+func createOn(t testing.TB, ta *testApp, slug, server string) {
 	t.Helper()
 	mustOK(t, ta.admin(t, createTenantMutation, map[string]any{"in": newTenantInput(slug, server)}))
 	ta.waitStatus(t, slug, "READY")
@@ -171,7 +171,7 @@ func createOn(t *testing.T, ta *testApp, slug, server string) {
 	}
 }
 
-func tenantServer(t *testing.T, ta *testApp, slug string) string {
+func tenantServer(t testing.TB, ta *testApp, slug string) string {
 	t.Helper()
 	r := mustOK(t, ta.admin(t, `query($s: String!) { tenant(slug: $s) { databaseServer } }`, map[string]any{"s": slug}))
 	s, _ := field(r.Data, "tenant", "databaseServer").(string)

@@ -256,3 +256,40 @@ func mustAtoi(t *testing.T, s string) int {
 	}
 	return n
 }
+
+// BenchmarkMoveTenant moves a tenant of 1,000 issues, each with a
+// comment, between two PostgreSQL servers, back and forth: one op is one
+// move, from moveTenant to READY on the other server (the whole time its
+// mutations are refused).
+func BenchmarkMoveTenant(b *testing.B) {
+	ta := newTestApp(b, nil)
+	second := pgtest.NewCluster(b)
+	mustOK(b, ta.admin(b, addServerMutation, map[string]any{"in": map[string]any{"name": "b", "url": second.ServerURL}}))
+	createOn(b, ta, "big", "default")
+	_, super := ta.superuserDB(b, "big")
+	for _, q := range []string{
+		`INSERT INTO projects (id, key, name, last_number) VALUES (gen_random_uuid(), 'BIG', 'Big', 1000)`,
+		`INSERT INTO issues (id, project_id, number, title, description, status, reporter_id, assignee_id)
+			SELECT gen_random_uuid(), p.id, g, 'Issue ' || g, repeat('words ', 20), 'TODO', u.id, CASE WHEN g % 2 = 0 THEN u.id END
+			FROM generate_series(1, 1000) g, projects p, users u WHERE p.key = 'BIG'`,
+		`INSERT INTO comments (id, issue_id, author_id, body) SELECT gen_random_uuid(), id, reporter_id, 'On ' || title FROM issues`,
+	} {
+		if _, err := super.Exec(q); err != nil {
+			b.Fatal(err)
+		}
+	}
+	super.Close()
+	owner := ta.owner(b, "big")
+	servers := []string{"b", "default"}
+	for i := 0; b.Loop(); i++ {
+		mustOK(b, ta.admin(b, moveMutation, map[string]any{"s": "big", "to": servers[i%2]}))
+		for tenantServer(b, ta, "big") != servers[i%2] {
+			time.Sleep(10 * time.Millisecond) // under the admin rate limit
+		}
+		ta.waitStatus(b, "big", "READY")
+	}
+	b.StopTimer()
+	if r := owner.must(b, `{ issues(first: 1) { totalCount } }`, nil); field(r.Data, "issues", "totalCount") != float64(1000) {
+		b.Fatalf("after the moves: %s", r.Raw)
+	}
+}

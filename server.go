@@ -466,32 +466,38 @@ func (seeder) SeedDemo(ctx context.Context, db *sqlx.DB, o tenancy.Owner) error 
 	return s.SeedDemo(ctx, owner.ID, o.PasswordHash)
 }
 
-// failpoint parses TENANTQL_FAILPOINT ("<boundary>=<action>", action
-// "exit" (status 3) or "error"; e.g. "create.after-database=exit"; the
-// boundaries are tenancy.Boundaries). Empty means inert (nil). Returns an
-// error for any other boundary or action: a mistyped failpoint stops the
-// process at start instead of never firing.
+// failpoint parses TENANTQL_FAILPOINT: "<boundary>=<action>", action
+// "exit" (status 3) or "error", e.g. "create.after-database=exit", or
+// several such separated by commas (an undone move, say, needs a failing
+// move and a crash in its undo); the boundaries are tenancy.Boundaries.
+// Empty means inert (nil). Returns an error for any other boundary or
+// action: a mistyped failpoint stops the process at start instead of
+// never firing.
 func failpoint(spec string, log *slog.Logger) (tenancy.Failpoint, error) {
 	if spec == "" {
 		return nil, nil
 	}
-	step, action, _ := strings.Cut(spec, "=")
-	if !slices.Contains(tenancy.Boundaries(), step) {
-		return nil, fmt.Errorf("TENANTQL_FAILPOINT %q: %q is not a boundary (%s)", spec, step, strings.Join(tenancy.Boundaries(), ", "))
-	}
-	if action != "exit" && action != "error" {
-		return nil, fmt.Errorf("TENANTQL_FAILPOINT %q: the action must be exit or error", spec)
-	}
-	log.Warn("failpoint armed", "step", step, "action", action)
-	return func(name string) error {
-		if name != step {
-			return nil
+	actions := map[string]string{}
+	for _, one := range strings.Split(spec, ",") {
+		step, action, _ := strings.Cut(one, "=")
+		if !slices.Contains(tenancy.Boundaries(), step) {
+			return nil, fmt.Errorf("TENANTQL_FAILPOINT %q: %q is not a boundary (%s)", spec, step, strings.Join(tenancy.Boundaries(), ", "))
 		}
-		if action == "exit" {
+		if action != "exit" && action != "error" {
+			return nil, fmt.Errorf("TENANTQL_FAILPOINT %q: the action must be exit or error", spec)
+		}
+		actions[step] = action
+		log.Warn("failpoint armed", "step", step, "action", action)
+	}
+	return func(name string) error {
+		switch actions[name] {
+		case "exit":
 			log.Warn("failpoint: exiting", "step", name)
 			os.Exit(3)
+		case "error":
+			return tenancy.ErrFailpoint
 		}
-		return tenancy.ErrFailpoint
+		return nil
 	}, nil
 }
 

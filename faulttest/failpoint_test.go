@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
+	"github.com/tenantql/tenantql/internal/pgtest"
 	"github.com/tenantql/tenantql/tenancy"
 )
 
@@ -30,7 +32,8 @@ func TestCrashAtEveryBoundary(t *testing.T) {
 	if len(boundaries) < 13 {
 		t.Fatalf("only %d boundaries: %v", len(boundaries), boundaries)
 	}
-	sem := make(chan struct{}, 5) // servers at once
+	second := pgtest.NewCluster(t) // the target of moves: a second PostgreSQL server
+	sem := make(chan struct{}, 5)  // servers at once
 	var wg sync.WaitGroup
 	var takeovers takeoverTimes
 	for _, b := range boundaries {
@@ -50,7 +53,7 @@ func TestCrashAtEveryBoundary(t *testing.T) {
 				defer wg.Done()
 				sem <- struct{}{}
 				defer func() { <-sem }()
-				t.Run(name, func(t *testing.T) { crashAt(t, b, path, &takeovers) })
+				t.Run(name, func(t *testing.T) { crashAt(t, b, path, &takeovers, second) })
 			}()
 		}
 	}
@@ -95,7 +98,9 @@ var provisioningPaths = map[string]map[string]string{
 	"plain":    {"SPARE_TENANTS": "0", "TENANT_TEMPLATE": "false"},
 }
 
-func crashAt(t *testing.T, boundary, path string, takeovers *takeoverTimes) {
+const moveMutation = `mutation($s: String!, $to: String!) { moveTenant(slug: $s, toServer: $to) { status } }`
+
+func crashAt(t *testing.T, boundary, path string, takeovers *takeoverTimes, second *pgtest.OwnCluster) {
 	op, _, _ := strings.Cut(boundary, ".")
 	slug := "crash-" + strings.NewReplacer(".", "-", "after-", "").Replace(boundary)
 	env := map[string]string{"PROVISION_LEASE_SECONDS": "60"} // the default: takeover must not wait for it
@@ -103,8 +108,14 @@ func crashAt(t *testing.T, boundary, path string, takeovers *takeoverTimes) {
 	if op == "retire" || op == "lock" || op == "restore" {
 		env["DELETE_GRACE_HOURS"] = "72" // deleteTenant keeps the tenant DELETED
 	}
+	fp := boundary + "=exit"
+	if op == "unmove" {
+		// the move fails once, which undoes it (one attempt allowed)
+		env["PROVISION_MAX_ATTEMPTS"] = "1"
+		fp = "move.after-copy=error," + fp
+	}
 	d := newDeployment(t, env)
-	s1 := d.start(t, map[string]string{"TENANTQL_FAILPOINT": boundary + "=exit"})
+	s1 := d.start(t, map[string]string{"TENANTQL_FAILPOINT": fp})
 	ctx := context.Background()
 	var token string
 	var spares []string
@@ -136,6 +147,11 @@ func crashAt(t *testing.T, boundary, path string, takeovers *takeoverTimes) {
 		token = s1.login(t, slug)
 		s1.mustPlatform(t, "deleteTenant", slug)
 		_, _ = s1.platform(ctx, "restoreTenant", slug)
+	case "move", "unmove":
+		s1.createReady(t, slug)
+		token = s1.login(t, slug)
+		s1.addServer(t, "b", second.ServerURL) // after the tenant: placement would choose the empty b
+		_, _ = s1.admin(ctx, moveMutation, map[string]any{"s": slug, "to": "b"})
 	default:
 		t.Fatalf("boundary %q: no crash scenario for operation %q: add one", boundary, op)
 	}
@@ -204,6 +220,23 @@ func crashAt(t *testing.T, boundary, path string, takeovers *takeoverTimes) {
 		s2.waitStatus(t, slug, "READY", takeoverBound)
 		takeovers.add(time.Since(restarted))
 		s2.viewerOK(t, slug, s2.login(t, slug))
+	case "move", "unmove":
+		// READY on exactly one server: b when moved, default when undone
+		s2.waitStatus(t, slug, "READY", takeoverBound)
+		takeovers.add(time.Since(restarted))
+		want := map[string]string{"move": "b", "unmove": "default"}[op]
+		r := mustOK(t, must(s2.admin(ctx, `query($s: String!) { tenant(slug: $s) { databaseServer } }`, map[string]any{"s": slug})))
+		if got := field(r.Data, "tenant", "databaseServer"); got != want {
+			t.Fatalf("after the %s: on %v, want %s", op, got, want)
+		}
+		dbs, roles := d.objects(t)
+		bDBs, bRoles := d.objectsOn(t, second)
+		got := fmt.Sprintf("default %d+%d, b %d+%d", len(dbs), len(roles), bDBs, bRoles)
+		if wantObjects := map[string]string{"b": "default 0+0, b 1+1", "default": "default 1+1, b 0+0"}[want]; got != wantObjects {
+			t.Fatalf("after the %s: databases+roles %s, want %s", op, got, wantObjects)
+		}
+		s2.viewerOK(t, slug, token) // tokens survive a move
+		mustOK(t, s2.mustGQL(t, tenantHost(slug), token, `mutation { createProject(input: { key: "MOV", name: "Moved" }) { key } }`, nil))
 	}
 	d.mustDoctorClean(t)
 }
@@ -408,4 +441,31 @@ func (d *deployment) waitUnreachable(t testing.TB, slug string, timeout time.Dur
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// addServer adds the database server name at url, failing the test
+// unless it is added.
+func (s *server) addServer(t testing.TB, name, url string) {
+	t.Helper()
+	mustOK(t, must(s.admin(context.Background(), `mutation($in: AddDatabaseServerInput!) { addDatabaseServer(input: $in) { name } }`,
+		map[string]any{"in": map[string]any{"name": name, "url": url}})))
+}
+
+// objectsOn counts the deployment's tenant databases and roles on another
+// PostgreSQL server (as its superuser).
+func (d *deployment) objectsOn(t testing.TB, c *pgtest.OwnCluster) (dbs, roles int) {
+	t.Helper()
+	db, err := sqlx.Open("postgres", c.SuperuserURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	pattern := "^" + d.prefix + "[0-9a-f]{32}$"
+	if err := db.Get(&dbs, `SELECT count(*) FROM pg_database WHERE datname ~ $1`, pattern); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Get(&roles, `SELECT count(*) FROM pg_roles WHERE rolname ~ $1`, pattern); err != nil {
+		t.Fatal(err)
+	}
+	return dbs, roles
 }
