@@ -24,7 +24,11 @@ type cpuSample struct {
 	steal    time.Duration // taken by the hypervisor for other machines
 }
 
-func readCPU(serverPID int) cpuSample {
+// readCPU reads the CPU spent so far by the server (serverPID, 0 for
+// none), by the bench's PostgreSQL cluster (the postmaster postmasterPID
+// and its children: other clusters on a shared machine do not count) and
+// by the whole machine.
+func readCPU(serverPID, postmasterPID int) cpuSample {
 	var s cpuSample
 	if serverPID != 0 {
 		s.server = procTimes(serverPID, false)
@@ -33,12 +37,12 @@ func readCPU(serverPID int) cpuSample {
 	// exits, so live processes plus waited-for children count every one.
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
-		comm, err := os.ReadFile(filepath.Join(d, "comm"))
-		if err != nil || strings.TrimSpace(string(comm)) != "postgres" {
-			continue
-		}
 		pid, _ := strconv.Atoi(filepath.Base(d))
-		s.postgres += procTimes(pid, true)
+		if pid == postmasterPID {
+			s.postgres += procTimes(pid, true)
+		} else if parentPID(pid) == postmasterPID {
+			s.postgres += procTimes(pid, false)
+		}
 	}
 	if b, err := os.ReadFile("/proc/stat"); err == nil {
 		line, _, _ := strings.Cut(string(b), "\n")
@@ -54,6 +58,36 @@ func readCPU(serverPID int) cpuSample {
 		s.steal = tick(8)
 	}
 	return s
+}
+
+// parentPID is the parent of pid (0 when unknown).
+func parentPID(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b)[i+1:]) // f[0] is field 3 (state), f[1] the parent
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
+}
+
+// postmasterPID is the pid of the cluster's postmaster, from the first
+// line of postmaster.pid in its data directory (0 when unreadable).
+func postmasterPID(dataDir string) int {
+	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	pid, _ := strconv.Atoi(strings.TrimSpace(line))
+	return pid
 }
 
 // procTimes is the user and system time of pid, with that of its exited

@@ -814,7 +814,8 @@ func (b *bench) load(ctx context.Context, baseURL string, ts []*tenant, pid int,
 	var wg sync.WaitGroup
 	deadline := time.Now().Add(b.o.duration)
 	start := time.Now()
-	cpu0 := readCPU(pid)
+	pm := postmasterPID(b.cluster.DataDir())
+	cpu0 := readCPU(pid, pm)
 	sessions0, err := b.tenantSessions(ctx)
 	if err != nil {
 		return res, err
@@ -874,7 +875,7 @@ func (b *bench) load(ctx context.Context, baseURL string, ts []*tenant, pid int,
 	}
 	wg.Wait()
 	res.elapsed = time.Since(start)
-	res.cpu = readCPU(pid).sub(cpu0)
+	res.cpu = readCPU(pid, pm).sub(cpu0)
 	sessions1, err := b.tenantSessions(ctx)
 	if err != nil {
 		return res, err
