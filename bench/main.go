@@ -63,6 +63,7 @@ type options struct {
 	repo, pprofDir, sharedBuffers, pgConf, serverEnv, compare     string
 	postgraphile                                                  string
 	baseline                                                      bool
+	zipf                                                          float64
 }
 
 func main() {
@@ -78,6 +79,7 @@ func main() {
 	flag.StringVar(&o.repo, "repo", ".", "repository root to build the server from")
 	flag.StringVar(&o.pprofDir, "pprof", "", "directory for CPU and allocation profiles of the server during the load run")
 	flag.BoolVar(&o.baseline, "baseline", true, "also run the plain net/http baseline")
+	flag.Float64Var(&o.zipf, "zipf", 0, "skew of the traffic over tenants: 0 picks a tenant uniformly at random for each request; s > 1 picks the tenant of rank k (k = 1, 2, ...) with probability proportional to 1/k^s (Zipf; the issue's realistic skew is 1.1)")
 	flag.StringVar(&o.postgraphile, "postgraphile", "../shared/peers/postgraphile", "directory with PostGraphile's package.json and package-lock.json, installed with npm ci and loaded right after tenantql on one tenant database (relative to -repo; \"\" skips it)")
 	flag.StringVar(&o.sharedBuffers, "shared-buffers", "", "PostgreSQL shared_buffers, e.g. 2GB (default: PostgreSQL's 128MB)")
 	flag.StringVar(&o.pgConf, "pg-conf", "", "more PostgreSQL settings, space-separated name=value pairs (e.g. autovacuum_naptime=10min)")
@@ -820,10 +822,11 @@ func (b *bench) load(ctx context.Context, baseURL string, ts []*tenant, pid int,
 	if err != nil {
 		return res, err
 	}
-	for range b.o.clients {
+	for c := range b.o.clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			pick := b.picker(ts, uint64(c))
 			var lat []time.Duration
 			var n, failed, leaks int64
 			first := ""
@@ -834,7 +837,7 @@ func (b *bench) load(ctx context.Context, baseURL string, ts []*tenant, pid int,
 				}
 			}
 			for time.Now().Before(deadline) && ctx.Err() == nil {
-				t := ts[rand.IntN(len(ts))]
+				t := pick()
 				req, _ := http.NewRequestWithContext(ctx, "POST", baseURL+"/graphql", bytes.NewReader(body))
 				req.Host = t.host
 				req.Header.Set("Content-Type", "application/json")
@@ -885,6 +888,17 @@ func (b *bench) load(ctx context.Context, baseURL string, ts []*tenant, pid int,
 	<-sampled
 	slices.Sort(res.latencies)
 	return res, ctx.Err()
+}
+
+// picker returns a client's choice of tenant for each request: uniform,
+// or Zipf-distributed over ts in their order with -zipf (the first tenant
+// the busiest). seed tells the clients' sequences apart.
+func (b *bench) picker(ts []*tenant, seed uint64) func() *tenant {
+	if b.o.zipf <= 1 || len(ts) < 2 {
+		return func() *tenant { return ts[rand.IntN(len(ts))] }
+	}
+	z := rand.NewZipf(rand.New(rand.NewPCG(seed, uint64(time.Now().UnixNano()))), b.o.zipf, 1, uint64(len(ts)-1))
+	return func() *tenant { return ts[z.Uint64()] }
 }
 
 // tenantSessions is the number of backends ever started in the tenant
@@ -951,8 +965,12 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Micros
 
 func (rep report) print(w io.Writer) {
 	o := rep.o
-	fmt.Fprintf(w, "\ntenantql benchmark: %d tenants x %d issues, %d clients, %s per run, MAX_DB_CONNECTIONS=%d, shared_buffers %s, PostgreSQL settings: %s\n",
-		o.tenants, o.issues, o.clients, o.duration, o.maxConns, cmp.Or(o.sharedBuffers, "default"), cmp.Or(o.pgConf, "default"))
+	traffic := "uniform over tenants"
+	if o.zipf > 1 {
+		traffic = fmt.Sprintf("Zipf s=%.2f over tenants", o.zipf)
+	}
+	fmt.Fprintf(w, "\ntenantql benchmark: %d tenants x %d issues, %d clients, %s per run, traffic %s, MAX_DB_CONNECTIONS=%d, shared_buffers %s, PostgreSQL settings: %s\n",
+		o.tenants, o.issues, o.clients, o.duration, traffic, o.maxConns, cmp.Or(o.sharedBuffers, "default"), cmp.Or(o.pgConf, "default"))
 	st, sm := medians(rep.signupSpare)
 	nt, nm := medians(rep.signupNoSpare)
 	if o.signups > 0 {
