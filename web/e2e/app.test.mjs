@@ -1,7 +1,8 @@
 // The example app end to end in Chromium: the operator console creates
 // organizations, people sign in at their organization's subdomain, work on
 // the board and see each other's changes live; another organization sees
-// none of it. Screenshots of every screen go to the artefacts directory.
+// none of it; the console shows each organization's usage and history.
+// Screenshots of every screen go to the artefacts directory.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { ADMIN_TOKEN, appURL, appStatus, gqlInPage, launch, median, newPage, shoot, shootDocs, until } from './lib.mjs';
@@ -316,6 +317,21 @@ test('the app at /app/, end to end', { timeout: 300_000 }, async (t) => {
     await admin.locator(`[data-testid="tenant-row"][data-slug="globex"][data-status="READY"]`).waitFor();
     await until(async () => (await appStatus(GLOBEX.slug)) === 200, 'globex answers 200 once resumed');
 
+    // its history (Tenant.history): the status changes on top of the
+    // provisioning steps, newest first, each with its outcome
+    await tenantRow(admin, GLOBEX.slug).getByRole('button', { name: 'History' }).click();
+    const historySteps = () =>
+      admin
+        .locator('[data-testid="tenant-history"][data-slug="globex"] [data-testid="history-step"]')
+        .evaluateAll((rows) => rows.map((r) => `${r.dataset.step} ${r.dataset.outcome}`));
+    await until(async () => (await historySteps()).length > 0, 'globex’s history is shown');
+    const shown = await historySteps();
+    assert.deepEqual(shown.slice(0, 2), ['resume.status OK', 'suspend.status OK'], `history ${shown}`);
+    for (const step of ['create.role', 'create.database', 'create.privileges', 'create.migrate', 'create.owner']) {
+      assert.ok(shown.includes(`${step} OK`), `${step} in the history ${shown}`);
+    }
+    await shoot(admin, 'console-globex-history');
+
     // a delete keeps the data: DELETED (404), restorable
     await tenantRow(admin, GLOBEX.slug).getByRole('button', { name: 'Delete' }).click();
     await tenantRow(admin, GLOBEX.slug).getByText('Delete globex? It stays restorable for a while.').waitFor();
@@ -324,6 +340,11 @@ test('the app at /app/, end to end', { timeout: 300_000 }, async (t) => {
     await tenantRow(admin, GLOBEX.slug).getByTestId('tenant-purge-after').waitFor();
     assert.equal(await appStatus(GLOBEX.slug), 404);
     await shoot(admin, 'console-globex-deleted');
+    // the open history follows the change of status
+    // (the lock steps the provisioner runs next may already be above it)
+    await until(async () => (await historySteps()).slice(0, 3).includes('retire.status OK'), 'the delete in globex’s history');
+    await tenantRow(admin, GLOBEX.slug).getByRole('button', { name: 'History' }).click();
+    await admin.locator('[data-testid="tenant-history"][data-slug="globex"]').waitFor({ state: 'detached' });
 
     await tenantRow(admin, GLOBEX.slug).getByRole('button', { name: 'Restore' }).click();
     await admin.locator(`[data-testid="tenant-row"][data-slug="globex"][data-status="READY"]`).waitFor({ timeout: 60_000 });

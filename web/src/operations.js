@@ -220,6 +220,25 @@ export const TENANTS = gql`
   ${TENANT_ROW}
 `;
 
+/** How many steps of a tenant's history the console shows. */
+export const HISTORY_LAST = 20;
+
+/** A tenant's last steps, newest first (an addition to the contract). */
+export const TENANT_HISTORY = gql`
+  query TenantHistory($slug: String!, $last: Int!) {
+    tenant(slug: $slug) {
+      id
+      history(last: $last) {
+        step
+        outcome
+        durationMs
+        at
+        error
+      }
+    }
+  }
+`;
+
 export const TENANT_STATUS_CHANGED = gql`
   subscription TenantStatusChanged($slug: String!) {
     tenantStatusChanged(slug: $slug) {

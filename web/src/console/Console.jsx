@@ -1,19 +1,21 @@
 // The operator console on the admin host: tenants with their status, live
 // through tenantStatusChanged, their usage (sortable by activity and
-// database size, with requests per hour over the last day), and the
-// platform mutations. The admin token stays in this tab's sessionStorage.
+// database size, with requests per hour over the last day), each one's
+// provisioning history, and the platform mutations. The admin token stays in this tab's sessionStorage.
 import { ApolloProvider, useMutation, useQuery, useSubscription } from '@apollo/client/react';
-import { useCallback, useEffect, useMemo, useState } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { errorCode } from '../lib/errors.js';
 import { useLive, useSession } from '../lib/session.js';
 import { adminToken } from '../lib/storage.js';
 import {
   CREATE_TENANT,
   DELETE_TENANT,
+  HISTORY_LAST,
   RESTORE_TENANT,
   RESUME_TENANT,
   RETRY_TENANT,
   SUSPEND_TENANT,
+  TENANT_HISTORY,
   TENANT_STATUS_CHANGED,
   TENANTS,
   TENANTS_PAGE,
@@ -322,6 +324,7 @@ function Tenants({ history, record }) {
 function TenantRow({ tenant, seen, record, refetch }) {
   const [error, setError] = useState(null);
   const [confirming, setConfirming] = useState(false);
+  const [showHistory, setShowHistory] = useState(false);
   // Each action answers with the tenant: its new status joins the history.
   const opts = (pick) => ({
     onError: setError,
@@ -345,99 +348,197 @@ function TenantRow({ tenant, seen, record, refetch }) {
   const appURL = `${window.location.protocol}//${tenant.host}/app/`;
 
   return (
-    <tr
-      data-testid="tenant-row"
-      data-slug={tenant.slug}
-      data-status={tenant.status}
-      data-requests={tenant.usage?.requestsLastDay ?? ''}
-      data-bytes={tenant.usage?.databaseBytes ?? ''}
-    >
-      <td>
-        <div className="tenant-name">{tenant.name}</div>
-        <div className="muted small">
-          {tenant.status === 'READY' ? (
-            <a href={appURL} target="_blank" rel="noopener" data-testid="tenant-app-link">
-              {tenant.host}/app/ ↗
-            </a>
-          ) : (
-            tenant.host
+    <>
+      <tr
+        data-testid="tenant-row"
+        data-slug={tenant.slug}
+        data-status={tenant.status}
+        data-requests={tenant.usage?.requestsLastDay ?? ''}
+        data-bytes={tenant.usage?.databaseBytes ?? ''}
+      >
+        <td>
+          <div className="tenant-name">{tenant.name}</div>
+          <div className="muted small">
+            {tenant.status === 'READY' ? (
+              <a href={appURL} target="_blank" rel="noopener" data-testid="tenant-app-link">
+                {tenant.host}/app/ ↗
+              </a>
+            ) : (
+              tenant.host
+            )}
+          </div>
+        </td>
+        <td>
+          <span className={`badge b-${tenant.status}`} data-testid="tenant-status">
+            {tenant.status}
+          </span>
+          {seen && seen.length > 1 && (
+            <div className="transitions muted small" data-testid="tenant-transitions">
+              {seen.join(' → ')}
+            </div>
           )}
-        </div>
-      </td>
-      <td>
-        <span className={`badge b-${tenant.status}`} data-testid="tenant-status">
-          {tenant.status}
-        </span>
-        {seen && seen.length > 1 && (
-          <div className="transitions muted small" data-testid="tenant-transitions">
-            {seen.join(' → ')}
-          </div>
-        )}
-        {tenant.lastError && <div className="error-text small">{tenant.lastError}</div>}
-        {tenant.status === 'DELETED' && tenant.purgeAfter && (
-          <div className="muted small" data-testid="tenant-purge-after">
-            restorable; purged <Time value={tenant.purgeAfter} />
-          </div>
-        )}
-        {TRANSITIONAL.has(tenant.status) && <StatusWatcher slug={tenant.slug} record={record} refetch={refetch} />}
-      </td>
-      <Activity usage={tenant.usage} />
-      <DatabaseSize usage={tenant.usage} />
-      <td className="small">
-        <Time value={tenant.createdAt} />
-      </td>
-      <td className="actions">
-        {error && <ErrorNote error={error} onDismiss={() => setError(null)} />}
-        {tenant.status === 'READY' && (
-          <button type="button" className="ghost" disabled={busy} onClick={run(suspend)}>
-            Suspend
+          {tenant.lastError && <div className="error-text small">{tenant.lastError}</div>}
+          {tenant.status === 'DELETED' && tenant.purgeAfter && (
+            <div className="muted small" data-testid="tenant-purge-after">
+              restorable; purged <Time value={tenant.purgeAfter} />
+            </div>
+          )}
+          {TRANSITIONAL.has(tenant.status) && <StatusWatcher slug={tenant.slug} record={record} refetch={refetch} />}
+        </td>
+        <Activity usage={tenant.usage} />
+        <DatabaseSize usage={tenant.usage} />
+        <td className="small">
+          <Time value={tenant.createdAt} />
+        </td>
+        <td className="actions">
+          {error && <ErrorNote error={error} onDismiss={() => setError(null)} />}
+          <button
+            type="button"
+            className="ghost"
+            aria-expanded={showHistory}
+            aria-controls={`history-${tenant.id}`}
+            onClick={() => setShowHistory(!showHistory)}
+          >
+            History
           </button>
-        )}
-        {tenant.status === 'SUSPENDED' && (
-          <button type="button" className="ghost" disabled={busy} onClick={run(resume)}>
-            Resume
-          </button>
-        )}
-        {tenant.status === 'FAILED' && (
-          <button type="button" className="ghost" disabled={busy} onClick={run(retry)}>
-            Retry
-          </button>
-        )}
-        {tenant.status === 'DELETED' && (
-          <button type="button" className="ghost" disabled={busy} onClick={run(restore)}>
-            Restore
-          </button>
-        )}
-        {tenant.status !== 'DELETING' &&
-          (confirming ? (
-            <span className="confirm">
-              {tenant.status === 'DELETED'
-                ? `Drop ${tenant.slug}’s database now, for good?`
-                : `Delete ${tenant.slug}? It stays restorable for a while.`}
-              <button
-                type="button"
-                className="danger"
-                disabled={busy}
-                onClick={() => {
-                  setConfirming(false);
-                  // a DELETED tenant's second delete purges it
-                  run(remove, tenant.status === 'DELETED' ? { purge: true } : {})();
-                }}
-              >
+          {tenant.status === 'READY' && (
+            <button type="button" className="ghost" disabled={busy} onClick={run(suspend)}>
+              Suspend
+            </button>
+          )}
+          {tenant.status === 'SUSPENDED' && (
+            <button type="button" className="ghost" disabled={busy} onClick={run(resume)}>
+              Resume
+            </button>
+          )}
+          {tenant.status === 'FAILED' && (
+            <button type="button" className="ghost" disabled={busy} onClick={run(retry)}>
+              Retry
+            </button>
+          )}
+          {tenant.status === 'DELETED' && (
+            <button type="button" className="ghost" disabled={busy} onClick={run(restore)}>
+              Restore
+            </button>
+          )}
+          {tenant.status !== 'DELETING' &&
+            (confirming ? (
+              <span className="confirm">
+                {tenant.status === 'DELETED'
+                  ? `Drop ${tenant.slug}’s database now, for good?`
+                  : `Delete ${tenant.slug}? It stays restorable for a while.`}
+                <button
+                  type="button"
+                  className="danger"
+                  disabled={busy}
+                  onClick={() => {
+                    setConfirming(false);
+                    // a DELETED tenant's second delete purges it
+                    run(remove, tenant.status === 'DELETED' ? { purge: true } : {})();
+                  }}
+                >
+                  {tenant.status === 'DELETED' ? 'Purge' : 'Delete'}
+                </button>
+                <button type="button" className="ghost" onClick={() => setConfirming(false)}>
+                  Cancel
+                </button>
+              </span>
+            ) : (
+              <button type="button" className="ghost danger-text" disabled={busy} onClick={() => setConfirming(true)}>
                 {tenant.status === 'DELETED' ? 'Purge' : 'Delete'}
               </button>
-              <button type="button" className="ghost" onClick={() => setConfirming(false)}>
-                Cancel
-              </button>
-            </span>
-          ) : (
-            <button type="button" className="ghost danger-text" disabled={busy} onClick={() => setConfirming(true)}>
-              {tenant.status === 'DELETED' ? 'Purge' : 'Delete'}
-            </button>
-          ))}
-      </td>
-    </tr>
+            ))}
+        </td>
+      </tr>
+      {showHistory && (
+        <tr className="history-row" id={`history-${tenant.id}`} data-testid="tenant-history" data-slug={tenant.slug}>
+          <td colSpan={6}>
+            <History slug={tenant.slug} status={tenant.status} />
+          </td>
+        </tr>
+      )}
+    </>
   );
+}
+
+/** How often an open history is fetched again. */
+const HISTORY_POLL_MS = 10_000;
+
+/**
+ * A tenant's last steps (provisioning, lifecycle changes, deletion,
+ * migrations), newest first, fetched when opened, every 10 s while open
+ * and whenever the tenant's status changes (a change is a step).
+ */
+function History({ slug, status }) {
+  const { data, error, loading, refetch } = useQuery(TENANT_HISTORY, {
+    variables: { slug, last: HISTORY_LAST },
+    fetchPolicy: 'network-only',
+    pollInterval: HISTORY_POLL_MS, // the provisioner's steps come without a change of status
+  });
+  const first = useRef(true);
+  useEffect(() => {
+    if (first.current) {
+      first.current = false;
+      return;
+    }
+    refetch().catch(() => {}); // shown through `error`
+  }, [status, refetch]);
+  const events = data?.tenant?.history;
+  return (
+    <div className="history">
+      <div className="section-head">
+        <h3>History of {slug}</h3>
+        <button
+          type="button"
+          className="ghost"
+          aria-label={`Reload ${slug}’s history`}
+          onClick={() => refetch().catch(() => {})}
+          disabled={loading}
+        >
+          Reload
+        </button>
+      </div>
+      {error && <ErrorNote error={error} onRetry={refetch} />}
+      {!events ? (
+        loading && <Spinner label="Loading the history…" />
+      ) : events.length === 0 ? (
+        <p className="muted small">No steps recorded yet.</p>
+      ) : (
+        <table className="history-steps">
+          <thead>
+            <tr>
+              <th>When</th>
+              <th>Step</th>
+              <th>Outcome</th>
+              <th>Took</th>
+            </tr>
+          </thead>
+          <tbody>
+            {events.map((e, i) => (
+              <tr key={i} data-testid="history-step" data-step={e.step} data-outcome={e.outcome}>
+                <td className="small">
+                  <Time value={e.at} />
+                </td>
+                <td>
+                  <code>{e.step}</code>
+                </td>
+                <td>
+                  <span className={`badge ${e.outcome === 'OK' ? 'b-READY' : 'b-FAILED'}`}>{e.outcome}</span>
+                  {e.error && <div className="error-text small">{e.error}</div>}
+                </td>
+                <td className="small">{formatDuration(e.durationMs)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </div>
+  );
+}
+
+/** 0.4 → "0.4 ms", 1530 → "1.5 s". */
+function formatDuration(ms) {
+  return ms < 1000 ? `${number.format(Math.round(ms * 10) / 10)} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
 /**
