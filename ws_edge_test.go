@@ -1,130 +1,59 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/tenantql/tenantql/internal/gqlclient"
 )
 
-// edgeSocket is a small graphql-transport-ws client for the tests of the
-// websocket edge (this file's own: the shared test clients are moving).
-// A goroutine reads the socket (coder/websocket closes a connection whose
-// read is abandoned), answers pings and queues the other messages.
+// edgeSocket is a graphql-transport-ws connection for the tests of the
+// websocket edge: gqlclient's, read as decoded JSON maps.
 type edgeSocket struct {
-	t        *testing.T
-	c        *websocket.Conn
-	messages chan map[string]any
-	ended    chan struct{}
-	err      error // why reading ended; set before ended closes
+	*gqlclient.WS
+	t *testing.T
 }
 
 // openEdgeSocket dials /graphql on host and sends connection_init with
 // payload (nil: none), then waits for connection_ack.
 func openEdgeSocket(t *testing.T, ta *testApp, host string, payload map[string]any) *edgeSocket {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ta.srv.URL, "http")+"/graphql", &websocket.DialOptions{
-		HTTPClient:   &http.Client{Transport: edgeHostTransport(host)},
-		Subprotocols: []string{"graphql-transport-ws"},
-	})
+	c, _, err := dialWS(t, ta.srv.URL, host, protoTransportWS, nil)
 	if err != nil {
-		t.Fatalf("dial %s: %v", host, err)
+		t.Fatal(err)
 	}
-	c.SetReadLimit(1 << 20)
-	t.Cleanup(func() { c.CloseNow() })
-	s := &edgeSocket{t: t, c: c, messages: make(chan map[string]any, 10000), ended: make(chan struct{})}
-	go s.pump()
-	init := map[string]any{"type": "connection_init"}
-	if payload != nil {
-		init["payload"] = payload
+	if err := c.Init(payload, 10*time.Second); err != nil {
+		t.Fatalf("connection_init: %v", err)
 	}
-	s.send(init)
-	if m, err := s.read(10 * time.Second); err != nil || m["type"] != "connection_ack" {
-		t.Fatalf("connection_init: %v %v", m, err)
-	}
-	return s
-}
-
-func (s *edgeSocket) pump() {
-	defer close(s.ended)
-	for {
-		_, b, err := s.c.Read(context.Background())
-		if err != nil {
-			s.err = err
-			return
-		}
-		var m map[string]any
-		if err := json.Unmarshal(b, &m); err != nil {
-			s.err = fmt.Errorf("message %q: %v", b, err)
-			return
-		}
-		switch m["type"] {
-		case "ping":
-			b, _ := json.Marshal(map[string]any{"type": "pong"})
-			_ = s.c.Write(context.Background(), websocket.MessageText, b)
-			continue
-		case "pong", "ka":
-			continue
-		}
-		s.messages <- m
-	}
-}
-
-type edgeHostTransport string
-
-func (h edgeHostTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Host = string(h)
-	return http.DefaultTransport.RoundTrip(r)
-}
-
-func (s *edgeSocket) send(msg map[string]any) {
-	s.t.Helper()
-	b, _ := json.Marshal(msg)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s.c.Write(ctx, websocket.MessageText, b); err != nil {
-		s.t.Fatalf("websocket write: %v", err)
-	}
+	return &edgeSocket{WS: c.WS, t: t}
 }
 
 func (s *edgeSocket) subscribe(id, query string, vars map[string]any) {
 	s.t.Helper()
-	s.send(map[string]any{"id": id, "type": "subscribe", "payload": map[string]any{"query": query, "variables": vars}})
+	if err := s.Subscribe(id, query, vars); err != nil {
+		s.t.Fatalf("websocket write: %v", err)
+	}
 }
 
 // read returns the next message that is not a keep-alive, or the error
-// that ended the socket; errTimeout when none came within.
+// that ended the socket; gqlclient.ErrTimeout when none came within.
 func (s *edgeSocket) read(within time.Duration) (map[string]any, error) {
-	select {
-	case m := <-s.messages:
-		return m, nil
-	default:
+	m, err := s.Next(within)
+	if err != nil {
+		return nil, err
 	}
-	select {
-	case m := <-s.messages:
-		return m, nil
-	case <-s.ended:
-		select {
-		case m := <-s.messages:
-			return m, nil
-		default:
-		}
-		return nil, s.err
-	case <-time.After(within):
-		return nil, errTimeout
+	b, _ := json.Marshal(m)
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("message %s: %w", b, err)
 	}
+	return out, nil
 }
-
-var errTimeout = errors.New("no message in time")
 
 // closed waits until the socket is closed, skipping messages, and returns
 // why.
@@ -315,7 +244,9 @@ func TestWebsocketOperationsInFlightAreCapped(t *testing.T) {
 		t.Fatalf("a third operation: %v", r)
 	}
 
-	s.send(map[string]any{"id": "a", "type": "complete"})
+	if err := s.Stop("a"); err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; ; i++ {
 		s.subscribe(fmt.Sprint("q", i), `{ viewer { email } }`, nil)
 		r := s.result(fmt.Sprint("q", i))

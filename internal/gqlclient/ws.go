@@ -68,7 +68,7 @@ func Dial(ctx context.Context, baseURL string, o DialOptions) (*WS, int, error) 
 		return nil, status, fmt.Errorf("dial %s: %w", o.Host, err)
 	}
 	conn.SetReadLimit(1 << 20)
-	c := &WS{Proto: o.Proto, conn: conn, msgs: make(chan Message, 100), done: make(chan struct{})}
+	c := &WS{Proto: o.Proto, conn: conn, msgs: make(chan Message, 1024), done: make(chan struct{})}
 	go c.readLoop()
 	return c, 101, nil
 }
