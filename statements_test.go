@@ -284,33 +284,38 @@ func TestIssuesPageIsOneStatement(t *testing.T) {
 				}
 				owner.createIssue(t, in)
 			}
-			const q = `{ issues(first: 20) { edges { node { id number title status assignee { id name } } } } }`
-			for range 3 { // fills the cache, when on, and prepares the page on the pool's connections
-				owner.must(t, q, nil)
-			}
 			tn, err := ta.registry.Get(t.Context(), "page")
 			if err != nil {
 				t.Fatal(err)
 			}
-			before, parsed := counter.statements(tn.DBName), counter.parsed(tn.DBName)
-			r := owner.must(t, q, nil)
-			if got := counter.statements(tn.DBName) - before; got != c.want {
-				t.Errorf("statements on the tenant database = %d, want %d", got, c.want)
-			}
-			if got := counter.parsed(tn.DBName) - parsed; got != c.want-1 {
-				t.Errorf("statements parsed = %d, want %d (all but the prepared page)", got, c.want-1)
-			}
-			issues := nodes(r, "issues")
-			if len(issues) != 6 {
-				t.Fatalf("want 6 issues: %s", r.Raw)
-			}
-			for _, is := range issues {
-				n := int(is["number"].(float64))
-				switch a, _ := is["assignee"].(map[string]any); {
-				case n%2 == 1 && (a == nil || a["id"] != aliceID || a["name"] != "alice"):
-					t.Errorf("issue %d: assignee %v, want alice (%s)", n, is["assignee"], aliceID)
-				case n%2 == 0 && a != nil:
-					t.Errorf("issue %d: assignee %v, want null", n, a)
+			for _, q := range []string{
+				`{ issues(first: 20) { edges { node { id number title status assignee { id name } } } } }`,
+				// the same selection through fragments: the join is found there too
+				`{ issues(first: 20) { ...page } } fragment page on IssueConnection { edges { node { id number ...on Issue { title status assignee { id name } } } } }`,
+			} {
+				for range 3 { // fills the cache, when on, and prepares the page on the pool's connections
+					owner.must(t, q, nil)
+				}
+				before, parsed := counter.statements(tn.DBName), counter.parsed(tn.DBName)
+				r := owner.must(t, q, nil)
+				if got := counter.statements(tn.DBName) - before; got != c.want {
+					t.Errorf("%s: statements on the tenant database = %d, want %d", q, got, c.want)
+				}
+				if got := counter.parsed(tn.DBName) - parsed; got != c.want-1 {
+					t.Errorf("%s: statements parsed = %d, want %d (all but the prepared page)", q, got, c.want-1)
+				}
+				issues := nodes(r, "issues")
+				if len(issues) != 6 {
+					t.Fatalf("want 6 issues: %s", r.Raw)
+				}
+				for _, is := range issues {
+					n := int(is["number"].(float64))
+					switch a, _ := is["assignee"].(map[string]any); {
+					case n%2 == 1 && (a == nil || a["id"] != aliceID || a["name"] != "alice"):
+						t.Errorf("issue %d: assignee %v, want alice (%s)", n, is["assignee"], aliceID)
+					case n%2 == 0 && a != nil:
+						t.Errorf("issue %d: assignee %v, want null", n, a)
+					}
 				}
 			}
 		})
