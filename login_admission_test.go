@@ -1,11 +1,10 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -52,18 +51,13 @@ func TestLoginHashesOutsideTheTenantsAdmission(t *testing.T) {
 	loginDone := make(chan string, 1)
 	go func() {
 		// (not ta.do: it may call t.Fatal, which only the test's goroutine may)
-		body := jsonBody(`mutation($e: String!) { login(email: $e, password: "not the password") { token } }`, map[string]any{"e": email})
-		req, _ := http.NewRequest("POST", ta.srv.URL+"/graphql", strings.NewReader(body))
-		req.Host = tenantHost("hashy")
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := ta.srv.Client().Do(req)
+		r, err := ta.client().Post(context.Background(), tenantHost("hashy"), "",
+			`mutation($e: String!) { login(email: $e, password: "not the password") { token } }`, map[string]any{"e": email})
 		if err != nil {
 			loginDone <- err.Error()
 			return
 		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
-		loginDone <- fmt.Sprintf("HTTP %d %s", resp.StatusCode, raw)
+		loginDone <- fmt.Sprintf("HTTP %d %s", r.Status, r.Raw)
 	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for ta.tenantStatements(t, counter, "hashy") == before {
