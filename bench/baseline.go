@@ -17,9 +17,10 @@ import (
 )
 
 // baseline is the plain net/http handler the server is compared with: the
-// same SQL (the store's ListIssues without the count, then UsersByIDs for
-// the assignees the user cache does not hold, as the resolvers and their
-// dataloader run it) on the same tenant databases, with the same user
+// store's SQL (ListIssues without the count, then UsersByIDs for the
+// assignees the user cache does not hold, as the resolvers and their
+// dataloader ran it before the server joined the assignees into a
+// prepared page, issue 15) on the same tenant databases, with the same user
 // cache (users remembered for userTTL, as USER_CACHE_SECONDS' default), and
 // the same JSON, with none of GraphQL, routing, tokens or the connection
 // budget: one small pool per tenant database, as the superuser.
