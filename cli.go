@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tenantql/tenantql/auth"
 	"github.com/tenantql/tenantql/tenancy"
 )
 
@@ -255,7 +256,7 @@ func (a *app) createTenant(ctx context.Context, out io.Writer, in tenancy.SignUp
 	defer stop()
 	stopWatch := a.watchTenants()
 	defer stopWatch()
-	t, err := a.provisioner.SignUp(ctx, in, a.passwords.Hash)
+	t, err := a.provisioner.SignUp(ctx, in, func(password string) (string, error) { return a.passwords.Hash(auth.PlatformQueue, password) })
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tenantql/tenantql/auth"
 	"github.com/tenantql/tenantql/edge"
 	"github.com/tenantql/tenantql/resolvers"
 )
@@ -75,17 +76,23 @@ type Config struct {
 	RateLimitAnonymousRPS   float64
 	RateLimitAnonymousBurst int
 	RateLimitClientBuckets  int
-	WSMaxPerTenant          int           // WS_MAX_CONNECTIONS_PER_TENANT
-	WSInitTimeout           time.Duration // WS_INIT_TIMEOUT_SECONDS
-	WSKeepAlive             time.Duration // WS_KEEPALIVE_SECONDS
-	WSMaxInFlight           int           // WS_MAX_OPERATIONS_IN_FLIGHT: per websocket
-	WSAnonymousIdle         time.Duration // WS_ANONYMOUS_IDLE_SECONDS: a socket without a valid token is closed once idle this long
-	APQTenants              int           // APQ_CACHE_TENANTS
-	APQBytesPerTenant       int           // APQ_CACHE_BYTES_PER_TENANT
-	ReadHeaderTimeout       time.Duration // HTTP_READ_HEADER_TIMEOUT_SECONDS
-	ReadTimeout             time.Duration // HTTP_READ_TIMEOUT_SECONDS
-	WriteTimeout            time.Duration // HTTP_WRITE_TIMEOUT_SECONDS (websockets are not affected)
-	IdleTimeout             time.Duration // HTTP_IDLE_TIMEOUT_SECONDS
+	// Failed logins (auth.LoginThrottle): LOGIN_FREE_FAILURES per account,
+	// LOGIN_FREE_FAILURES_PER_ADDRESS per client address (of a tenant),
+	// then waits doubling from a second up to LOGIN_MAX_BACKOFF_SECONDS.
+	LoginFreeFailures           int
+	LoginFreeFailuresPerAddress int
+	LoginMaxBackoff             time.Duration
+	WSMaxPerTenant              int           // WS_MAX_CONNECTIONS_PER_TENANT
+	WSInitTimeout               time.Duration // WS_INIT_TIMEOUT_SECONDS
+	WSKeepAlive                 time.Duration // WS_KEEPALIVE_SECONDS
+	WSMaxInFlight               int           // WS_MAX_OPERATIONS_IN_FLIGHT: per websocket
+	WSAnonymousIdle             time.Duration // WS_ANONYMOUS_IDLE_SECONDS: a socket without a valid token is closed once idle this long
+	APQTenants                  int           // APQ_CACHE_TENANTS
+	APQBytesPerTenant           int           // APQ_CACHE_BYTES_PER_TENANT
+	ReadHeaderTimeout           time.Duration // HTTP_READ_HEADER_TIMEOUT_SECONDS
+	ReadTimeout                 time.Duration // HTTP_READ_TIMEOUT_SECONDS
+	WriteTimeout                time.Duration // HTTP_WRITE_TIMEOUT_SECONDS (websockets are not affected)
+	IdleTimeout                 time.Duration // HTTP_IDLE_TIMEOUT_SECONDS
 
 	// SecretKeyPrevious (SECRET_KEY_PREVIOUS) is the key SECRET_KEY
 	// replaced: tokens and sealed passwords of it are still accepted, so
@@ -255,6 +262,8 @@ func (c *Config) loadEdge(getenv func(string) string) error {
 		{&c.Limits.MaxComplexity, "MAX_COMPLEXITY", resolvers.DefaultMaxComplexity},
 		{&c.WSMaxPerTenant, "WS_MAX_CONNECTIONS_PER_TENANT", 500},
 		{&c.WSMaxInFlight, "WS_MAX_OPERATIONS_IN_FLIGHT", resolvers.DefaultWSMaxInFlight},
+		{&c.LoginFreeFailures, "LOGIN_FREE_FAILURES", auth.DefaultFreeFailuresPerEmail},
+		{&c.LoginFreeFailuresPerAddress, "LOGIN_FREE_FAILURES_PER_ADDRESS", auth.DefaultFreeFailuresPerAddress},
 		{&c.APQTenants, "APQ_CACHE_TENANTS", resolvers.DefaultAPQTenants},
 		{&c.APQBytesPerTenant, "APQ_CACHE_BYTES_PER_TENANT", resolvers.DefaultAPQBytes},
 	}
@@ -307,6 +316,7 @@ func (c *Config) loadEdge(getenv func(string) string) error {
 		{&c.WSInitTimeout, "WS_INIT_TIMEOUT_SECONDS", resolvers.DefaultWSInitTimeout},
 		{&c.WSKeepAlive, "WS_KEEPALIVE_SECONDS", resolvers.DefaultWSKeepAlive},
 		{&c.WSAnonymousIdle, "WS_ANONYMOUS_IDLE_SECONDS", resolvers.DefaultWSAnonymousIdle},
+		{&c.LoginMaxBackoff, "LOGIN_MAX_BACKOFF_SECONDS", auth.DefaultMaxLoginBackoff},
 		{&c.ReadHeaderTimeout, "HTTP_READ_HEADER_TIMEOUT_SECONDS", 10 * time.Second},
 		{&c.ReadTimeout, "HTTP_READ_TIMEOUT_SECONDS", 30 * time.Second},
 		{&c.WriteTimeout, "HTTP_WRITE_TIMEOUT_SECONDS", 60 * time.Second},
@@ -353,6 +363,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Float64("rate_limit_anonymous_rps", c.RateLimitAnonymousRPS), slog.Int("rate_limit_anonymous_burst", c.RateLimitAnonymousBurst),
 		slog.Int("ws_max_connections_per_tenant", c.WSMaxPerTenant), slog.Int("ws_max_operations_in_flight", c.WSMaxInFlight),
 		slog.Duration("ws_anonymous_idle", c.WSAnonymousIdle),
+		slog.Int("login_free_failures", c.LoginFreeFailures), slog.Int("login_free_failures_per_address", c.LoginFreeFailuresPerAddress),
+		slog.Duration("login_max_backoff", c.LoginMaxBackoff),
 		slog.Int("spare_tenants", c.SpareTenants), slog.Bool("tenant_template", c.TenantTemplate),
 		slog.Duration("provision_lease", c.ProvisionLease), slog.Int("provision_max_attempts", c.ProvisionMaxAttempts),
 		slog.Duration("provision_backoff", c.ProvisionBackoff), slog.Duration("user_cache_ttl", c.UserCacheTTL),

@@ -173,6 +173,9 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	a.resolver = &resolvers.Resolver{
 		Registry: a.registry, Provisioner: a.provisioner, Servers: a.servers, Hosts: a.hosts,
 		Tokens: tokens, Passwords: a.passwords, AdminToken: cfg.AdminToken, Log: log,
+		Logins: auth.NewLoginThrottle(auth.ThrottleOptions{
+			FreePerEmail: cfg.LoginFreeFailures, FreePerAddress: cfg.LoginFreeFailuresPerAddress, MaxBackoff: cfg.LoginMaxBackoff,
+		}),
 		UsageOf: a.usage, UserTTL: cfg.UserCacheTTL, Live: live.New(a.registry, a.pools, live.Options{MaxListeners: cfg.MaxListenConns}, log),
 	}
 	// a logout or a new password on any process: forget the user at once

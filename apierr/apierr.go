@@ -36,6 +36,9 @@ const (
 type Error struct {
 	Code    string
 	Message string
+	// RetryAfter, when positive, is how many seconds the client should
+	// wait before trying again (extensions.retryAfter).
+	RetryAfter int
 }
 
 func (e *Error) Error() string { return e.Message }

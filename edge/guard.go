@@ -190,9 +190,10 @@ func (g *Guard) clientOf(r *http.Request, t *tenancy.Target) Client {
 	return c
 }
 
-// addressKey is the bucket of a client address: an IPv6 address counts by
-// its /64, which one client commonly holds whole.
-func addressKey(addr string) string {
+// AddressKey names the client of an address, for what is counted per
+// client (rate buckets, failed logins): an IPv6 address counts by its
+// /64, which one client commonly holds whole.
+func AddressKey(addr string) string {
 	a, err := netip.ParseAddr(addr)
 	if err != nil {
 		return addr
@@ -237,7 +238,7 @@ func (g *Guard) Take(target *tenancy.Target, c Client) *Refusal {
 	switch {
 	case c.User == "":
 		steps = append(steps,
-			step{g.addresses, key + " " + addressKey(c.Addr), "each client address without a token", g.o.AddressRateLimit, g.o.AddressRateBurst},
+			step{g.addresses, key + " " + AddressKey(c.Addr), "each client address without a token", g.o.AddressRateLimit, g.o.AddressRateBurst},
 			step{g.anonymous, key, "this organization's calls without a token (sign in)", g.o.AnonymousRateLimit, g.o.AnonymousRateBurst})
 	case key != "admin": // the admin host has one caller with a token
 		steps = append(steps, step{g.users, key + " " + c.User, "each signed-in user", g.o.UserRateLimit, g.o.UserRateBurst})

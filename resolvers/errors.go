@@ -124,6 +124,9 @@ func Presenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		}
 		out.Message = msg
 		out.Extensions = map[string]any{"code": code}
+		if e := (*apierr.Error)(nil); errors.As(err, &e) && e.RetryAfter > 0 {
+			out.Extensions["retryAfter"] = e.RetryAfter
+		}
 		return out
 	}
 }

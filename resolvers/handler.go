@@ -124,8 +124,9 @@ func NewHandler(r *Resolver, o HandlerOptions) http.Handler {
 	srv.Use(getQueriesOnly{})
 	srv.Use(onePlatformMutation{})
 	srv.Use(oneLogin{})
-	srv.Use(socketOps{maxInFlight: o.WSMaxInFlight, present: Presenter(r.Log)})
 	srv.Use(refuseWhileMoving{})
+	// last of those that may refuse an operation (socket.go)
+	srv.Use(socketOps{maxInFlight: o.WSMaxInFlight, present: Presenter(r.Log)})
 	if o.TracerProvider != nil {
 		srv.Use(newOperationTracing(o.TracerProvider))
 	}

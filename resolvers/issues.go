@@ -292,7 +292,7 @@ func (r *Resolver) createUser(ctx context.Context, in model.CreateUserInput) (*m
 	// the hash takes tens of milliseconds of CPU and no connection
 	var hash string
 	var hashErr error
-	if err := target.WithoutAdmission(ctx, func() { hash, hashErr = r.Passwords.Hash(in.Password) }); err != nil {
+	if err := target.WithoutAdmission(ctx, func() { hash, hashErr = r.Passwords.Hash(target.Tenant.ID.String(), in.Password) }); err != nil {
 		return nil, err
 	}
 	if hashErr != nil {

@@ -24,6 +24,9 @@ type Resolver struct {
 	// Passwords hashes and checks user passwords (one per process: it
 	// bounds the argon2id computations running at once).
 	Passwords *auth.Passwords
+	// Logins counts failed logins per account and per client address and
+	// spaces further attempts (nil: not counted).
+	Logins *auth.LoginThrottle
 	// Live follows the tenants' issue changes for issueChanged.
 	Live *live.Hub
 	// UsageOf reads each tenant's usage (Tenant.usage).

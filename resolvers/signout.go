@@ -52,7 +52,7 @@ func (r *Resolver) changePassword(ctx context.Context, current, newPassword stri
 		return nil, err
 	}
 	var checked error
-	if err := target.WithoutAdmission(ctx, func() { checked = r.Passwords.Check(u.PasswordHash, current) }); err != nil {
+	if err := target.WithoutAdmission(ctx, func() { checked = r.Passwords.Check(target.Tenant.ID.String(), u.PasswordHash, current) }); err != nil {
 		return nil, err
 	}
 	if errors.Is(checked, auth.ErrWrongPassword) {
@@ -62,7 +62,7 @@ func (r *Resolver) changePassword(ctx context.Context, current, newPassword stri
 		return nil, checked
 	}
 	var hash string
-	if err := target.WithoutAdmission(ctx, func() { hash, checked = r.Passwords.Hash(newPassword) }); err != nil {
+	if err := target.WithoutAdmission(ctx, func() { hash, checked = r.Passwords.Hash(target.Tenant.ID.String(), newPassword) }); err != nil {
 		return nil, err
 	}
 	if checked != nil {

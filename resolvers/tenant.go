@@ -3,10 +3,15 @@ package resolvers
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tenantql/tenantql/apierr"
 	"github.com/tenantql/tenantql/auth"
+	"github.com/tenantql/tenantql/edge"
 	"github.com/tenantql/tenantql/graph/model"
 	"github.com/tenantql/tenantql/store"
 )
@@ -26,6 +31,10 @@ func (r *Resolver) organization(ctx context.Context) (*model.Organization, error
 
 // login checks a user's password and returns a token bound to this tenant.
 // Unknown emails and wrong passwords get the same answer in the same time.
+// Failures are counted per account and per client address (r.Logins):
+// past a few, the next attempt must wait, doubling with each failure, and
+// is refused with RATE_LIMITED and Retry-After before any password is
+// checked.
 func (r *Resolver) login(ctx context.Context, email, password string) (*model.AuthPayload, error) {
 	target, err := tenantTarget(ctx)
 	if err != nil {
@@ -37,11 +46,20 @@ func (r *Resolver) login(ctx context.Context, email, password string) (*model.Au
 	if err := checkText("password", password, 128); err != nil {
 		return nil, err
 	}
+	queue := target.Tenant.ID.String()
+	signedIn := false
+	if r.Logins != nil {
+		attempt, wait := r.Logins.Begin(queue, email, edge.AddressKey(sessionFrom(ctx).client))
+		if wait > 0 {
+			return nil, loginThrottled(ctx, wait)
+		}
+		defer func() { attempt.Done(signedIn) }()
+	}
 	wrong := apierr.New(apierr.Unauthenticated, "wrong email or password")
 	u, err := store.New(target.DB).UserByEmail(ctx, strings.TrimSpace(email))
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalidInput) {
 		// as long as a real check, so that timing does not tell
-		if err := target.WithoutAdmission(ctx, func() { _ = r.Passwords.CheckNoUser(password) }); err != nil {
+		if err := target.WithoutAdmission(ctx, func() { _ = r.Passwords.CheckNoUser(queue, password) }); err != nil {
 			return nil, err
 		}
 		return nil, wrong
@@ -52,7 +70,7 @@ func (r *Resolver) login(ctx context.Context, email, password string) (*model.Au
 	// the hash takes tens of milliseconds of CPU and no connection: the
 	// tenant's other requests need not wait for it
 	var checked error
-	if err := target.WithoutAdmission(ctx, func() { checked = r.Passwords.Check(u.PasswordHash, password) }); err != nil {
+	if err := target.WithoutAdmission(ctx, func() { checked = r.Passwords.Check(queue, u.PasswordHash, password) }); err != nil {
 		return nil, err
 	}
 	if checked != nil {
@@ -65,7 +83,19 @@ func (r *Resolver) login(ctx context.Context, email, password string) (*model.Au
 	if err != nil {
 		return nil, err
 	}
+	signedIn = true
 	return &model.AuthPayload{Token: token, User: userModel(u)}, nil
+}
+
+// loginThrottled is the answer to a login that must wait: RATE_LIMITED
+// with extensions.retryAfter and, over HTTP, status 429 with Retry-After.
+func loginThrottled(ctx context.Context, wait time.Duration) error {
+	secs := max(1, int((wait+time.Second-1)/time.Second))
+	if st, ok := ctx.Value(httpStateKey{}).(*httpState); ok {
+		st.status, st.retryAfter = http.StatusTooManyRequests, strconv.Itoa(secs)
+	}
+	return &apierr.Error{Code: apierr.RateLimited, RetryAfter: secs, Message: fmt.Sprintf(
+		"too many failed logins for this account or from this address: try again in %d s", secs)}
 }
 
 // viewerModel returns the signed-in user.
