@@ -53,39 +53,43 @@ func TestLoginBruteForceIsSlowed(t *testing.T) {
 
 	// guess until refused: five free failures, and the sixth is checked
 	guess := 0
+	var sent []time.Time // when each guess was sent
 	try := func() gqlResponse {
 		guess++
+		sent = append(sent, time.Now())
 		return ta.loginFrom(t, "brute", "198.51.100.1", owner, fmt.Sprint("guess-", guess))
 	}
-	for r := try(); r.Code() != "RATE_LIMITED"; r = try() {
-		if r.Status != 200 || r.Code() != "UNAUTHENTICATED" || guess > 10 {
+	r := try()
+	for ; r.Code() == "UNAUTHENTICATED"; r = try() {
+		if r.Status != 200 || guess > 10 {
 			t.Fatalf("guess %d: HTTP %d %s", guess, r.Status, r.Raw)
 		}
 	}
 	if guess != 7 {
 		t.Fatalf("%d guesses checked before the first refusal, want 6", guess-1)
 	}
-	// then a wait that doubles with each failure: 1 s, 2 s
-	began := time.Now()
-	wait := wantLoginThrottled(t, "the seventh guess", try())
-	if wait != time.Second {
+	// then a wait of a second after the sixth failure, every guess
+	// refused at once (no password checked) until it is over
+	if wait := wantLoginThrottled(t, "the seventh guess", r); wait != time.Second {
 		t.Errorf("wait after 6 failures: %s, want 1s", wait)
 	}
-	refused := 0
-	for time.Since(began) < wait { // each refused at once, no password checked
-		wantLoginThrottled(t, "a guess within the wait", try())
-		refused++
+	sixth := sent[5]
+	for r = try(); r.Code() == "RATE_LIMITED"; r = try() {
+		wantLoginThrottled(t, "a guess within the wait", r)
 		time.Sleep(50 * time.Millisecond)
 	}
-	if r := try(); r.Code() != "UNAUTHENTICATED" {
+	if r.Code() != "UNAUTHENTICATED" {
 		t.Fatalf("the guess after the wait: HTTP %d %s", r.Status, r.Raw)
 	}
-	if wait := wantLoginThrottled(t, "the guess after the seventh failure", try()); wait != 2*time.Second {
-		t.Errorf("wait after 7 failures: %s, want 2s", wait)
+	if early := sent[guess-1].Sub(sixth); early < time.Second {
+		t.Fatalf("a guess sent %s after the sixth failed was checked, within its 1 s wait", early)
 	}
-	t.Logf("%d guesses: 7 checked, %d refused within the first wait of 1 s", guess, refused+2)
-	// the right password must wait too, from any address
-	wait = wantLoginThrottled(t, "the right password while throttled", ta.loginFrom(t, "brute", "198.51.100.2", owner, right))
+	// the seventh failure: the next attempt waits (2 s, doubled), the
+	// right password too, from any address
+	wantLoginThrottled(t, "the guess after the seventh failure", try())
+	wait := wantLoginThrottled(t, "the right password while throttled", ta.loginFrom(t, "brute", "198.51.100.2", owner, right))
+	t.Logf("%d guesses in %s: 7 checked, %d refused before any check; then a wait of up to %s", guess,
+		time.Since(sent[0]).Round(time.Millisecond), guess-7, wait)
 	time.Sleep(wait)
 	mustOK(t, ta.loginFrom(t, "brute", "198.51.100.2", owner, right))
 	// and clears the account: five free failures again
