@@ -184,6 +184,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		Name: "tenantql_issue_feeds",
 		Help: "Tenants whose issue changes this process follows for issueChanged subscriptions (by LISTEN or by polling).",
 	}, func() float64 { return float64(a.resolver.Live.Feeds()) }))
+	a.metrics.Register(metrics.ConnectionsByServer(a.pools.OpenConns))
 	ok = true
 	return a, nil
 }

@@ -100,7 +100,7 @@ func (h *Hub) listen(f *feed, t *tenancy.Tenant) (*pq.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := pq.NewDialListener(h.pools.Dialer(), dsn, listenerMinReconnect, listenerMaxReconnect, func(ev pq.ListenerEventType, err error) {
+	l := pq.NewDialListener(h.pools.Dialer(t), dsn, listenerMinReconnect, listenerMaxReconnect, func(ev pq.ListenerEventType, err error) {
 		switch ev {
 		case pq.ListenerEventDisconnected, pq.ListenerEventConnectionAttemptFailed:
 			if !h.tenantReady(f.tenantID) {

@@ -46,7 +46,7 @@ func New() *Metrics {
 	m.poolsOpen = prometheus.NewGauge(prometheus.GaugeOpts{Name: "tenantql_tenant_pools_open", Help: "Tenant connection pools currently open."})
 	m.poolEvicted = prometheus.NewCounter(prometheus.CounterOpts{Name: "tenantql_tenant_pool_evictions_total", Help: "Tenant pools closed as least recently used."})
 	m.poolClosed = prometheus.NewCounter(prometheus.CounterOpts{Name: "tenantql_tenant_pool_closes_total", Help: "Tenant pools closed because the tenant was suspended, deleted or stopped."})
-	m.connsOpen = prometheus.NewGauge(prometheus.GaugeOpts{Name: "tenantql_tenant_connections_open", Help: "PostgreSQL connections held by all tenant pools (bounded by MAX_DB_CONNECTIONS)."})
+	m.connsOpen = prometheus.NewGauge(prometheus.GaugeOpts{Name: "tenantql_tenant_connections_open", Help: "PostgreSQL connections held by all tenant pools, on every database server (bounded by MAX_DB_CONNECTIONS per server)."})
 	m.connWait = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "tenantql_tenant_connection_wait_seconds", Help: "Wait for a slot of the global connection budget.",
 		Buckets: []float64{0, .001, .005, .01, .05, .1, .5, 1, 3},

@@ -25,7 +25,10 @@ type PoolOptions struct {
 	// control database URL will do); its user, password and database are
 	// replaced by each tenant's own.
 	ServerURL string
-	// MaxConns bounds the connections of all tenant pools together. Defaults to 64.
+	// MaxConns bounds the connections of all tenant pools together on
+	// each database server: every server has a budget of its own, so that
+	// one full or slow server never starves the tenants of another.
+	// Defaults to 64.
 	MaxConns int
 	// MaxConnsPerTenant bounds one tenant's pool. Defaults to min(8, MaxConns).
 	MaxConnsPerTenant int
@@ -77,19 +80,18 @@ func (noMetrics) ConnWait(time.Duration, bool) {}
 func (noMetrics) ConnReclaimed()               {}
 
 // Pools holds one lazily opened *sqlx.DB per tenant, each logging in as the
-// tenant's own role, under one global connection budget.
+// tenant's own role, under a connection budget per database server.
 type Pools struct {
 	opts   PoolOptions
 	server *url.URL
 	sealer *Sealer
 	names  naming
-	slots  chan struct{} // one token per open PostgreSQL connection
 
 	mu       sync.Mutex
 	pools    map[uuid.UUID]*list.Element // of *tenantPool, most recently used at the front
 	lru      *list.List
-	active   int       // pools used within FairShareWindow, as of sharedAt
-	sharedAt time.Time // last recount
+	budgets  map[string]*serverBudget // by database server name
+	sharedAt time.Time                // last recount of the active pools
 	// servers reaches tenants not on the default server (see SetServers)
 	servers atomic.Pointer[Servers]
 	// tenantCap bounds each pool: MaxConnsPerTenant, or less when the
@@ -97,13 +99,22 @@ type Pools struct {
 	tenantCap int
 }
 
+// serverBudget is the connection budget of one database server: the
+// pools of the tenants placed there share its MaxConns slots.
+type serverBudget struct {
+	server string
+	slots  chan struct{} // one token per open PostgreSQL connection
+	active int           // its pools used within FairShareWindow, as of Pools.sharedAt (guarded by Pools.mu)
+}
+
 type tenantPool struct {
-	id    uuid.UUID
-	db    *sqlx.DB
-	gate  chan struct{} // one token per request using db (see Enter)
-	used  time.Time     // last DB call
-	limit int           // MaxOpenConns: the fair share (guarded by Pools.mu)
-	conns atomic.Int32  // connections holding a slot (see budgetDialer)
+	id     uuid.UUID
+	budget *serverBudget
+	db     *sqlx.DB
+	gate   chan struct{} // one token per request using db (see Enter)
+	used   time.Time     // last DB call
+	limit  int           // MaxOpenConns: the fair share (guarded by Pools.mu)
+	conns  atomic.Int32  // connections holding a slot (see budgetDialer)
 
 	resizing sync.Mutex // one resize at a time
 }
@@ -141,8 +152,8 @@ func NewPools(o PoolOptions, sealer *Sealer) (*Pools, error) {
 	}
 	return &Pools{
 		opts: o, server: u, sealer: sealer, names: names,
-		slots: make(chan struct{}, o.MaxConns),
 		pools: map[uuid.UUID]*list.Element{}, lru: list.New(),
+		budgets:   map[string]*serverBudget{},
 		tenantCap: o.MaxConnsPerTenant,
 	}, nil
 }
@@ -198,14 +209,17 @@ func (p *Pools) DB(t *Tenant) (*sqlx.DB, error) {
 		return tp.db, nil
 	}
 	defer p.mu.Unlock()
-	tp := &tenantPool{id: t.ID, gate: make(chan struct{}, p.opts.MaxConnsPerTenant), used: now, limit: p.opts.MaxConnsPerTenant}
+	tp := &tenantPool{
+		id: t.ID, budget: p.budgetLocked(t.Server),
+		gate: make(chan struct{}, p.opts.MaxConnsPerTenant), used: now, limit: p.opts.MaxConnsPerTenant,
+	}
 	db, err := p.open(t, tp)
 	if err != nil {
 		return nil, err
 	}
 	tp.db = db
 	p.pools[t.ID] = p.lru.PushFront(tp)
-	p.active++
+	tp.budget.active++
 	if p.shareLocked(tp) {
 		setLimit(db, tp.limit) // no connection yet: nothing to close
 	}
@@ -232,9 +246,44 @@ func setLimit(db *sqlx.DB, n int) {
 	db.SetMaxIdleConns(n)
 }
 
-// The fair share: when more tenants are active than the budget has room
-// for at MaxConnsPerTenant each, every pool may open only
-// MaxConns/active connections (at least one). Active are the pools used
+// budgetLocked returns the budget of the database server named server
+// ("" is the default one), made on first use.
+func (p *Pools) budgetLocked(server string) *serverBudget {
+	if server == "" {
+		server = DefaultServer
+	}
+	b := p.budgets[server]
+	if b == nil {
+		b = &serverBudget{server: server, slots: make(chan struct{}, p.opts.MaxConns)}
+		p.budgets[server] = b
+	}
+	return b
+}
+
+// budget is budgetLocked for callers that do not hold p.mu.
+func (p *Pools) budget(server string) *serverBudget {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.budgetLocked(server)
+}
+
+// OpenConns returns the connections this process holds open to each
+// database server it has used (pools, LISTEN and provisioning
+// connections alike), by server name.
+func (p *Pools) OpenConns() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	open := make(map[string]int, len(p.budgets))
+	for name, b := range p.budgets {
+		open[name] = len(b.slots)
+	}
+	return open
+}
+
+// The fair share, per database server: when more of a server's tenants
+// are active than its budget has room for at MaxConnsPerTenant each, each
+// of their pools may open only MaxConns/active connections (at least
+// one). Active are the pools used
 // within FairShareWindow and those still holding connections: a tenant with
 // more requests in flight than its share then waits a moment for one of
 // its own connections instead of closing another tenant's idle one (which
@@ -248,23 +297,26 @@ const (
 	shareEvery      = 250 * time.Millisecond
 )
 
-// recountLocked counts the active pools (at most MaxPools of them).
+// recountLocked counts the active pools of each server (at most MaxPools
+// pools in all).
 func (p *Pools) recountLocked(now time.Time) {
-	n := 0
+	for _, b := range p.budgets {
+		b.active = 0
+	}
 	for e := p.lru.Front(); e != nil; e = e.Next() {
 		if tp := e.Value.(*tenantPool); now.Sub(tp.used) < FairShareWindow || tp.conns.Load() > 0 {
-			n++
+			tp.budget.active++
 		}
 	}
-	p.active, p.sharedAt = n, now
+	p.sharedAt = now
 }
 
 // shareLocked sets tp's limit to the fair share and reports whether it
 // changed.
 func (p *Pools) shareLocked(tp *tenantPool) bool {
 	share := p.tenantCap
-	if p.active > 0 {
-		share = max(1, min(share, p.opts.MaxConns/p.active))
+	if active := tp.budget.active; active > 0 {
+		share = max(1, min(share, p.opts.MaxConns/active))
 	}
 	if share == tp.limit {
 		return false
@@ -425,7 +477,7 @@ func (p *Pools) open(t *Tenant, tp *tenantPool) (*sqlx.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tenancy: connector for tenant %s: %w", t.ID, err)
 	}
-	c.Dialer(budgetDialer{p: p, tp: tp})
+	c.Dialer(budgetDialer{p: p, budget: tp.budget, tp: tp})
 	var conns driver.Connector = c
 	if p.opts.Prepared != nil {
 		conns = preparedConnector{Connector: c, prepared: p.opts.Prepared}
@@ -438,9 +490,9 @@ func (p *Pools) open(t *Tenant, tp *tenantPool) (*sqlx.DB, error) {
 	return db, nil
 }
 
-// acquire takes a connection slot, first asking idle pools to give theirs
-// back, and waits at most AcquireTimeout.
-func (p *Pools) acquire(ctx context.Context) error {
+// acquire takes a connection slot of budget b, first asking idle pools
+// of its server to give theirs back, and waits at most AcquireTimeout.
+func (p *Pools) acquire(ctx context.Context, b *serverBudget) error {
 	start := time.Now()
 	// Take a free slot; with the budget full, close idle connections of
 	// the least recently used pools (each returns once its backend is
@@ -448,12 +500,12 @@ func (p *Pools) acquire(ctx context.Context) error {
 	// wait for one.
 	for {
 		select {
-		case p.slots <- struct{}{}:
+		case b.slots <- struct{}{}:
 			p.opts.Metrics.ConnWait(time.Since(start), true)
 			return nil
 		default:
 		}
-		if ctx.Err() != nil || time.Since(start) > p.opts.AcquireTimeout || !p.reclaimIdle() {
+		if ctx.Err() != nil || time.Since(start) > p.opts.AcquireTimeout || !p.reclaimIdle(b) {
 			break
 		}
 	}
@@ -463,11 +515,11 @@ func (p *Pools) acquire(ctx context.Context) error {
 	defer retry.Stop()
 	for {
 		select {
-		case p.slots <- struct{}{}:
+		case b.slots <- struct{}{}:
 			p.opts.Metrics.ConnWait(time.Since(start), true)
 			return nil
 		case <-retry.C:
-			p.reclaimIdle()
+			p.reclaimIdle(b)
 		case <-timer.C:
 			p.opts.Metrics.ConnWait(time.Since(start), false)
 			return fmt.Errorf("%w: no free database connection within %s", ErrUnavailable, p.opts.AcquireTimeout)
@@ -479,16 +531,17 @@ func (p *Pools) acquire(ctx context.Context) error {
 }
 
 // reclaimIdle closes one idle connection of the least recently used pool
-// that has any, so that a busier tenant can use the slot. It returns once
+// of b's server that has any, so that a busier tenant there can use the
+// slot. It returns once
 // the connection's server process is gone (see budgetConn.Close), and
 // reports whether there was one.
-func (p *Pools) reclaimIdle() bool {
+func (p *Pools) reclaimIdle(b *serverBudget) bool {
 	p.mu.Lock()
 	var victim *sqlx.DB
 	idle := 0
 	for e := p.lru.Back(); e != nil; e = e.Prev() {
 		tp := e.Value.(*tenantPool)
-		if tp.conns.Load() == 0 {
+		if tp.budget != b || tp.conns.Load() == 0 {
 			continue // most pools, with thousands of tenants: skip without locking them
 		}
 		if idle = tp.db.Stats().Idle; idle > 0 {
@@ -508,26 +561,30 @@ func (p *Pools) reclaimIdle() bool {
 	return true
 }
 
-func (p *Pools) release() {
-	<-p.slots
+func (p *Pools) release(b *serverBudget) {
+	<-b.slots
 	p.opts.Metrics.ConnClosed()
 }
 
 // budgetDialer makes every PostgreSQL connection of a tenant pool hold one
-// slot of the global budget until its socket closes, and counts the
+// slot of its server's budget until its socket closes, and counts the
 // pool's connections (tp nil: a connection of no pool, see Dialer).
 type budgetDialer struct {
-	p  *Pools
-	tp *tenantPool
+	p      *Pools
+	budget *serverBudget
+	tp     *tenantPool
 }
 
-// Dialer returns a dialer for tenant connections that belong to no pool
-// (a LISTEN connection, the provisioner's): each holds one slot of the
-// MAX_DB_CONNECTIONS budget until it closes, like a pool's connection, but
-// is never reclaimed as idle. Dialing waits for a slot as pools do, then
-// fails with ErrUnavailable. Callers cap how many such connections they
-// keep, so that pools still get slots.
-func (p *Pools) Dialer() pq.Dialer { return budgetDialer{p: p} }
+// Dialer returns a dialer for connections to the tenant's database that
+// belong to no pool (a LISTEN connection, the provisioner's): each holds
+// one slot of the MAX_DB_CONNECTIONS budget of the tenant's server until
+// it closes, like a pool's connection, but is never reclaimed as idle.
+// Dialing waits for a slot as pools do, then fails with ErrUnavailable.
+// Callers cap how many such connections they keep, so that pools still
+// get slots.
+func (p *Pools) Dialer(t *Tenant) pq.Dialer {
+	return budgetDialer{p: p, budget: p.budget(t.Server)}
+}
 
 func (d budgetDialer) Dial(network, address string) (net.Conn, error) {
 	return d.DialContext(context.Background(), network, address)
@@ -540,21 +597,21 @@ func (d budgetDialer) DialTimeout(network, address string, timeout time.Duration
 }
 
 func (d budgetDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	if err := d.p.acquire(ctx); err != nil {
+	if err := d.p.acquire(ctx, d.budget); err != nil {
 		return nil, err
 	}
 	var nd net.Dialer
 	c, err := nd.DialContext(ctx, network, address)
 	if err != nil {
-		<-d.p.slots
+		<-d.budget.slots
 		return nil, err
 	}
 	d.p.opts.Metrics.ConnOpened()
 	if d.tp == nil {
-		return &budgetConn{Conn: c, release: d.p.release}, nil
+		return &budgetConn{Conn: c, release: func() { d.p.release(d.budget) }}, nil
 	}
 	d.tp.conns.Add(1)
-	return &budgetConn{Conn: c, release: func() { d.tp.conns.Add(-1); d.p.release() }}, nil
+	return &budgetConn{Conn: c, release: func() { d.tp.conns.Add(-1); d.p.release(d.budget) }}, nil
 }
 
 type budgetConn struct {

@@ -299,7 +299,7 @@ func (p *Provisioner) openTenantDB(t *Tenant) (*sqlx.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open tenant database: %w", err)
 	}
-	c.Dialer(p.pools.Dialer())
+	c.Dialer(p.pools.Dialer(t))
 	db := sqlx.NewDb(tracing.OpenDB(c, p.opts.TracerProvider), "postgres")
 	db.SetMaxOpenConns(2)
 	return db, nil

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tenantql/tenantql/internal/pgtest"
+)
+
+// The connection budget is per database server: with every connection of
+// the default server's budget in use, a tenant on another server is still
+// answered at once, and the per-server gauge shows where the connections
+// are.
+func TestFullServerDoesNotStarveAnother(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ta := newTestApp(t, map[string]string{"MAX_DB_CONNECTIONS": "2", "MAX_DB_CONNECTIONS_PER_TENANT": "2"})
+	b := pgtest.NewCluster(t)
+	mustOK(t, ta.admin(t, addServerMutation, map[string]any{"in": map[string]any{"name": "b", "url": b.ServerURL}}))
+	for _, s := range []string{"full-one", "full-two", "full-three"} {
+		createOn(t, ta, s, "default")
+	}
+	createOn(t, ta, "elsewhere", "b")
+	tok := ta.login(t, "elsewhere")
+	tok3 := ta.login(t, "full-three")
+
+	// two tenants of the default server hold its whole budget, in use
+	for _, s := range []string{"full-one", "full-two"} {
+		hog, err := ta.registry.Get(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := ta.pools.DB(hog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		c, err := db.Conn(cctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	if n := ta.metric(t, `tenantql_tenant_connections_open_by_server{server="default"}`); n != 2 {
+		t.Fatalf("default's open connections: %v, want its whole budget, 2", n)
+	}
+
+	start := time.Now()
+	mustOK(t, ta.do(t, "elsewhere.example.test", tok, `{ issues(first: 5) { totalCount } }`, nil))
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("the tenant on b waited %s behind the default server's budget", took)
+	}
+	if n := ta.metric(t, `tenantql_tenant_connections_open_by_server{server="b"}`); n < 1 || n > 2 {
+		t.Fatalf("b's open connections: %v, want 1 or 2", n)
+	}
+	// and the default server's budget still holds: a third tenant there
+	// waits and is refused, as before
+	if r := ta.do(t, "full-three.example.test", tok3, `{ viewer { email } }`, nil); r.Code() != "SERVICE_UNAVAILABLE" {
+		t.Fatalf("a third tenant of the full default server: HTTP %d %s, want SERVICE_UNAVAILABLE", r.Status, r.Raw)
+	}
+}
