@@ -27,7 +27,8 @@ type feed struct {
 	stop    chan struct{} // closed by closeFeed
 
 	// guarded by Hub.mu
-	listener *pq.Listener // nil until ready, and for a polling feed
+	listener *pq.Listener    // nil until ready, and for a polling feed; replaced by relocate
+	tenant   *tenancy.Tenant // as of the listener's connection (relocate sets it)
 	closing  bool
 	subs     map[*Subscription]struct{}
 }
@@ -63,7 +64,7 @@ func (h *Hub) startFeed(f *feed, t *tenancy.Tenant) {
 	}
 	f.delivered = map[uuid.UUID]time.Time{}
 	h.mu.Lock()
-	f.listener = l
+	f.listener, f.tenant = l, t
 	closing := f.closing
 	h.mu.Unlock()
 	close(f.ready)
@@ -127,8 +128,27 @@ func (h *Hub) listen(f *feed, t *tenancy.Tenant) (*pq.Listener, error) {
 }
 
 // run delivers each notified issue to the subscribers of its project
-// until the listener closes, then closes the subscribers.
+// until the feed's listener closes for good, then closes the subscribers.
+// A listener closed because relocate replaced it hands over to the new
+// one, after a replay of what changed in between.
 func (h *Hub) run(f *feed, l *pq.Listener, t *tenancy.Tenant) {
+	for {
+		h.deliverNotified(f, l, t)
+		h.mu.Lock()
+		next, closing := f.listener, f.closing
+		t = f.tenant
+		h.mu.Unlock()
+		if closing || next == l {
+			break
+		}
+		l = next
+		h.readChanged(f, t)
+	}
+	h.endFeed(f)
+}
+
+// deliverNotified delivers each issue notified on l until l closes.
+func (h *Hub) deliverNotified(f *feed, l *pq.Listener, t *tenancy.Tenant) {
 	for n := range l.Notify {
 		if n == nil {
 			// reconnected: read what was changed while disconnected
@@ -148,7 +168,6 @@ func (h *Hub) run(f *feed, l *pq.Listener, t *tenancy.Tenant) {
 		}
 		h.deliver(f, t, is)
 	}
-	h.endFeed(f)
 }
 
 // deliver hands is to the subscribers of its project, once per version

@@ -57,7 +57,8 @@ type Options struct {
 // subscriptions then end. Each notification costs one query (the issue by
 // id), whatever the number of subscribers. When a LISTEN connection is
 // lost, the feed reconnects and then reads the issues changed meanwhile,
-// so subscribers miss nothing.
+// so subscribers miss nothing; when the tenant moves to another database
+// server, the feed LISTENs on the new copy the same way (see relocate).
 type Hub struct {
 	registry     *tenancy.Registry
 	pools        *tenancy.Pools
@@ -72,7 +73,8 @@ type Hub struct {
 // New returns a hub that follows tenants of registry through pools (their
 // URLs, their connection budget and their pools). Call it before the
 // registry's Watch starts: it registers a registry hook that ends the
-// feed of a tenant that stops being served, or moves to a new copy.
+// feed of a tenant that stops being served, and moves the feed of a
+// tenant that moves to a new copy.
 func New(registry *tenancy.Registry, pools *tenancy.Pools, o Options, log *slog.Logger) *Hub {
 	if log == nil {
 		log = slog.Default()
@@ -83,9 +85,13 @@ func New(registry *tenancy.Registry, pools *tenancy.Pools, o Options, log *slog.
 		feeds:        map[uuid.UUID]*feed{},
 	}
 	registry.OnChange(func(old, cur *tenancy.Tenant) {
-		// a moved tenant's LISTEN connection is on its old copy
-		if old != nil && (cur == nil || !cur.Serving() || cur.DBName != old.DBName || cur.Server != old.Server) {
+		switch {
+		case old == nil:
+		case cur == nil || !cur.Serving():
 			h.closeFeed(old.ID)
+		case cur.DBName != old.DBName || cur.Server != old.Server:
+			// a moved tenant's LISTEN connection is on its old copy
+			go h.relocate(cur)
 		}
 	})
 	return h
@@ -176,6 +182,53 @@ func (h *Hub) closeFeed(tenantID uuid.UUID) {
 	h.mu.Unlock()
 	if l != nil {
 		go l.Close() // run then ends and closes the subscribers
+	}
+}
+
+// relocate moves the feed of tenant t, which has just switched to a copy
+// of its database on another server, onto that copy: a new LISTEN
+// connection there, then the old one closed, after which run replays the
+// issues changed since the last one delivered (from the new copy, whose
+// updated_at values are the copied ones), so subscribers miss nothing.
+// A polling feed reads through the tenant's current pool already. If the
+// new copy cannot be LISTENed to, the feed ends, as it would on a lost
+// tenant: its subscribers' operations complete and clients resubscribe.
+func (h *Hub) relocate(t *tenancy.Tenant) {
+	h.mu.Lock()
+	f := h.feeds[t.ID]
+	h.mu.Unlock()
+	if f == nil || !f.listens {
+		return
+	}
+	<-f.ready
+	if f.err != nil {
+		return
+	}
+	l, err := h.listen(f, t)
+	h.mu.Lock()
+	if err != nil || f.closing || h.feeds[t.ID] != f {
+		old := f.listener
+		if err != nil && !f.closing {
+			h.log.Error("issueChanged: cannot LISTEN on the moved tenant's new database", "tenant", t.Slug, "err", err)
+			h.removeLocked(f)
+			f.closing = true
+			close(f.stop)
+		}
+		h.mu.Unlock()
+		if l != nil {
+			_ = l.Close()
+		}
+		if err != nil && old != nil {
+			_ = old.Close() // run then ends and closes the subscribers
+		}
+		return
+	}
+	old := f.listener
+	f.listener, f.tenant = l, t
+	h.mu.Unlock()
+	h.log.Info("issueChanged: following the moved tenant on its new database server", "tenant", t.Slug, "server", t.Server)
+	if old != nil {
+		_ = old.Close() // run goes on with the new listener
 	}
 }
 

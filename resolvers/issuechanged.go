@@ -35,8 +35,13 @@ func (r *Resolver) issueChanged(ctx context.Context, projectKey string) (<-chan 
 				if !ok {
 					return
 				}
-				// the event's nested fields get loaders of their own
-				renewLoaders(ctx)
+				// the event's nested fields get loaders of their own, on
+				// the tenant's pool as of now (it may have moved)
+				db, err := target.CurrentDB()
+				if err != nil {
+					return // no longer served: the subscription ends
+				}
+				renewLoaders(ctx, db)
 				select {
 				case out <- issueModel(is):
 				case <-ctx.Done():

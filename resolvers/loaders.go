@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 	"github.com/vikstrous/dataloadgen"
 
 	"github.com/tenantql/tenantql/store"
@@ -34,8 +35,8 @@ type loaders struct {
 	comments map[int]*dataloadgen.Loader[uuid.UUID, store.Page[store.Comment]] // by page size
 }
 
-func newLoaders(target *tenancy.Target) *loaders {
-	s := store.New(target.DB)
+func newLoaders(target *tenancy.Target, db *sqlx.DB) *loaders {
+	s := store.New(db)
 	return &loaders{
 		tenantID: target.Tenant.ID,
 		store:    s,
@@ -84,6 +85,10 @@ func (l *loaders) project(ctx context.Context, id uuid.UUID) (store.Project, err
 // each event, so that no cache outlives the event it was filled for.
 type loaderScope struct {
 	cur atomic.Pointer[loaders]
+	// db, when set, is the tenant database the loaders read instead of the
+	// target's: a subscription's events read the tenant's current pool
+	// (tenancy.Target.CurrentDB), which a move changes.
+	db atomic.Pointer[sqlx.DB]
 }
 
 type loaderScopeKey struct{}
@@ -107,14 +112,18 @@ func loadersFor(ctx context.Context) (*loaders, error) {
 	}
 	scope, ok := ctx.Value(loaderScopeKey{}).(*loaderScope)
 	if !ok {
-		return newLoaders(target), nil
+		return newLoaders(target, target.DB), nil
 	}
 	for {
 		cur := scope.cur.Load()
 		if cur != nil && cur.tenantID == target.Tenant.ID {
 			return cur, nil
 		}
-		fresh := newLoaders(target)
+		db := target.DB
+		if renewed := scope.db.Load(); renewed != nil {
+			db = renewed
+		}
+		fresh := newLoaders(target, db)
 		if scope.cur.CompareAndSwap(cur, fresh) {
 			return fresh, nil
 		}
@@ -122,9 +131,11 @@ func loadersFor(ctx context.Context) (*loaders, error) {
 }
 
 // renewLoaders drops the dataloaders of ctx's scope: the next lookup
-// builds fresh ones. A subscription calls it before handing out an event.
-func renewLoaders(ctx context.Context) {
+// builds fresh ones, on db. A subscription calls it before handing out an
+// event.
+func renewLoaders(ctx context.Context, db *sqlx.DB) {
 	if scope, ok := ctx.Value(loaderScopeKey{}).(*loaderScope); ok {
+		scope.db.Store(db)
 		scope.cur.Store(nil)
 	}
 }

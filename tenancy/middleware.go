@@ -203,6 +203,23 @@ func (p *Pools) FollowRegistry(reg *Registry) {
 	})
 }
 
+// CurrentDB returns the pool of the request's tenant as routed now. A
+// subscription outlives the request that started it, and meanwhile the
+// tenant's pool may have been retired (a status change) or the tenant
+// moved to a copy on another server: its events read through this, never
+// through DB. A tenant no longer served gets the error a new request
+// would.
+func (t *Target) CurrentDB() (*sqlx.DB, error) {
+	if t.Tenant == nil || t.reg == nil || t.pools == nil {
+		return t.DB, nil
+	}
+	cur, err := t.reg.Cached(t.Tenant.ID)
+	if err != nil || !cur.Serving() {
+		return nil, t.reg.routeError(t.Tenant.ID)
+	}
+	return t.pools.DB(cur)
+}
+
 // Moving reports whether the request's tenant is MOVING now (read from
 // the routing table, which may have changed since the request was
 // routed): its mutations are refused with ErrTenantMoving.
