@@ -289,7 +289,7 @@ func (a *app) handler() (http.Handler, *edge.Guard) {
 		AnonymousRateLimit: a.cfg.RateLimitAnonymousRPS, AnonymousRateBurst: a.cfg.RateLimitAnonymousBurst,
 		ClientBuckets: a.cfg.RateLimitClientBuckets,
 		Identify: func(r *http.Request, t *tenancy.Target) string {
-			return a.resolver.TokenHolder(t, resolvers.BearerToken(r.Header.Get("Authorization")))
+			return a.resolver.TokenHolder(r.Context(), t) // the session of SessionMiddleware, before the guard
 		},
 	})
 	router := &tenancy.Router{
@@ -333,7 +333,7 @@ func (a *app) handler() (http.Handler, *edge.Guard) {
 		a.metrics.Handler().ServeHTTP(w, r)
 	})))
 	mux.Handle("/graphql", a.metrics.Middleware("/graphql", hostKind,
-		router.Middleware(a.usage.Middleware(guard.Wrap(resolvers.SessionMiddleware(resolvers.LoaderMiddleware(gql)))))))
+		router.Middleware(a.usage.Middleware(resolvers.SessionMiddleware(guard.Wrap(resolvers.LoaderMiddleware(gql)))))))
 	mux.Handle(playground.AssetPrefix, playground.Assets())
 	mux.Handle("GET /{$}", router.Middleware(http.HandlerFunc(a.playgroundPage)))
 	mux.Handle(webapp.Prefix, router.Middleware(webapp.Handler()))

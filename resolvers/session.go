@@ -26,6 +26,20 @@ type session struct {
 	once sync.Once
 	user store.User
 	err  error
+
+	verifyOnce sync.Once
+	claims     auth.Claims
+	claimsErr  error
+}
+
+// verify checks the session's bearer token for the tenant tenantID once:
+// the edge (rate limits per user, TokenHolder) and the viewer both need
+// it, and a signature check is among the larger costs of a small request.
+// A session belongs to one request or one websocket connection, so to one
+// tenant.
+func (s *session) verify(tokens *auth.Tokens, tenantID string) (auth.Claims, error) {
+	s.verifyOnce.Do(func() { s.claims, s.claimsErr = tokens.Verify(s.bearer, tenantID) })
+	return s.claims, s.claimsErr
 }
 
 type sessionKey struct{}
@@ -88,7 +102,7 @@ func (r *Resolver) viewer(ctx context.Context) (store.User, error) {
 			s.err = apierr.New(apierr.Unauthenticated, "sign in first: send Authorization: Bearer <token> from login")
 			return
 		}
-		claims, err := r.Tokens.Verify(s.bearer, target.Tenant.ID.String())
+		claims, err := s.verify(r.Tokens, target.Tenant.ID.String())
 		if err != nil {
 			s.err = apierr.New(apierr.Unauthenticated, "invalid or expired token for this organization")
 			return

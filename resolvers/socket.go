@@ -159,7 +159,7 @@ func (r *Resolver) socketInit(anonymousIdle time.Duration) transport.WebsocketIn
 		}
 		target, _ := tenancy.FromContext(ctx)
 		session := sessionFrom(ctx)
-		user := r.TokenHolder(target, session.bearer)
+		user := r.TokenHolder(ctx, target)
 		s.mu.Lock()
 		s.client = edge.Client{User: user, Addr: session.client}
 		s.authenticated = user != ""
@@ -197,12 +197,15 @@ func initToken(p transport.InitPayload) string {
 	return token
 }
 
-// TokenHolder names who bearer signs in on target, without reaching a
+// TokenHolder names who the bearer token of ctx's session (SessionMiddleware,
+// or a websocket's connection_init) signs in on target, without reaching a
 // database: "admin" for the admin token on the admin host, the user id for
 // a token of target's tenant that verifies; "" for none (a token revoked
 // since it was issued still names its user here; its operations are
 // refused field by field). The edge's rate buckets key on it.
-func (r *Resolver) TokenHolder(t *tenancy.Target, bearer string) string {
+func (r *Resolver) TokenHolder(ctx context.Context, t *tenancy.Target) string {
+	s := sessionFrom(ctx)
+	bearer := s.bearer
 	switch {
 	case bearer == "" || t == nil:
 		return ""
@@ -214,7 +217,7 @@ func (r *Resolver) TokenHolder(t *tenancy.Target, bearer string) string {
 	case t.Tenant == nil || r.Tokens == nil:
 		return ""
 	}
-	claims, err := r.Tokens.Verify(bearer, t.Tenant.ID.String())
+	claims, err := s.verify(r.Tokens, t.Tenant.ID.String())
 	if err != nil {
 		return ""
 	}
