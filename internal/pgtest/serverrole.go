@@ -139,6 +139,11 @@ type OwnCluster struct {
 	// Stop stops the cluster (also done when the test ends); stopping twice
 	// is harmless.
 	Stop func()
+	// Down stops the cluster but keeps its data, for Up to start it again
+	// on the same port: an outage of the server.
+	Down func() error
+	// Up starts a cluster that Down stopped, and returns once it answers.
+	Up func(ctx context.Context) error
 }
 
 // NewCluster starts a throwaway cluster (fsync off) that the test's
@@ -174,5 +179,5 @@ func NewCluster(t testing.TB) *OwnCluster {
 	if err != nil {
 		t.Fatalf("pgtest: cluster: server role: %v", err)
 	}
-	return &OwnCluster{ServerURL: serverURL, SuperuserURL: super, Stop: stop}
+	return &OwnCluster{ServerURL: serverURL, SuperuserURL: super, Stop: stop, Down: c.Stop, Up: c.Restart}
 }
