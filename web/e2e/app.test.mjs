@@ -5,7 +5,20 @@
 // Screenshots of every screen go to the artefacts directory.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { ADMIN_TOKEN, appURL, appStatus, gqlInPage, launch, median, newPage, shoot, shootDocs, until } from './lib.mjs';
+import {
+  ADMIN_TOKEN,
+  appURL,
+  appStatus,
+  assertClean,
+  gqlInPage,
+  launch,
+  median,
+  newPage,
+  shoot,
+  shootDocs,
+  tenantRow,
+  until,
+} from './lib.mjs';
 
 const ACME = { slug: 'acme', name: 'Acme Rockets', owner: 'Ada Lovelace', email: 'ada@acme.test', password: 'correct horse' };
 const GLOBEX = { slug: 'globex', name: 'Globex', owner: 'Hank Scorpio', email: 'hank@globex.test', password: 'volcano lair' };
@@ -20,16 +33,9 @@ after(async () => {
   await browser?.close();
 });
 
-/** Fails on console errors or uncaught exceptions the page collected. */
-function assertClean(page, allow = []) {
-  const problems = page.problems.filter((p) => !allow.some((re) => re.test(p)));
-  assert.deepEqual(problems, [], 'the page logged errors');
-}
-
 const card = (page, status, key) => page.locator(`[data-testid="column-${status}"] [data-testid="issue-card"][data-key="${key}"]`);
 const cardTitled = (page, status, title) =>
   page.locator(`[data-testid="column-${status}"] [data-testid="issue-card"]`).filter({ hasText: title });
-const tenantRow = (page, slug) => page.locator(`[data-testid="tenant-row"][data-slug="${slug}"]`);
 
 async function createFromConsole(page, org) {
   await page.getByLabel('Organization name').fill(org.name);

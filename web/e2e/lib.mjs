@@ -1,5 +1,6 @@
 // Helpers for the browser tests: Debian's Chromium through playwright-core,
 // hosts under *.localhost (which Chromium sends to 127.0.0.1), screenshots.
+import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -64,11 +65,22 @@ export async function shoot(page, name) {
   return file;
 }
 
-/** Saves a README screenshot (run.sh --docs only). */
-export async function shootDocs(page, name) {
+/** Saves a README screenshot (run.sh --docs only); options as page.screenshot's. */
+export async function shootDocs(page, name, options = {}) {
   if (!DOCS) return;
   fs.mkdirSync(DOCS, { recursive: true });
-  await page.screenshot({ path: path.join(DOCS, name) });
+  await page.screenshot({ ...options, path: path.join(DOCS, name) });
+}
+
+/** Fails on console errors or uncaught exceptions the page collected. */
+export function assertClean(page, allow = []) {
+  const problems = page.problems.filter((p) => !allow.some((re) => re.test(p)));
+  assert.deepEqual(problems, [], 'the page logged errors');
+}
+
+/** An organization's row in the operator console. */
+export function tenantRow(page, slug) {
+  return page.locator(`[data-testid="tenant-row"][data-slug="${slug}"]`);
 }
 
 /**

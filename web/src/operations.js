@@ -180,6 +180,9 @@ const TENANT_ROW = gql`
     name
     status
     host
+    databaseServer
+    movingTo
+    step
     lastError
     deletedAt
     purgeAfter
@@ -301,6 +304,42 @@ export const DELETE_TENANT = gql`
 export const RESTORE_TENANT = gql`
   mutation RestoreTenant($slug: String!) {
     restoreTenant(slug: $slug) {
+      ...TenantRow
+    }
+  }
+  ${TENANT_ROW}
+`;
+
+// ------------------------------------------------------ database servers
+
+/** The fleet: where tenant databases live and which servers take more. */
+export const DATABASE_SERVERS = gql`
+  query DatabaseServers {
+    databaseServers {
+      name
+      host
+      status
+      capacity
+      tenantCount
+      lastError
+    }
+  }
+`;
+
+/** MOVING at once, then READY on toServer (or READY where it was, with lastError). */
+export const MOVE_TENANT = gql`
+  mutation MoveTenant($slug: String!, $toServer: String!) {
+    moveTenant(slug: $slug, toServer: $toServer) {
+      ...TenantRow
+    }
+  }
+  ${TENANT_ROW}
+`;
+
+/** A moving tenant's progress (status, step), polled while MOVING. */
+export const TENANT_MOVE = gql`
+  query TenantMove($slug: String!) {
+    tenant(slug: $slug) {
       ...TenantRow
     }
   }

@@ -1,7 +1,9 @@
 // The operator console on the admin host: tenants with their status, live
 // through tenantStatusChanged, their usage (sortable by activity and
 // database size, with requests per hour over the last day), each one's
-// provisioning history, and the platform mutations. The admin token stays in this tab's sessionStorage.
+// provisioning history, the database servers (the fleet) with a move of a
+// tenant from one to another, and the platform mutations. The admin token
+// stays in this tab's sessionStorage.
 import { ApolloProvider, useMutation, useQuery, useSubscription } from '@apollo/client/react';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { errorCode } from '../lib/errors.js';
@@ -9,13 +11,16 @@ import { useLive, useSession } from '../lib/session.js';
 import { adminToken } from '../lib/storage.js';
 import {
   CREATE_TENANT,
+  DATABASE_SERVERS,
   DELETE_TENANT,
   HISTORY_LAST,
+  MOVE_TENANT,
   RESTORE_TENANT,
   RESUME_TENANT,
   RETRY_TENANT,
   SUSPEND_TENANT,
   TENANT_HISTORY,
+  TENANT_MOVE,
   TENANT_STATUS_CHANGED,
   TENANTS,
   TENANTS_PAGE,
@@ -100,6 +105,8 @@ const TRANSITIONAL = new Set(['PROVISIONING', 'DELETING']);
 
 function Operator({ session, onSignOut }) {
   const live = useLive(session);
+  // One query for the panel and the Move buttons (which servers can take a tenant).
+  const servers = useQuery(DATABASE_SERVERS, { fetchPolicy: 'cache-and-network', pollInterval: USAGE_POLL_MS });
   // Statuses seen per slug since this page opened: "PROVISIONING → READY".
   const [history, setHistory] = useState({});
   const record = useCallback((slug, status) => {
@@ -128,7 +135,8 @@ function Operator({ session, onSignOut }) {
       </header>
       <main className="console">
         <NewTenant onCreated={(t) => record(t.slug, t.status)} />
-        <Tenants history={history} record={record} />
+        <Tenants history={history} record={record} servers={servers} />
+        <DatabaseServers servers={servers} />
       </main>
     </div>
   );
@@ -250,7 +258,7 @@ const SORTS = {
   size: (t) => t.usage?.databaseBytes ?? -1,
 };
 
-function Tenants({ history, record }) {
+function Tenants({ history, record, servers }) {
   const { data, error, loading, refetch } = useQuery(TENANTS, {
     variables: { first: TENANTS_PAGE },
     fetchPolicy: 'cache-and-network',
@@ -284,7 +292,15 @@ function Tenants({ history, record }) {
         <h2 id="tenants-title">
           Organizations {data && <span className="count">{data.tenants.totalCount}</span>}
         </h2>
-        <button type="button" className="ghost" onClick={() => refetch()} disabled={loading}>
+        <button
+          type="button"
+          className="ghost"
+          onClick={() => {
+            refetch();
+            servers.refetch().catch(() => {}); // shown in the servers panel
+          }}
+          disabled={loading}
+        >
           Refresh
         </button>
       </div>
@@ -303,13 +319,21 @@ function Tenants({ history, record }) {
               <th>Status</th>
               {sortable('activity', 'Requests, last day')}
               {sortable('size', 'Database')}
+              <th>Server</th>
               <th>Created</th>
               <th aria-label="Actions" />
             </tr>
           </thead>
           <tbody>
             {tenants.map((t) => (
-              <TenantRow key={t.id} tenant={t} seen={history[t.slug]} record={record} refetch={refetch} />
+              <TenantRow
+                key={t.id}
+                tenant={t}
+                seen={history[t.slug]}
+                record={record}
+                refetch={refetch}
+                servers={servers}
+              />
             ))}
           </tbody>
         </table>
@@ -321,9 +345,11 @@ function Tenants({ history, record }) {
   );
 }
 
-function TenantRow({ tenant, seen, record, refetch }) {
+function TenantRow({ tenant, seen, record, refetch, servers }) {
   const [error, setError] = useState(null);
   const [confirming, setConfirming] = useState(false);
+  const [moving, setMoving] = useState(false); // the Move form is open
+  useStatusRecord(tenant, record, servers.refetch);
   const [showHistory, setShowHistory] = useState(false);
   // Each action answers with the tenant: its new status joins the history.
   const opts = (pick) => ({
@@ -338,7 +364,15 @@ function TenantRow({ tenant, seen, record, refetch }) {
   const [retry, s3] = useMutation(RETRY_TENANT, opts((d) => d.retryTenant));
   const [remove, s4] = useMutation(DELETE_TENANT, opts((d) => d.deleteTenant.tenant));
   const [restore, s5] = useMutation(RESTORE_TENANT, opts((d) => d.restoreTenant));
-  const busy = s1.loading || s2.loading || s3.loading || s4.loading || s5.loading;
+  const [move, s6] = useMutation(MOVE_TENANT, {
+    ...opts((d) => d.moveTenant),
+    onError: (err) => {
+      setError(err);
+      servers.refetch().catch(() => {}); // a refusal often means the servers changed (drained, full)
+    },
+  });
+  const busy = s1.loading || s2.loading || s3.loading || s4.loading || s5.loading || s6.loading;
+  const targets = moveTargets(tenant, servers.data?.databaseServers);
   const run =
     (mutate, extra = {}) =>
     () => {
@@ -384,9 +418,11 @@ function TenantRow({ tenant, seen, record, refetch }) {
             </div>
           )}
           {TRANSITIONAL.has(tenant.status) && <StatusWatcher slug={tenant.slug} record={record} refetch={refetch} />}
+          {tenant.status === 'MOVING' && <MoveProgress tenant={tenant} />}
         </td>
         <Activity usage={tenant.usage} />
         <DatabaseSize usage={tenant.usage} />
+        <td data-testid="tenant-server">{tenant.databaseServer}</td>
         <td className="small">
           <Time value={tenant.createdAt} />
         </td>
@@ -421,6 +457,24 @@ function TenantRow({ tenant, seen, record, refetch }) {
               Restore
             </button>
           )}
+          {tenant.status === 'READY' &&
+            targets.length > 0 &&
+            (moving ? (
+              <MoveForm
+                slug={tenant.slug}
+                targets={targets}
+                busy={busy}
+                onCancel={() => setMoving(false)}
+                onMove={(toServer) => {
+                  setMoving(false);
+                  run(move, { toServer })();
+                }}
+              />
+            ) : (
+              <button type="button" className="ghost" disabled={busy} onClick={() => setMoving(true)}>
+                Move
+              </button>
+            ))}
           {tenant.status !== 'DELETING' &&
             (confirming ? (
               <span className="confirm">
@@ -452,12 +506,126 @@ function TenantRow({ tenant, seen, record, refetch }) {
       </tr>
       {showHistory && (
         <tr className="history-row" id={`history-${tenant.id}`} data-testid="tenant-history" data-slug={tenant.slug}>
-          <td colSpan={6}>
+          <td colSpan={7}>
             <History slug={tenant.slug} status={tenant.status} />
           </td>
         </tr>
       )}
     </>
+  );
+}
+
+/**
+ * Records each status the row shows (so the transitions read "READY →
+ * MOVING → READY" whichever way the change arrived), and reloads the
+ * servers once a move has ended: their tenant counts changed.
+ */
+function useStatusRecord(tenant, record, refetchServers) {
+  const previous = useRef(tenant.status);
+  useEffect(() => {
+    record(tenant.slug, tenant.status);
+    if (previous.current === 'MOVING' && tenant.status !== 'MOVING') refetchServers().catch(() => {});
+    previous.current = tenant.status;
+  }, [tenant.slug, tenant.status, record, refetchServers]);
+}
+
+/** The servers a tenant may move to: ACTIVE ones other than its own. */
+function moveTargets(tenant, servers = []) {
+  return servers.filter((s) => s.status === 'ACTIVE' && s.name !== tenant.databaseServer);
+}
+
+/** Picks the server to move a tenant to, then asks moveTenant. */
+function MoveForm({ slug, targets, busy, onMove, onCancel }) {
+  const [to, setTo] = useState(targets[0].name);
+  return (
+    <span className="confirm">
+      <label>
+        Move {slug} to{' '}
+        <select value={to} onChange={(e) => setTo(e.target.value)}>
+          {targets.map((s) => (
+            <option key={s.name} value={s.name}>
+              {s.name} ({s.host})
+            </option>
+          ))}
+        </select>
+      </label>
+      <button type="button" className="primary" disabled={busy} onClick={() => onMove(to)}>
+        Move
+      </button>
+      <button type="button" className="ghost" onClick={onCancel}>
+        Cancel
+      </button>
+    </span>
+  );
+}
+
+/** How often a moving tenant is asked for its progress. */
+const MOVE_POLL_MS = 1000;
+
+/**
+ * Where a MOVING tenant is going and its last step, asked again every
+ * second: the answer updates the cached tenant, so the row turns READY
+ * (on its new server) when the move ends.
+ */
+function MoveProgress({ tenant }) {
+  useQuery(TENANT_MOVE, { variables: { slug: tenant.slug }, fetchPolicy: 'network-only', pollInterval: MOVE_POLL_MS });
+  return (
+    <div className="muted small" data-testid="tenant-move" data-step={tenant.step ?? ''}>
+      to {tenant.movingTo ?? '…'}
+      {tenant.step && (
+        <>
+          {' '}
+          · <code>{tenant.step}</code>
+        </>
+      )}
+    </div>
+  );
+}
+
+/** The database servers: where tenant databases live. */
+function DatabaseServers({ servers }) {
+  const { data, error, refetch } = servers;
+  const list = data?.databaseServers;
+  return (
+    <section className="card" aria-labelledby="servers-title">
+      <div className="section-head">
+        <h2 id="servers-title">
+          Database servers {list && <span className="count">{list.length}</span>}
+        </h2>
+      </div>
+      {error && <ErrorNote error={error} onRetry={refetch} />}
+      {!list ? (
+        !error && <Spinner label="Loading database servers…" />
+      ) : (
+        <table className="tenants" data-testid="servers">
+          <thead>
+            <tr>
+              <th>Name</th>
+              <th>Host</th>
+              <th>Status</th>
+              <th>Tenants</th>
+              <th>Capacity</th>
+            </tr>
+          </thead>
+          <tbody>
+            {list.map((s) => (
+              <tr key={s.name} data-testid="server-row" data-name={s.name} data-status={s.status} data-tenants={s.tenantCount}>
+                <td className="tenant-name">{s.name}</td>
+                <td>
+                  <code>{s.host}</code>
+                </td>
+                <td>
+                  <span className={`badge b-${s.status}`}>{s.status}</span>
+                  {s.lastError && <div className="error-text small">{s.lastError}</div>}
+                </td>
+                <td>{number.format(s.tenantCount)}</td>
+                <td>{s.capacity === 0 ? 'no limit' : number.format(s.capacity)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
   );
 }
 
