@@ -150,6 +150,18 @@ test('the console moves an organization to another database server', { timeout: 
     assert.ok(work.body.data.projects.totalCount > 0 && work.body.data.issues.totalCount > 0, JSON.stringify(work.body.data));
     await alice.context().close();
 
+    // its History shows the move's steps
+    await row.getByRole('button', { name: 'History' }).click();
+    const steps = () =>
+      admin
+        .locator(`[data-testid="tenant-history"][data-slug="${UMBRELLA.slug}"] [data-testid="history-step"]`)
+        .evaluateAll((rows) => rows.map((r) => `${r.dataset.step} ${r.dataset.outcome}`));
+    await until(async () => (await steps()).includes('move.cleanup OK'), 'the move in umbrella’s history');
+    for (const step of ['move.role', 'move.database', 'move.migrate', 'move.freeze', 'move.copy', 'move.switch']) {
+      assert.ok((await steps()).includes(`${step} OK`), `${step} in the history ${await steps()}`);
+    }
+    await row.getByRole('button', { name: 'History' }).click();
+
     // on b, Move offers default back
     await until(async () => (await moveButton(admin, UMBRELLA.slug).count()) === 1, 'Move offered on b');
     await shoot(admin, 'console-moved');

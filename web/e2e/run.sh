@@ -94,9 +94,11 @@ if ! node "$root/scripts/wait-ready.mjs" "http://127.0.0.1:$port/readyz" "$serve
 fi
 
 status=0
-tests=("$@")
-[ ${#tests[@]} -gt 0 ] || tests=(e2e/*.test.mjs)
-(cd "$web" && node --test --test-concurrency=1 --test-reporter=spec "${tests[@]}") || status=$?
+(
+	cd "$web"
+	[ $# -gt 0 ] || set -- e2e/*.test.mjs # every test file, unless some were named
+	node --test --test-concurrency=1 --test-reporter=spec "$@"
+) || status=$?
 if [ $status -ne 0 ]; then
 	echo "--- server log (last 40 lines; all of it in $TENANTQL_ARTIFACTS/server.log)" >&2
 	tail -40 "$TENANTQL_ARTIFACTS/server.log" >&2
