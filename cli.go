@@ -21,7 +21,9 @@ const usage = `tenantql: a multi-tenant GraphQL API server
 
 Usage:
   tenantql [serve]                 migrate the control database, then serve
-  tenantql migrate                 migrate the control database and every tenant database
+  tenantql migrate [-p N]          migrate the control database and every tenant database, on every
+                                   database server at once, N per server at a time (default 4); a
+                                   progress bar, then a table per server and each failure
   tenantql tenants list            table of tenants
   tenantql tenants create --org NAME --owner-email E --owner-password P [--owner-name N] [--slug S] [--demo]
   tenantql tenants delete SLUG [--purge]
@@ -35,6 +37,9 @@ Usage:
   tenantql servers add NAME URL [--capacity N]
                                    add a database server (URL of a CREATEDB CREATEROLE role; probed first)
   tenantql servers drain|activate|remove NAME
+  tenantql servers drain NAME --move [-p N]
+                                   drain, then move every tenant off the server (N at a time, default 1)
+                                   to the ACTIVE servers placement chooses; a progress bar, then a summary
   tenantql doctor [--repair]       check the control database against PostgreSQL's catalogs
   tenantql rotate-secret           re-seal every stored password under SECRET_KEY (run with the old key
                                    in SECRET_KEY_PREVIOUS); prints how many, safe to re-run
@@ -62,7 +67,7 @@ func run(args []string, getenv func(string) string) int {
 	case "serve":
 		err = serve(cfg, log)
 	case "migrate":
-		err = withApp(cfg, log, func(ctx context.Context, a *app) error { return a.migrateAll(ctx, os.Stdout) })
+		err = migrateCommand(cfg, log, args)
 	case "tenants":
 		err = tenantsCommand(cfg, log, args)
 	case "servers":
@@ -123,25 +128,6 @@ func withApp(cfg Config, log *slog.Logger, f func(context.Context, *app) error) 
 	}
 	defer a.Close()
 	return f(ctx, a)
-}
-
-// migrateAll migrates every tenant database, printing progress.
-func (a *app) migrateAll(ctx context.Context, out io.Writer) error {
-	fmt.Fprintln(out, "control database: up to date")
-	failed, err := a.registry.MigrateTenants(ctx, a.pools, func(i, n int, res tenancy.MigrationResult) {
-		if res.Err != nil {
-			fmt.Fprintf(out, "[%d/%d] %s: FAILED: %v\n", i, n, res.Tenant.Slug, res.Err)
-			return
-		}
-		fmt.Fprintf(out, "[%d/%d] %s: %d migration(s) applied\n", i, n, res.Tenant.Slug, res.Applied)
-	})
-	if err != nil {
-		return err
-	}
-	if failed > 0 {
-		return fmt.Errorf("%d tenant database(s) failed to migrate", failed)
-	}
-	return nil
 }
 
 func tenantsCommand(cfg Config, log *slog.Logger, args []string) error {

@@ -56,7 +56,7 @@ func TestTenantStepEvents(t *testing.T) {
 	var logs syncBuffer
 	ta := newLoggedTestApp(t, map[string]string{"LOG_FORMAT": "json", "LOG_LEVEL": "info", "SPARE_TENANTS": "0"}, &logs)
 	ta.createTenant(t, "evt", false)
-	if err := ta.migrateAll(context.Background(), io.Discard); err != nil {
+	if err := ta.migrateAll(context.Background(), io.Discard, 1); err != nil {
 		t.Fatal(err)
 	}
 	mustOK(t, ta.admin(t, `mutation { suspendTenant(slug: "evt") { status } }`, nil))

@@ -27,7 +27,7 @@ func TestTenantHistoryInThePlatformAPI(t *testing.T) {
 	if _, err := db.Exec(`DELETE FROM tenant_migrations`); err != nil {
 		t.Fatal(err)
 	}
-	if err := ta.migrateAll(context.Background(), io.Discard); err == nil {
+	if err := ta.migrateAll(context.Background(), io.Discard, 1); err == nil {
 		t.Fatal("migrate succeeded on a database that forgot its migrations")
 	}
 

@@ -55,7 +55,7 @@ func TestLaggingTenantIsNotServedUntilMigrated(t *testing.T) {
 		t.Fatalf("platform view of a lagging tenant: %s", tn.Raw)
 	}
 
-	failed, err := ta.registry.MigrateTenants(t.Context(), ta.pools, func(int, int, tenancy.MigrationResult) {})
+	failed, err := ta.registry.MigrateTenants(t.Context(), ta.pools, tenancy.MigrateOptions{})
 	if err != nil || failed != 0 {
 		t.Fatalf("migrate: %d failed, %v", failed, err)
 	}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	migrate "github.com/rubenv/sql-migrate"
+
+	"github.com/tenantql/tenantql/internal/pgtest"
+	"github.com/tenantql/tenantql/migrations"
+)
+
+// superuserOn returns a superuser connection to the database of slug on
+// the cluster of superURL (for changes made behind the server's back),
+// closed when the test ends.
+func superuserOn(t testing.TB, ta *testApp, slug, superURL string) *sqlx.DB {
+	t.Helper()
+	tn, err := ta.registry.Get(context.Background(), slug)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqlx.Open("postgres", pgtest.WithURLDatabase(superURL, tn.DBName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// migrateDownOne undoes the newest tenant migration of a tenant database
+// and records the older version in the control database, as after an
+// upgrade of tenantql whose new migration has not run yet.
+func migrateDownOne(t testing.TB, ta *testApp, slug string, db *sqlx.DB) {
+	t.Helper()
+	if _, err := migrations.TenantSet().ExecMax(db.DB, "postgres", migrations.Tenant(), migrate.Down, 1); err != nil {
+		t.Fatalf("%s: one migration down: %v", slug, err)
+	}
+	var older string
+	if err := db.Get(&older, `SELECT max(id) FROM `+migrations.TenantSet().TableName); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ta.super.Exec(`UPDATE tenants SET schema_version = $1 WHERE slug = $2`, older, slug); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// schemaVersion is the tenant's schema version as the control database
+// records it.
+func schemaVersion(t testing.TB, ta *testApp, slug string) string {
+	t.Helper()
+	var v string
+	if err := ta.super.Get(&v, `SELECT schema_version FROM tenants WHERE slug = $1`, slug); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestCLIMigrateFleet: `tenantql migrate -p 2` migrates the tenant
+// databases of two database servers at once. A tenant whose migration
+// waits (its database's migration lock held) holds up neither the other
+// server nor the other tenants of its own; a tenant whose migration
+// fails is reported and the others are migrated; every other tenant ends
+// at the newest migration (its database and the control database agree);
+// the table counts each server's tenants.
+func TestCLIMigrateFleet(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, nil)
+	b := pgtest.NewCluster(t)
+	mustOK(t, ta.admin(t, addServerMutation, map[string]any{"in": map[string]any{"name": "b", "url": b.ServerURL}}))
+	servers := map[string]string{"default": pgtest.AdminURL(t), "b": b.SuperuserURL}
+	placed := map[string]string{"mig-a1": "default", "mig-a2": "default", "mig-a3": "default",
+		"mig-b1": "b", "mig-b2": "b", "mig-b3": "b"}
+	dbs := map[string]*sqlx.DB{}
+	for slug, server := range placed {
+		createOn(t, ta, slug, server)
+		dbs[slug] = superuserOn(t, ta, slug, servers[server])
+	}
+	latest, err := migrations.LatestID(migrations.Tenant())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// mig-a3 stays current; mig-b2's database forgets what it ran, so its
+	// migration fails; every other one is one migration behind
+	for slug, db := range dbs {
+		switch slug {
+		case "mig-a3":
+		case "mig-b2":
+			if _, err := db.Exec(`DELETE FROM tenant_migrations`); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			migrateDownOne(t, ta, slug, db)
+		}
+	}
+	// mig-b1's migration waits for its database's migration lock
+	lock, err := dbs["mig-b1"].Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if _, err := lock.ExecContext(context.Background(), `SELECT pg_advisory_lock(7305019001)`); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out strings.Builder
+	var migrateErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { migrateErr = ta.migrateAll(ctx, &out, 2) })
+	// the others are migrated while mig-b1 waits, mig-b3 too (behind it on b)
+	deadline := time.Now().Add(time.Minute)
+	for _, slug := range []string{"mig-a1", "mig-a2", "mig-b3"} {
+		for schemaVersion(t, ta, slug) != latest {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not migrated while mig-b1 waits for its lock", slug)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if v := schemaVersion(t, ta, "mig-b1"); v == latest {
+		t.Fatal("mig-b1 migrated while its migration lock was held")
+	}
+	if _, err := lock.ExecContext(context.Background(), `SELECT pg_advisory_unlock(7305019001)`); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+
+	if migrateErr == nil || !strings.Contains(migrateErr.Error(), "1 tenant database(s) failed") {
+		t.Fatalf("migrate with a failing tenant: %v\n%s", migrateErr, out.String())
+	}
+	for _, want := range []string{
+		`(?m)^SERVER\s+TENANTS\s+MIGRATED\s+CURRENT\s+FAILED\s+TIME$`,
+		`(?m)^default\s+3\s+2\s+1\s+0\s+\d+\.\ds$`,
+		`(?m)^b\s+3\s+2\s+0\s+1\s+\d+\.\ds$`,
+		`(?m)^total\s+6\s+4\s+1\s+1\s+\d+\.\ds$`,
+		`(?m)^FAILED mig-b2 \(b\): migrate: `,
+		`(?m)^\[6/6\] `,
+	} {
+		if !regexp.MustCompile(want).MatchString(out.String()) {
+			t.Errorf("output lacks %s:\n%s", want, out.String())
+		}
+	}
+	for slug, db := range dbs {
+		if slug == "mig-b2" {
+			continue
+		}
+		var applied string
+		if err := db.Get(&applied, `SELECT max(id) FROM tenant_migrations`); err != nil || applied != latest {
+			t.Errorf("%s's database is at %q (%v), want %s", slug, applied, err, latest)
+		}
+		if v := schemaVersion(t, ta, slug); v != latest {
+			t.Errorf("%s recorded at %q, want %s", slug, v, latest)
+		}
+	}
+}
