@@ -382,30 +382,60 @@ func (a *app) moveTenant(ctx context.Context, out io.Writer, slug, to string) er
 	defer stop()
 	stopWatch := a.watchTenants()
 	defer stopWatch()
+	began := time.Now()
+	started, step := false, ""
+	err := a.moveAndWait(ctx, slug, to, func(t *tenancy.Tenant) {
+		if !started {
+			started = true
+			fmt.Fprintf(out, "moving %s from %s to %s (queries served, mutations refused meanwhile) ...\n", slug, t.Server, to)
+		}
+		if t.Step != step && t.Step != "" {
+			step = t.Step
+			fmt.Fprintf(out, "  %-24s %6.1fs\n", step, time.Since(began).Seconds())
+		}
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s is READY on %s (moved in %.1fs)\n", slug, to, time.Since(began).Seconds())
+	return nil
+}
+
+// moveAndWait starts moving the tenant slug to the server to and follows
+// it until it is READY there (nil) or the move ended otherwise: undone
+// (READY where it was; the error says why), another status, or gone.
+// seen is called with each state observed, first the one Move returned.
+// The provisioner (of this process or another) does the move.
+func (a *app) moveAndWait(ctx context.Context, slug, to string, seen func(*tenancy.Tenant)) error {
 	updates, cancel := a.registry.SubscribeStatus(slug)
 	defer cancel()
-	began := time.Now()
 	t, err := a.registry.Move(ctx, slug, to)
 	if err != nil {
 		return err
 	}
 	a.provisioner.Kick()
-	fmt.Fprintf(out, "moving %s from %s to %s (queries served, mutations refused meanwhile) ...\n", slug, t.Server, to)
-	step := ""
+	return a.follow(ctx, slug, updates, t, func(t *tenancy.Tenant) (bool, error) {
+		seen(t)
+		switch {
+		case t.Status == tenancy.StatusReady && t.Server != to:
+			return true, fmt.Errorf("move %s to %s undone: %s", slug, to, t.LastError)
+		case t.Status == tenancy.StatusReady:
+			return true, nil
+		case t.Status != tenancy.StatusMoving:
+			return true, fmt.Errorf("move %s: the tenant is %s", slug, t.Status)
+		}
+		return false, nil
+	})
+}
+
+// follow calls check with the tenant slug, first t and then each change
+// updates (its SubscribeStatus channel) delivers, until check says done;
+// a missed update is made up for by reading the tenant every second.
+func (a *app) follow(ctx context.Context, slug string, updates <-chan *tenancy.Tenant, t *tenancy.Tenant,
+	check func(*tenancy.Tenant) (done bool, err error)) error {
 	for {
-		if t.Step != step && t.Step != "" {
-			step = t.Step
-			fmt.Fprintf(out, "  %-24s %6.1fs\n", step, time.Since(began).Seconds())
-		}
-		if t.Status == tenancy.StatusReady {
-			if t.Server != to {
-				return fmt.Errorf("move %s to %s undone: %s", slug, to, t.LastError)
-			}
-			fmt.Fprintf(out, "%s is READY on %s (moved in %.1fs)\n", slug, to, time.Since(began).Seconds())
-			return nil
-		}
-		if t.Status != tenancy.StatusMoving {
-			return fmt.Errorf("move %s: the tenant is %s", slug, t.Status)
+		if done, err := check(t); done || err != nil {
+			return err
 		}
 		select {
 		case <-ctx.Done():
@@ -415,7 +445,8 @@ func (a *app) moveTenant(ctx context.Context, out io.Writer, slug, to string) er
 				return fmt.Errorf("%s: %w", slug, tenancy.ErrTenantNotFound)
 			}
 			t = cur
-		case <-time.After(time.Second): // a missed update: read it
+		case <-time.After(time.Second):
+			var err error
 			if t, err = a.registry.Get(ctx, slug); err != nil {
 				return err
 			}

@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 )
 
-const serversUsage = `usage: tenantql servers list | add NAME URL [--capacity N] | drain NAME | activate NAME | remove NAME`
+const serversUsage = `usage: tenantql servers list | add NAME URL [--capacity N] | drain NAME [--move [-p N]] | activate NAME | remove NAME`
 
 // serversCommand runs `tenantql servers ...`: the fleet of database
 // servers, as the platform API's databaseServers and its mutations.
@@ -60,15 +60,21 @@ func (a *app) serversCLI(ctx context.Context, out io.Writer, args []string) erro
 		fmt.Fprintf(out, "%s added (%s, %s)\n", s.Name, s.Host, s.Status)
 		return nil
 	case "drain", "activate":
-		n, err := name()
-		if err != nil {
-			return err
+		fs := flag.NewFlagSet("servers "+sub, flag.ContinueOnError)
+		move := fs.Bool("move", false, "drain: then move every tenant off the server")
+		parallel := fs.Int("p", 1, "with --move: how many tenants move at once")
+		if err := fs.Parse(slugFirst(rest)); err != nil || fs.NArg() != 1 || *parallel < 1 || *move && sub != "drain" {
+			fmt.Fprintln(os.Stderr, serversUsage)
+			return exitCode(2)
 		}
-		s, err := a.servers.SetDraining(ctx, n, sub == "drain")
+		s, err := a.servers.SetDraining(ctx, fs.Arg(0), sub == "drain")
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "%s is %s\n", s.Name, s.Status)
+		if *move {
+			return a.moveAllOff(ctx, out, s.Name, *parallel)
+		}
 		return nil
 	case "remove":
 		n, err := name()

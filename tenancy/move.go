@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -86,6 +87,24 @@ func (r *Registry) Move(ctx context.Context, slug, to string) (*Tenant, error) {
 	}
 	r.log.Info("tenant move started", "tenant", slug, "from", cur.Server, "to", to)
 	return r.refresh(ctx, id)
+}
+
+// OnServer returns, by slug, the tenants whose database is on the
+// database server name, and those moving onto it, whatever their status.
+func (r *Registry) OnServer(ctx context.Context, name string) ([]*Tenant, error) {
+	if err := r.Load(ctx); err != nil {
+		return nil, err
+	}
+	r.routes.mu.RLock()
+	var out []*Tenant
+	for _, t := range r.routes.byID {
+		if t.Server == name || t.MoveTo == name {
+			out = append(out, t)
+		}
+	}
+	r.routes.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Slug < out[j].Slug })
+	return out, nil
 }
 
 // moveCopies returns the tenant's old copy (where the move started) and
