@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"regexp"
 	"strings"
 	"sync"
@@ -157,5 +159,56 @@ func TestCLIMigrateFleet(t *testing.T) {
 		if v := schemaVersion(t, ta, slug); v != latest {
 			t.Errorf("%s recorded at %q, want %s", slug, v, latest)
 		}
+	}
+}
+
+// BenchmarkMigrateFleet times `tenantql migrate -p N` (migrateAll) over
+// 200 tenant databases, 100 on each of two PostgreSQL servers, each one
+// migration behind: before each op (not timed) the newest tenant migration
+// is undone in every database, as after an upgrade of tenantql that
+// brings a new one; one op then migrates all 200. N is 1, 4 and 8.
+func BenchmarkMigrateFleet(b *testing.B) {
+	const tenants = 200
+	ta := newTestApp(b, map[string]string{"RATE_LIMIT_RPS": "0"})
+	second := pgtest.NewCluster(b)
+	mustOK(b, ta.admin(b, addServerMutation, map[string]any{"in": map[string]any{"name": "b", "url": second.ServerURL}}))
+	superURLs := map[string]string{"default": pgtest.AdminURL(b), "b": second.SuperuserURL}
+	placed := map[string]string{}
+	for i := range tenants {
+		slug, server := fmt.Sprintf("fleet-%03d", i), []string{"default", "b"}[i%2]
+		mustOK(b, ta.admin(b, createTenantMutation, map[string]any{"in": newTenantInput(slug, server)}))
+		placed[slug] = server
+	}
+	for slug := range placed {
+		ta.waitStatus(b, slug, "READY")
+	}
+	latest, err := migrations.LatestID(migrations.Tenant())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, perServer := range []int{1, 4, 8} {
+		b.Run(fmt.Sprintf("p=%d", perServer), func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				for slug, server := range placed {
+					db, err := sqlx.Open("postgres", pgtest.WithURLDatabase(superURLs[server], tenantDBName(b, ta, slug)))
+					if err != nil {
+						b.Fatal(err)
+					}
+					migrateDownOne(b, ta, slug, db)
+					db.Close()
+				}
+				b.StartTimer()
+				if err := ta.migrateAll(context.Background(), io.Discard, perServer); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			var behind int
+			if err := ta.super.Get(&behind, `SELECT count(*) FROM tenants WHERE schema_version <> $1`, latest); err != nil || behind != 0 {
+				b.Fatalf("after migrate: %d tenants behind (%v)", behind, err)
+			}
+			b.ReportMetric(float64(tenants)*float64(b.N)/b.Elapsed().Seconds(), "tenants/s")
+		})
 	}
 }

@@ -178,7 +178,7 @@ func tenantServer(t testing.TB, ta *testApp, slug string) string {
 	return s
 }
 
-func tenantDBName(t *testing.T, ta *testApp, slug string) string {
+func tenantDBName(t testing.TB, ta *testApp, slug string) string {
 	t.Helper()
 	tn, err := ta.registry.Get(context.Background(), slug)
 	if err != nil {
