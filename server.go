@@ -135,9 +135,10 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	a.pools.FollowRegistry(a.registry)
-	if a.servers, err = tenancy.NewServers(db, a.controlURL, sealer, tenancy.ServersOptions{Log: log}); err != nil {
+	if a.servers, err = tenancy.NewServers(db, a.controlURL, sealer, tenancy.ServersOptions{Log: log, Metrics: a.metrics}); err != nil {
 		return nil, err
 	}
+	a.metrics.WatchServers(a.serverStats, 2*time.Second, log)
 	a.registry.SetServers(a.servers)
 	a.pools.SetServers(a.servers)
 	if err := a.registry.Load(ctx); err != nil {
@@ -187,6 +188,21 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	a.metrics.Register(metrics.ConnectionsByServer(a.pools.OpenConns))
 	ok = true
 	return a, nil
+}
+
+// serverStats is the fleet as the metrics show it. "default", the control
+// database's own server, is never probed: it answered if this list was
+// read.
+func (a *app) serverStats(ctx context.Context) ([]metrics.ServerStat, error) {
+	list, err := a.servers.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	stats := make([]metrics.ServerStat, 0, len(list))
+	for _, s := range list {
+		stats = append(stats, metrics.ServerStat{Name: s.Name, Tenants: s.TenantCount, Reachable: s.Status != tenancy.ServerUnreachable})
+	}
+	return stats, nil
 }
 
 // startDevDatabase runs the embedded PostgreSQL under DATA_DIR (or uses

@@ -31,6 +31,8 @@ type Metrics struct {
 	sparesReady  prometheus.Gauge
 	replicas     prometheus.Gauge
 	tenantCap    prometheus.Gauge
+
+	probeFailures *prometheus.CounterVec
 }
 
 // New registers tenantql's collectors plus the Go and process collectors.
@@ -59,8 +61,11 @@ func New() *Metrics {
 	m.connReclaim = prometheus.NewCounter(prometheus.CounterOpts{Name: "tenantql_tenant_connections_reclaimed_total", Help: "Idle tenant connections closed to give their slot to another tenant."})
 	m.replicas = prometheus.NewGauge(prometheus.GaugeOpts{Name: "tenantql_replicas", Help: "Live server processes on this control database, as last counted by this one."})
 	m.tenantCap = prometheus.NewGauge(prometheus.GaugeOpts{Name: "tenantql_tenant_pool_max_connections", Help: "Most connections one tenant's pool may open: MAX_DB_CONNECTIONS_PER_TENANT, or less to share the tenant role's CONNECTION LIMIT among the replicas."})
+	m.probeFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tenantql_database_server_probe_failures_total", Help: "Probes of a database server (by this process) that got no answer.",
+	}, []string{"server"})
 	m.reg.MustRegister(m.requests, m.duration, m.poolsOpen, m.poolEvicted, m.poolClosed, m.connsOpen, m.connWait, m.connTimeouts,
-		m.dbCreated, m.sparesReady, m.connReclaim, m.replicas, m.tenantCap,
+		m.dbCreated, m.sparesReady, m.connReclaim, m.replicas, m.tenantCap, m.probeFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

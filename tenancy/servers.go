@@ -56,6 +56,14 @@ type ServersOptions struct {
 	// ProbeEvery is how often Run probes every server. Defaults to 5s.
 	ProbeEvery time.Duration
 	Log        *slog.Logger
+	// Metrics, when set, hears every probe's outcome.
+	Metrics ServerMetrics
+}
+
+// ServerMetrics records the probes of database servers (by server name:
+// few, a fine label).
+type ServerMetrics interface {
+	ServerProbed(server string, ok bool)
 }
 
 // Servers is the fleet of database servers: the table in the control
@@ -440,6 +448,9 @@ func (s *Servers) ProbeAll(ctx context.Context) {
 		s.mu.Lock()
 		s.down[name] = perr != nil
 		s.mu.Unlock()
+		if s.o.Metrics != nil {
+			s.o.Metrics.ServerProbed(name, perr == nil)
+		}
 		msg := sql.NullString{}
 		if perr != nil {
 			msg = sql.NullString{String: "the server does not answer", Valid: true}
