@@ -166,6 +166,17 @@ func (ta *testApp) dropTenantObjects(t testing.TB) {
 // is 0 until its first count.
 func (ta *testApp) metric(t testing.TB, series string) float64 {
 	t.Helper()
+	v, ok := ta.scrapeSeries(t, series)
+	if !ok && !strings.Contains(series, "{") {
+		t.Fatalf("/metrics has no %s", series)
+	}
+	return v
+}
+
+// scrapeSeries scrapes /metrics for series: its value, and whether it is
+// there at all.
+func (ta *testApp) scrapeSeries(t testing.TB, series string) (float64, bool) {
+	t.Helper()
 	req, _ := http.NewRequest("GET", ta.srv.URL+"/metrics", nil)
 	req.Host = "example.test"
 	resp, err := ta.srv.Client().Do(req)
@@ -184,13 +195,13 @@ func (ta *testApp) metric(t testing.TB, series string) float64 {
 			if err != nil {
 				t.Fatalf("/metrics: %s %q: %v", series, v, err)
 			}
-			return f
+			return f, true
 		}
 	}
-	if err := sc.Err(); err != nil || !strings.Contains(series, "{") {
-		t.Fatalf("/metrics has no %s (%v)", series, err)
+	if err := sc.Err(); err != nil {
+		t.Fatalf("/metrics: %v", err)
 	}
-	return 0
+	return 0, false
 }
 
 // gqlResponse is a decoded GraphQL answer.
