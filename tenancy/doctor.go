@@ -73,6 +73,9 @@ func (r *Registry) Doctor(ctx context.Context, pools *Pools, repair bool) ([]Pro
 	var checks []*serverCheck
 	for _, name := range names {
 		c, err := r.readCatalogs(ctx, pools, name, repair)
+		if errors.Is(err, ErrServerNotFound) {
+			continue // removed meanwhile: nothing of ours is left on it
+		}
 		if err != nil {
 			problems = append(problems, r.unreachable(name, err))
 			continue
@@ -127,8 +130,6 @@ func (r *Registry) unreachable(name string, err error) Problem {
 		detail = "the server refused doctor's connection or query: " + pqErr.Code.Name()
 	case pgerr.IsUnavailable(err):
 		detail = "the server does not answer; its tenants were not checked"
-	case errors.Is(err, ErrServerNotFound):
-		detail = "removed from the fleet while doctor ran"
 	}
 	return Problem{Server: name, Kind: "unreachable", Object: name, Detail: detail}
 }
