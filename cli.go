@@ -40,7 +40,7 @@ Usage:
   tenantql servers drain NAME --move [-p N]
                                    drain, then move every tenant off the server (N at a time, default 1)
                                    to the ACTIVE servers placement chooses; a progress bar, then a summary
-  tenantql doctor [--repair]       check the control database against PostgreSQL's catalogs
+  tenantql doctor [--repair]       check the control database against every database server's catalogs
   tenantql rotate-secret           re-seal every stored password under SECRET_KEY (run with the old key
                                    in SECRET_KEY_PREVIOUS); prints how many, safe to re-run
   tenantql audit [--limit N]       the last N (default 50) platform mutations: when, what, which tenant, outcome,
