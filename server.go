@@ -145,12 +145,13 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	a.reserve, err = tenancy.NewReserve(db, tenancy.ReserveOptions{
-		ServerURL: a.controlURL, NamePrefix: cfg.NamePrefix, Template: cfg.TenantTemplate, Spares: cfg.SpareTenants,
+		ServerURL: a.controlURL, Servers: a.servers, NamePrefix: cfg.NamePrefix, Template: cfg.TenantTemplate, Spares: cfg.SpareTenants,
 		Metrics: a.metrics,
 	}, log)
 	if err != nil {
 		return nil, err
 	}
+	a.servers.SetReserve(a.reserve)
 	a.registry.SetFailpoint(fp)
 	a.registry.SetDeleteGrace(cfg.DeleteGrace)
 	a.provisioner = tenancy.NewProvisioner(db, a.registry, a.pools, seeder{}, tenancy.ProvisionerOptions{

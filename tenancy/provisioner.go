@@ -54,11 +54,12 @@ type ProvisionerOptions struct {
 	// Failpoint, when set, is called at every create and delete boundary
 	// (see Boundaries). It is nil in normal operation.
 	Failpoint Failpoint
-	// Reserve hands out spare databases and the template of the default
-	// server; nil: every tenant database is made from template0 and migrated.
+	// Reserve hands out the spare databases and the template of each
+	// tenant's server; nil: every tenant database is made from template0
+	// and migrated.
 	Reserve *Reserve
 	// Servers reaches the database servers of tenants not on the default
-	// one (made from template0); nil: every tenant is on the default server.
+	// one; nil: every tenant is on the default server.
 	Servers *Servers
 	// TracerProvider, when set, makes a span of every job, with a span per
 	// step (events.go); nil: none.

@@ -24,7 +24,8 @@ import (
 )
 
 // The reserve makes sign-up fast. Creating a database from template0 and
-// migrating it takes hundreds of milliseconds; so the reserve keeps
+// migrating it takes hundreds of milliseconds; so the reserve keeps, on
+// every ACTIVE database server of the fleet (reserve_fleet.go),
 //
 //   - a template database, "<prefix>tpl_<hash>", at the newest tenant
 //     migration (the hash is that of the tenant migrations, so a new
@@ -34,9 +35,10 @@ import (
 //     tenant's role with REASSIGN OWNED without touching anything else;
 //   - a few spare databases, "<prefix>spare_<hex>", cloned from it, each
 //     owned (objects included) by a NOLOGIN role of the same name, with
-//     CONNECT revoked from PUBLIC, listed in the control table spares.
+//     CONNECT revoked from PUBLIC, listed in the control table spares
+//     with the server they are on.
 //
-// A new tenant claims a spare by renaming its database and role to the
+// A new tenant claims a spare of its own server by renaming its database and role to the
 // tenant's names; the role step then re-keys the role (LOGIN, a fresh
 // SCRAM verifier). With no spare it clones the template; with no template
 // it falls back to template0 and the migrations. Spares and the template
@@ -46,15 +48,20 @@ import (
 // ReserveOptions configure the template database and the spares.
 type ReserveOptions struct {
 	// ServerURL is the control database URL; its role (CREATEDB,
-	// CREATEROLE) builds the template and the spares and connects to the
-	// clones to hand their objects over.
+	// CREATEROLE) builds the template and the spares of the default
+	// server and connects to the clones to hand their objects over.
 	ServerURL string
+	// Servers is the fleet: the template and spares of every other
+	// ACTIVE server are built with that server's URL and administrative
+	// handle. nil: the default server only.
+	Servers *Servers
 	// NamePrefix starts every name, as given to NewRegistry.
 	NamePrefix string
 	// Template keeps a template database at the newest tenant migration.
 	// Spares need it: with Template false there are none.
 	Template bool
-	// Spares is how many spare tenant databases to keep ready; 0 disables them.
+	// Spares is how many spare tenant databases to keep ready on each
+	// ACTIVE server; 0 disables them.
 	Spares int
 	// Interval is how often Run checks the reserve when nothing kicks it.
 	// Defaults to 30s.
@@ -68,7 +75,7 @@ type ReserveMetrics interface {
 	// DatabaseCreated counts a tenant database made from source: "spare",
 	// "template" or "template0".
 	DatabaseCreated(source string)
-	// SparesReady reports the spares ready to be claimed.
+	// SparesReady reports the spares ready to be claimed, on all servers.
 	SparesReady(n int)
 }
 
@@ -77,12 +84,12 @@ type noReserveMetrics struct{}
 func (noReserveMetrics) DatabaseCreated(string) {}
 func (noReserveMetrics) SparesReady(int)        {}
 
-// Reserve keeps the tenant template database and the spare databases
-// ready, and hands them to the provisioner. A nil *Reserve is valid: it
+// Reserve keeps the tenant template database and the spare databases of
+// every ACTIVE server ready, and hands them to the provisioner. A nil *Reserve is valid: it
 // has no template and no spares.
 type Reserve struct {
 	control *sqlx.DB
-	server  *url.URL
+	server  *url.URL // the default server's (the control database's) URL
 	prefix  string
 	opts    ReserveOptions
 	log     *slog.Logger
@@ -145,10 +152,6 @@ func tenantMigrationsHash() (latest, hash string, err error) {
 	return ms[len(ms)-1].Id, hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// reserveLockKey is the advisory lock (in the control database) held while
-// one process builds the template and refills the spares.
-const reserveLockKey = 7_305_019_002
-
 // Kick asks Run to refill the spares now (after a sign-up).
 func (r *Reserve) Kick() {
 	if r == nil {
@@ -160,8 +163,9 @@ func (r *Reserve) Kick() {
 	}
 }
 
-// Run builds the template and keeps Spares spare databases ready until ctx
-// ends. Several processes may run it: one at a time does the work.
+// Run builds the templates and keeps Spares spare databases ready on
+// every ACTIVE server until ctx ends. Several processes may run it: one at
+// a time works on each server.
 func (r *Reserve) Run(ctx context.Context) {
 	if r == nil {
 		return
@@ -179,91 +183,110 @@ func (r *Reserve) Run(ctx context.Context) {
 	}
 }
 
-// Refill makes one pass: unless another process holds the reserve lock, it
-// builds the template if missing, drops stale spares (older migrations,
-// builds cut short) and builds spares until Spares are ready.
+// Refill makes one pass over the ACTIVE servers (refillServer). A server
+// that fails does not keep the others from being refilled; the errors are
+// returned together.
 func (r *Reserve) Refill(ctx context.Context) error {
 	if r == nil || !r.opts.Template {
 		return nil
 	}
-	conn, err := r.control.Conn(ctx)
+	names, err := r.preparedServers(ctx)
 	if err != nil {
-		return dbError("reserve: connect", err)
+		return err
 	}
-	defer conn.Close()
-	var locked bool
-	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, reserveLockKey).Scan(&locked); err != nil {
-		return dbError("reserve: lock", err)
+	var errs []error
+	for _, name := range names {
+		if err := r.refillServer(ctx, name); err != nil {
+			errs = append(errs, fmt.Errorf("server %q: %w", name, err))
+		}
 	}
-	if !locked {
-		return nil
+	if n, err := r.readySpares(ctx, ""); err == nil {
+		r.opts.Metrics.SparesReady(n)
 	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, reserveLockKey)
+	return errors.Join(errs...)
+}
 
-	if err := r.ensureTemplate(ctx); err != nil {
-		return err
-	}
-	if err := r.collect(ctx); err != nil {
-		return err
-	}
-	for {
-		n, err := r.readySpares(ctx)
+// refillServer works on the server name unless another process holds its
+// reserve lock: it builds the template if missing, drops stale spares
+// (older migrations, builds cut short) and builds spares until Spares are
+// ready.
+func (r *Reserve) refillServer(ctx context.Context, name string) error {
+	return r.withServerLock(ctx, name, false, func() error {
+		// drained, unreachable or removed since the list was read
+		if ok, err := r.stillPrepared(ctx, name); err != nil || !ok {
+			return err
+		}
+		s, err := r.site(ctx, name)
 		if err != nil {
 			return err
 		}
-		r.opts.Metrics.SparesReady(n)
-		if n > r.opts.Spares { // SPARE_TENANTS was lowered
-			return r.dropSurplus(ctx, n-r.opts.Spares)
-		}
-		if n == r.opts.Spares || ctx.Err() != nil {
-			return nil
-		}
-		if err := r.buildSpare(ctx); err != nil {
+		if err := r.ensureTemplate(ctx, s); err != nil {
 			return err
 		}
-	}
+		if err := r.collect(ctx, s); err != nil {
+			return err
+		}
+		for {
+			n, err := r.readySpares(ctx, s.name)
+			if err != nil {
+				return err
+			}
+			if n > r.opts.Spares { // SPARE_TENANTS was lowered
+				return r.dropSurplus(ctx, s, n-r.opts.Spares)
+			}
+			if n == r.opts.Spares || ctx.Err() != nil {
+				return nil
+			}
+			if err := r.buildSpare(ctx, s); err != nil {
+				return err
+			}
+		}
+	})
 }
 
-// dropSurplus drops n unclaimed spares. Each row is taken as a claim would
-// take it (FOR UPDATE SKIP LOCKED), so a concurrent claim gets another.
-func (r *Reserve) dropSurplus(ctx context.Context, n int) error {
+// dropSurplus drops n unclaimed spares of s. Each row is taken as a claim
+// would take it (FOR UPDATE SKIP LOCKED), so a concurrent claim gets
+// another.
+func (r *Reserve) dropSurplus(ctx context.Context, s site, n int) error {
 	const q = `DELETE FROM spares WHERE name = (SELECT name FROM spares
-			WHERE state = 'READY' AND claimed_by IS NULL
+			WHERE server = $1 AND state = 'READY' AND claimed_by IS NULL
 			ORDER BY created_at DESC, name LIMIT 1 FOR UPDATE SKIP LOCKED)
 		RETURNING name`
 	for range n {
 		var name string
-		err := r.control.GetContext(ctx, &name, q)
+		err := r.control.GetContext(ctx, &name, q, s.name)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
 		if err != nil {
 			return dbError("reserve: drop surplus spare", err)
 		}
-		if err := r.dropDatabase(ctx, name); err != nil {
+		if err := r.dropDatabase(ctx, s, name); err != nil {
 			return err
 		}
-		if err := r.dropRole(ctx, name); err != nil {
+		if err := r.dropRole(ctx, s, name); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// readySpares counts the spares a tenant can claim now.
-func (r *Reserve) readySpares(ctx context.Context) (int, error) {
-	const q = `SELECT count(*) FROM spares WHERE state = 'READY' AND claimed_by IS NULL AND version = $1`
+// readySpares counts the spares a tenant can claim now on the server
+// named server, or on all servers when server is "".
+func (r *Reserve) readySpares(ctx context.Context, server string) (int, error) {
+	const q = `SELECT count(*) FROM spares
+		WHERE state = 'READY' AND claimed_by IS NULL AND version = $1 AND ($2 = '' OR server = $2)`
 	var n int
-	if err := r.control.GetContext(ctx, &n, q, r.version); err != nil {
+	if err := r.control.GetContext(ctx, &n, q, r.version, server); err != nil {
 		return 0, dbError("reserve: count spares", err)
 	}
 	return n, nil
 }
 
-// buildSpare makes one spare: its row first (so that its objects are
+// buildSpare makes one spare on s: its row first (so that its objects are
 // never mistaken for orphans), then its role and a clone of the template
 // owned by it, with CONNECT revoked from PUBLIC; then the row turns READY.
-func (r *Reserve) buildSpare(ctx context.Context) error {
+func (r *Reserve) buildSpare(ctx context.Context, s site) error {
 	b := make([]byte, 8)
 	if _, err := rand.Read(b); err != nil {
 		return fmt.Errorf("reserve: spare name: %w", err)
@@ -274,23 +297,24 @@ func (r *Reserve) buildSpare(ctx context.Context) error {
 		return err
 	}
 	tpl, _ := r.quoteReserved(r.tpl)
-	if _, err := r.control.ExecContext(ctx, `INSERT INTO spares (name, version, state) VALUES ($1, $2, 'BUILDING')`, name, r.version); err != nil {
+	const qRow = `INSERT INTO spares (name, version, state, server) VALUES ($1, $2, 'BUILDING', $3)`
+	if _, err := r.control.ExecContext(ctx, qRow, name, r.version, s.name); err != nil {
 		return dbError("reserve: record spare", err)
 	}
-	if err := r.ensureNologinRole(ctx, name); err != nil {
+	if err := r.ensureNologinRole(ctx, s, name); err != nil {
 		return err
 	}
-	if _, err := r.control.ExecContext(ctx, "CREATE DATABASE "+q+" OWNER "+q+" TEMPLATE "+tpl); err != nil {
+	if _, err := s.admin.ExecContext(ctx, "CREATE DATABASE "+q+" OWNER "+q+" TEMPLATE "+tpl); err != nil {
 		return dbError("reserve: create spare", err)
 	}
-	if err := r.adopt(ctx, name, name); err != nil {
+	if err := r.adopt(ctx, s, name, name); err != nil {
 		return err
 	}
 	for _, stmt := range []string{
 		"REVOKE ALL ON DATABASE " + q + " FROM PUBLIC",
 		"GRANT CONNECT, TEMPORARY ON DATABASE " + q + " TO " + q,
 	} {
-		if _, err := r.control.ExecContext(ctx, stmt); err != nil {
+		if _, err := s.admin.ExecContext(ctx, stmt); err != nil {
 			return dbError("reserve: spare privileges", err)
 		}
 	}
@@ -300,51 +324,113 @@ func (r *Reserve) buildSpare(ctx context.Context) error {
 	return nil
 }
 
-// collect drops what no one will claim: spares cut short while being built
-// (the caller holds the lock, so no build is in progress), unclaimed spares
-// of older tenant migrations, and spare-named databases and roles with no
-// row (a tenant deleted in the middle of its claim).
-func (r *Reserve) collect(ctx context.Context) error {
+// collect drops what no one will claim on s: spares cut short while being
+// built (the caller holds the server's lock, so no build is in progress),
+// unclaimed spares of older tenant migrations or that lost their database
+// or role (a removal cut short), and spare-named databases and roles with
+// no row (a tenant deleted in the middle of its claim).
+func (r *Reserve) collect(ctx context.Context, s site) error {
 	var rows []struct {
 		Name    string `db:"name"`
 		Version string `db:"version"`
 		State   string `db:"state"`
 		Claimed bool   `db:"claimed"`
 	}
-	if err := r.control.SelectContext(ctx, &rows, `SELECT name, version, state, claimed_by IS NOT NULL AS claimed FROM spares`); err != nil {
+	const q = `SELECT name, version, state, claimed_by IS NOT NULL AS claimed FROM spares WHERE server = $1`
+	if err := r.control.SelectContext(ctx, &rows, q, s.name); err != nil {
 		return dbError("reserve: list spares", err)
 	}
-	known := map[string]bool{}
-	for _, s := range rows {
-		known[s.Name] = true
-		if s.Claimed || (s.State == "READY" && s.Version >= r.version) {
+	objs, err := r.spareObjects(ctx, s)
+	if err != nil {
+		return err
+	}
+	for _, sp := range rows {
+		complete := objs.dbs[sp.Name] && objs.roles[sp.Name]
+		if sp.Claimed || (sp.State == "READY" && sp.Version >= r.version && complete) {
 			continue
 		}
-		if err := r.dropSpare(ctx, s.Name); err != nil {
+		if err := r.dropSpare(ctx, s, sp.Name); err != nil {
 			return err
 		}
 	}
-	var objects []string
-	const q = `SELECT datname FROM pg_database WHERE datname ~ $1 UNION SELECT rolname FROM pg_roles WHERE rolname ~ $1`
-	if err := r.control.SelectContext(ctx, &objects, q, r.spareRe.String()); err != nil {
-		return dbError("reserve: list spare objects", err)
+	orphans, err := r.orphans(ctx, objs)
+	if err != nil {
+		return err
 	}
-	for _, o := range objects {
-		if !known[o] {
-			if err := r.dropSpare(ctx, o); err != nil {
-				return err
-			}
+	for _, o := range orphans {
+		if err := r.dropSpare(ctx, s, o); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// dropSpare drops a spare's database, role and row.
-func (r *Reserve) dropSpare(ctx context.Context, name string) error {
-	if err := r.dropDatabase(ctx, name); err != nil {
+// spareObjectSet is what a server's catalog holds under spare names.
+type spareObjectSet struct {
+	dbs, roles map[string]bool
+}
+
+// spareObjects lists the spare-named databases and roles on s.
+func (r *Reserve) spareObjects(ctx context.Context, s site) (spareObjectSet, error) {
+	var rows []struct {
+		Name string `db:"name"`
+		IsDB bool   `db:"is_db"`
+	}
+	const q = `SELECT datname AS name, true AS is_db FROM pg_database WHERE datname ~ $1
+		UNION ALL SELECT rolname, false FROM pg_roles WHERE rolname ~ $1`
+	if err := s.admin.SelectContext(ctx, &rows, q, r.spareRe.String()); err != nil {
+		return spareObjectSet{}, dbError("reserve: list spare objects", err)
+	}
+	set := spareObjectSet{dbs: map[string]bool{}, roles: map[string]bool{}}
+	for _, o := range rows {
+		if o.IsDB {
+			set.dbs[o.Name] = true
+		} else {
+			set.roles[o.Name] = true
+		}
+	}
+	return set, nil
+}
+
+// orphans returns the names of objs that no spares row names (of any
+// server: two server entries might reach one cluster). A spare's row is
+// written before its objects and deleted after them, so an object without
+// a row is one that no build or claim will finish.
+func (r *Reserve) orphans(ctx context.Context, objs spareObjectSet) ([]string, error) {
+	var names []string
+	for n := range objs.dbs {
+		names = append(names, n)
+	}
+	for n := range objs.roles {
+		if !objs.dbs[n] {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	var known []string
+	if err := r.control.SelectContext(ctx, &known, `SELECT name FROM spares WHERE name = ANY($1)`, pq.StringArray(names)); err != nil {
+		return nil, dbError("reserve: look up spares", err)
+	}
+	var out []string
+	for _, n := range names {
+		if !slices.Contains(known, n) {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// dropSpare drops a spare's database, role and row, in that order: a
+// crash midway leaves a row without objects (given up by a claim, dropped
+// by the next collect), never objects without a row.
+func (r *Reserve) dropSpare(ctx context.Context, s site, name string) error {
+	if err := r.dropDatabase(ctx, s, name); err != nil {
 		return err
 	}
-	if err := r.dropRole(ctx, name); err != nil {
+	if err := r.dropRole(ctx, s, name); err != nil {
 		return err
 	}
 	if _, err := r.control.ExecContext(ctx, `DELETE FROM spares WHERE name = $1 AND claimed_by IS NULL`, name); err != nil {
@@ -361,21 +447,22 @@ func (r *Reserve) quoteReserved(name string) (string, error) {
 	return pq.QuoteIdentifier(name), nil
 }
 
-// templateReady reports whether the current template is complete: it is
-// marked IS_TEMPLATE and closed to connections only once migrated.
-func (r *Reserve) templateReady(ctx context.Context) (bool, error) {
+// templateReady reports whether the current template is complete on the
+// server of the administrative handle admin: it is marked IS_TEMPLATE and
+// closed to connections only once migrated.
+func (r *Reserve) templateReady(ctx context.Context, admin *sqlx.DB) (bool, error) {
 	const q = `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1 AND datistemplate AND NOT datallowconn)`
 	var ok bool
-	if err := r.control.GetContext(ctx, &ok, q, r.tpl); err != nil {
+	if err := admin.GetContext(ctx, &ok, q, r.tpl); err != nil {
 		return false, dbError("reserve: template lookup", err)
 	}
 	return ok, nil
 }
 
-// ensureTemplate builds the current template unless it is complete. The
-// caller holds the reserve lock.
-func (r *Reserve) ensureTemplate(ctx context.Context) error {
-	if ok, err := r.templateReady(ctx); err != nil || ok {
+// ensureTemplate builds the current template on s unless it is complete.
+// The caller holds the server's reserve lock.
+func (r *Reserve) ensureTemplate(ctx context.Context, s site) error {
+	if ok, err := r.templateReady(ctx, s.admin); err != nil || ok {
 		return err
 	}
 	start := time.Now()
@@ -384,22 +471,22 @@ func (r *Reserve) ensureTemplate(ctx context.Context) error {
 		return err
 	}
 	// A half-built template (a crash during its migrations) starts over.
-	if err := r.dropDatabase(ctx, r.tpl); err != nil {
+	if err := r.dropDatabase(ctx, s, r.tpl); err != nil {
 		return err
 	}
-	if err := r.ensureNologinRole(ctx, r.tpl); err != nil {
+	if err := r.ensureNologinRole(ctx, s, r.tpl); err != nil {
 		return err
 	}
-	if _, err := r.control.ExecContext(ctx, "CREATE DATABASE "+name+" TEMPLATE template0 ENCODING 'UTF8'"); err != nil {
+	if _, err := s.admin.ExecContext(ctx, "CREATE DATABASE "+name+" TEMPLATE template0 ENCODING 'UTF8'"); err != nil {
 		return dbError("reserve: create template", err)
 	}
-	if _, err := r.control.ExecContext(ctx, "REVOKE ALL ON DATABASE "+name+" FROM PUBLIC"); err != nil {
+	if _, err := s.admin.ExecContext(ctx, "REVOKE ALL ON DATABASE "+name+" FROM PUBLIC"); err != nil {
 		return dbError("reserve: template privileges", err)
 	}
 	// Migrate as the template's own role, so that its objects belong to
 	// it and a clone can hand them over with REASSIGN OWNED; the role
 	// owns the public schema too, which the clone's role then gets.
-	db, err := r.open(r.tpl, "")
+	db, err := r.open(s, r.tpl, "")
 	if err != nil {
 		return err
 	}
@@ -408,7 +495,7 @@ func (r *Reserve) ensureTemplate(ctx context.Context) error {
 	if err != nil {
 		return dbError("reserve: template schema owner", err)
 	}
-	if db, err = r.open(r.tpl, r.tpl); err != nil {
+	if db, err = r.open(s, r.tpl, r.tpl); err != nil {
 		return err
 	}
 	_, err = migrations.TenantSet().ExecContext(ctx, db.DB, "postgres", migrations.Tenant(), migrate.Up)
@@ -416,57 +503,60 @@ func (r *Reserve) ensureTemplate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reserve: migrate template: %w", err)
 	}
-	if _, err := r.control.ExecContext(ctx, "ALTER DATABASE "+name+" WITH ALLOW_CONNECTIONS false IS_TEMPLATE true"); err != nil {
+	if _, err := s.admin.ExecContext(ctx, "ALTER DATABASE "+name+" WITH ALLOW_CONNECTIONS false IS_TEMPLATE true"); err != nil {
 		return dbError("reserve: mark template", err)
 	}
-	r.log.Info("tenant template built", "template", r.tpl, "version", r.version, "took", time.Since(start).Round(time.Millisecond))
+	r.log.Info("tenant template built", "server", s.name, "template", r.tpl, "version", r.version, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
-// ensureNologinRole creates a NOLOGIN role unless it exists, and makes the
-// control role a member (a non-superuser needs that to create databases
-// owned by it and to REASSIGN its objects).
-func (r *Reserve) ensureNologinRole(ctx context.Context, name string) error {
+// ensureNologinRole creates a NOLOGIN role on s unless it exists, and
+// makes the server's role a member (a non-superuser needs that to create
+// databases owned by it and to REASSIGN its objects).
+func (r *Reserve) ensureNologinRole(ctx context.Context, s site, name string) error {
 	q, err := r.quoteReserved(name)
 	if err != nil {
 		return err
 	}
 	var found bool
-	if err := r.control.GetContext(ctx, &found, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, name); err != nil {
+	if err := s.admin.GetContext(ctx, &found, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, name); err != nil {
 		return dbError("reserve: role lookup", err)
 	}
 	if !found {
-		_, err := r.control.ExecContext(ctx, "CREATE ROLE "+q+" NOLOGIN")
+		_, err := s.admin.ExecContext(ctx, "CREATE ROLE "+q+" NOLOGIN")
 		if err != nil && pq.As(err, "42710") == nil {
 			return dbError("reserve: create role", err)
 		}
 	}
-	return r.grantToControl(ctx, q)
+	return r.grantToServerRole(ctx, s, q)
 }
 
-// grantToControl makes the control role a member of role (quoted) unless
-// it is a superuser.
-func (r *Reserve) grantToControl(ctx context.Context, role string) error {
+// grantToServerRole makes the role of s's URL a member of role (quoted)
+// unless it is a superuser.
+func (r *Reserve) grantToServerRole(ctx context.Context, s site, role string) error {
 	var super bool
-	if err := r.control.GetContext(ctx, &super, `SELECT rolsuper FROM pg_roles WHERE rolname = current_user`); err != nil {
+	if err := s.admin.GetContext(ctx, &super, `SELECT rolsuper FROM pg_roles WHERE rolname = current_user`); err != nil {
 		return dbError("reserve: check control role", err)
 	}
 	if super {
 		return nil
 	}
-	if _, err := r.control.ExecContext(ctx, "GRANT "+role+" TO CURRENT_USER"); err != nil {
+	if _, err := s.admin.ExecContext(ctx, "GRANT "+role+" TO CURRENT_USER"); err != nil {
 		return dbError("reserve: grant role", err)
 	}
 	return nil
 }
 
-// open returns a one-connection handle on database dbName as the control
-// role, acting as role asRole when not "".
-func (r *Reserve) open(dbName, asRole string) (*sqlx.DB, error) {
-	u := *r.server
+// open returns a one-connection handle on database dbName of s as the
+// server's role, acting as role asRole when not "".
+func (r *Reserve) open(s site, dbName, asRole string) (*sqlx.DB, error) {
+	u := *s.url
 	u.Path = "/" + dbName
 	q := u.Query()
 	q.Set("application_name", "tenantql-reserve")
+	if q.Get("connect_timeout") == "" {
+		q.Set("connect_timeout", "5")
+	}
 	if asRole != "" {
 		q.Set("options", "-c role="+asRole)
 	}
@@ -480,17 +570,18 @@ func (r *Reserve) open(dbName, asRole string) (*sqlx.DB, error) {
 }
 
 // createDatabase creates the tenant database dbName (quoted) owned by role
-// (quoted) from the template when it is ready, else from template0 (the
+// (quoted), through the administrative handle admin of its server, from
+// that server's template when it is ready, else from template0 (the
 // migrate step then builds the schema). It counts the source.
-func (r *Reserve) createDatabase(ctx context.Context, control *sqlx.DB, role, dbName string) error {
+func (r *Reserve) createDatabase(ctx context.Context, admin *sqlx.DB, role, dbName string) error {
 	if r != nil && r.opts.Template {
-		ok, err := r.templateReady(ctx)
+		ok, err := r.templateReady(ctx, admin)
 		if err != nil {
 			return err
 		}
 		if ok {
 			tpl, _ := r.quoteReserved(r.tpl)
-			_, err := control.ExecContext(ctx, "CREATE DATABASE "+dbName+" OWNER "+role+" TEMPLATE "+tpl)
+			_, err := admin.ExecContext(ctx, "CREATE DATABASE "+dbName+" OWNER "+role+" TEMPLATE "+tpl)
 			switch {
 			case err == nil:
 				r.opts.Metrics.DatabaseCreated("template")
@@ -503,7 +594,7 @@ func (r *Reserve) createDatabase(ctx context.Context, control *sqlx.DB, role, db
 			r.log.Warn("clone tenant template; falling back to template0", "template", r.tpl, "err", err)
 		}
 	}
-	_, err := control.ExecContext(ctx, "CREATE DATABASE "+dbName+" OWNER "+role+" TEMPLATE template0 ENCODING 'UTF8'")
+	_, err := admin.ExecContext(ctx, "CREATE DATABASE "+dbName+" OWNER "+role+" TEMPLATE template0 ENCODING 'UTF8'")
 	if err != nil && pq.As(err, "42P04") == nil {
 		return dbError("create database", err)
 	}
@@ -513,27 +604,36 @@ func (r *Reserve) createDatabase(ctx context.Context, control *sqlx.DB, role, db
 	return nil
 }
 
-// adopt hands every object in database dbName that belongs to a template
-// role (a clone's tables, from the template) to role toRole. It asks the
-// shared catalog first and connects only when there is something to hand
-// over, so it is cheap to call again after a crash.
-func (r *Reserve) adopt(ctx context.Context, dbName, toRole string) error {
+// adoptOn is adopt on the server named server, for the provisioner.
+func (r *Reserve) adoptOn(ctx context.Context, server, dbName, toRole string) error {
 	if r == nil {
 		return nil
 	}
+	s, err := r.site(ctx, server)
+	if err != nil {
+		return err
+	}
+	return r.adopt(ctx, s, dbName, toRole)
+}
+
+// adopt hands every object in database dbName of s that belongs to a
+// template role (a clone's tables, from the template) to role toRole. It
+// asks the shared catalog first and connects only when there is something
+// to hand over, so it is cheap to call again after a crash.
+func (r *Reserve) adopt(ctx context.Context, s site, dbName, toRole string) error {
 	const q = `SELECT DISTINCT o.rolname FROM pg_shdepend d
 		JOIN pg_database db ON db.oid = d.dbid
 		JOIN pg_roles o ON o.oid = d.refobjid
 		WHERE db.datname = $1 AND d.deptype = 'o' AND o.rolname ~ $2`
 	var owners []string
-	if err := r.control.SelectContext(ctx, &owners, q, dbName, r.tplRe.String()); err != nil {
+	if err := s.admin.SelectContext(ctx, &owners, q, dbName, r.tplRe.String()); err != nil {
 		return dbError("reserve: ownership lookup", err)
 	}
 	if len(owners) == 0 {
 		return nil
 	}
 	to := pq.QuoteIdentifier(toRole)
-	db, err := r.open(dbName, "")
+	db, err := r.open(s, dbName, "")
 	if err != nil {
 		return err
 	}
@@ -562,37 +662,37 @@ func (r *Reserve) adopt(ctx context.Context, dbName, toRole string) error {
 	return nil
 }
 
-// dropDatabase drops a template or spare database if it exists.
-func (r *Reserve) dropDatabase(ctx context.Context, name string) error {
+// dropDatabase drops a template or spare database of s if it exists.
+func (r *Reserve) dropDatabase(ctx context.Context, s site, name string) error {
 	q, err := r.quoteReserved(name)
 	if err != nil {
 		return err
 	}
 	var isTemplate sql.NullBool
-	if err := r.control.GetContext(ctx, &isTemplate, `SELECT (SELECT datistemplate FROM pg_database WHERE datname = $1)`, name); err != nil {
+	if err := s.admin.GetContext(ctx, &isTemplate, `SELECT (SELECT datistemplate FROM pg_database WHERE datname = $1)`, name); err != nil {
 		return dbError("reserve: database lookup", err)
 	}
 	if !isTemplate.Valid {
 		return nil
 	}
 	if isTemplate.Bool {
-		if _, err := r.control.ExecContext(ctx, "ALTER DATABASE "+q+" WITH IS_TEMPLATE false"); err != nil {
+		if _, err := s.admin.ExecContext(ctx, "ALTER DATABASE "+q+" WITH IS_TEMPLATE false"); err != nil {
 			return dbError("reserve: unmark template", err)
 		}
 	}
-	if _, err := r.control.ExecContext(ctx, "DROP DATABASE IF EXISTS "+q+" WITH (FORCE)"); err != nil {
+	if _, err := s.admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+q+" WITH (FORCE)"); err != nil {
 		return dbError("reserve: drop database", err)
 	}
 	return nil
 }
 
-// dropRole drops a template or spare role if it exists.
-func (r *Reserve) dropRole(ctx context.Context, name string) error {
+// dropRole drops a template or spare role of s if it exists.
+func (r *Reserve) dropRole(ctx context.Context, s site, name string) error {
 	q, err := r.quoteReserved(name)
 	if err != nil {
 		return err
 	}
-	if _, err := r.control.ExecContext(ctx, "DROP ROLE IF EXISTS "+q); err != nil {
+	if _, err := s.admin.ExecContext(ctx, "DROP ROLE IF EXISTS "+q); err != nil {
 		return dbError("reserve: drop role", err)
 	}
 	return nil
@@ -604,8 +704,8 @@ func (r *Reserve) isReservedName(name string) bool {
 	return r != nil && (r.tplRe.MatchString(name) || r.spareRe.MatchString(name))
 }
 
-// claim gives tenant t a spare's database and role, renamed to the
-// tenant's names, and reports whether it did. It claims only for a tenant
+// claim gives tenant t a spare of its server, database and role renamed
+// to the tenant's names, and reports whether it did. It claims only for a tenant
 // that has neither a database nor a role yet. The claim is a row update
 // (FOR UPDATE SKIP LOCKED: concurrent claims take different spares) that
 // names the tenant; the renames follow, each skipped when done, and the
@@ -613,20 +713,24 @@ func (r *Reserve) isReservedName(name string) bool {
 // finished by the next pass, on any process. boundary is called between
 // the stages (a failpoint may stop there). The role step then re-keys the
 // role (LOGIN, password, limits), the database step finds the database.
-func (r *Reserve) claim(ctx context.Context, control sqlxExecGetter, t *Tenant) (bool, error) {
+func (r *Reserve) claim(ctx context.Context, t *Tenant) (bool, error) {
 	if r == nil {
 		return false, nil
 	}
 	var name string
-	err := control.GetContext(ctx, &name, `SELECT name FROM spares WHERE claimed_by = $1`, t.ID)
+	err := r.control.GetContext(ctx, &name, `SELECT name FROM spares WHERE claimed_by = $1`, t.ID)
+	if errors.Is(err, sql.ErrNoRows) && r.opts.Spares <= 0 {
+		return false, nil
+	}
+	s, serr := r.site(ctx, t.Server)
+	if serr != nil {
+		return false, serr
+	}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		if r.opts.Spares <= 0 {
-			return false, nil
-		}
 		var has bool
 		const qHas = `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) OR EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2)`
-		if err := control.GetContext(ctx, &has, qHas, t.DBName, t.RoleName); err != nil {
+		if err := s.admin.GetContext(ctx, &has, qHas, t.DBName, t.RoleName); err != nil {
 			return false, dbError("claim spare: catalog lookup", err)
 		}
 		if has {
@@ -634,10 +738,10 @@ func (r *Reserve) claim(ctx context.Context, control sqlxExecGetter, t *Tenant) 
 		}
 		const qClaim = `UPDATE spares SET claimed_by = $1, claimed_at = now()
 			WHERE name = (SELECT name FROM spares
-				WHERE state = 'READY' AND claimed_by IS NULL AND version = $2
+				WHERE server = $3 AND state = 'READY' AND claimed_by IS NULL AND version = $2
 				ORDER BY created_at, name LIMIT 1 FOR UPDATE SKIP LOCKED)
 			RETURNING name`
-		err = control.GetContext(ctx, &name, qClaim, t.ID, r.version)
+		err = r.control.GetContext(ctx, &name, qClaim, t.ID, r.version, s.name)
 		if errors.Is(err, sql.ErrNoRows) {
 			r.Kick()
 			return false, nil
@@ -667,16 +771,16 @@ func (r *Reserve) claim(ctx context.Context, control sqlxExecGetter, t *Tenant) 
 		EXISTS (SELECT 1 FROM pg_database WHERE datname = $2) AS tenant_db,
 		EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AS spare_role,
 		EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $3) AS tenant_role`
-	if err := control.GetContext(ctx, &st, qState, name, t.DBName, t.RoleName); err != nil {
+	if err := s.admin.GetContext(ctx, &st, qState, name, t.DBName, t.RoleName); err != nil {
 		return false, dbError("claim spare: catalog lookup", err)
 	}
 	if (!st.SpareDB && !st.TenantDB) || (!st.SpareRole && !st.TenantRole) {
 		// The spare lost its objects (dropped by hand?): give it up and
 		// go the slow way.
 		r.log.Warn("claimed spare is incomplete; dropping it", "spare", name, "tenant", t.Slug)
-		_, _ = control.ExecContext(ctx, `DELETE FROM spares WHERE name = $1`, name)
-		_ = r.dropDatabase(ctx, name)
-		_ = r.dropRole(ctx, name)
+		_, _ = r.control.ExecContext(ctx, `DELETE FROM spares WHERE name = $1`, name)
+		_ = r.dropDatabase(ctx, s, name)
+		_ = r.dropRole(ctx, s, name)
 		return false, nil
 	}
 	dbName, err := quoteTenantName(t.DBName)
@@ -688,26 +792,20 @@ func (r *Reserve) claim(ctx context.Context, control sqlxExecGetter, t *Tenant) 
 		return false, err
 	}
 	if st.SpareDB && !st.TenantDB {
-		if _, err := control.ExecContext(ctx, "ALTER DATABASE "+spare+" RENAME TO "+dbName); err != nil {
+		if _, err := s.admin.ExecContext(ctx, "ALTER DATABASE "+spare+" RENAME TO "+dbName); err != nil {
 			return false, dbError("claim spare: rename database", err)
 		}
 	}
 	if st.SpareRole && !st.TenantRole {
-		if _, err := control.ExecContext(ctx, "ALTER ROLE "+spare+" RENAME TO "+role); err != nil {
+		if _, err := s.admin.ExecContext(ctx, "ALTER ROLE "+spare+" RENAME TO "+role); err != nil {
 			return false, dbError("claim spare: rename role", err)
 		}
 	}
-	if _, err := control.ExecContext(ctx, `DELETE FROM spares WHERE name = $1 AND claimed_by = $2`, name, t.ID); err != nil {
+	if _, err := r.control.ExecContext(ctx, `DELETE FROM spares WHERE name = $1 AND claimed_by = $2`, name, t.ID); err != nil {
 		return false, dbError("claim spare: done", err)
 	}
 	r.opts.Metrics.DatabaseCreated("spare")
 	return true, nil
-}
-
-// sqlxExecGetter is the part of *sqlx.DB that claim uses.
-type sqlxExecGetter interface {
-	GetContext(ctx context.Context, dest any, query string, args ...any) error
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
 // quoteTenantName quotes a tenant database or role name ("<prefix><32 hex>")
@@ -725,8 +823,10 @@ func quoteTenantName(name string) (string, error) {
 	return pq.QuoteIdentifier(name), nil
 }
 
-// ReserveStatus is what `tenantql doctor` shows of the reserve.
+// ReserveStatus is what `tenantql doctor` shows of the reserve of one
+// database server.
 type ReserveStatus struct {
+	Server        string // the database server
 	Template      string // name of the current template database
 	TemplateReady bool
 	Version       string   // newest tenant migration, the template's
@@ -734,83 +834,88 @@ type ReserveStatus struct {
 	Pending       int      // spares being built or claimed
 }
 
-// Check describes the reserve and reports its problems: template
-// databases of other tenant migrations (stale-template), spare-named
-// databases or roles without a spares row (orphan-spare) and ready spares
-// whose database or role is missing (missing-spare). With repair it drops
-// the first two and forgets the last. Spares and the template are never
-// tenant orphans: they are not tenant-named.
+// Check is CheckServer of the default server.
 func (r *Reserve) Check(ctx context.Context, repair bool) (ReserveStatus, []Problem, error) {
-	st := ReserveStatus{Template: r.tpl, Version: r.version}
-	var err error
-	if st.TemplateReady, err = r.templateReady(ctx); err != nil {
+	return r.CheckServer(ctx, DefaultServer, repair)
+}
+
+// CheckServer describes the reserve of the database server name and
+// reports its problems: template databases of other tenant migrations
+// (stale-template), spare-named databases or roles without a spares row
+// (orphan-spare) and ready spares whose database or role is missing
+// (missing-spare). With repair it drops the first two and forgets the
+// last. Spares and the template are never tenant orphans: they are not
+// tenant-named. Returns ErrServerNotFound for an unknown server, and an
+// error when the server does not answer.
+func (r *Reserve) CheckServer(ctx context.Context, name string, repair bool) (ReserveStatus, []Problem, error) {
+	st := ReserveStatus{Server: name, Template: r.tpl, Version: r.version}
+	s, err := r.site(ctx, name)
+	if err != nil {
 		return st, nil, err
 	}
-	var problems []Problem
-	var tpls []string
-	if err := r.control.SelectContext(ctx, &tpls, `SELECT datname FROM pg_database WHERE datname ~ $1 AND datname <> $2`, r.tplRe.String(), r.tpl); err != nil {
-		return st, nil, dbError("reserve: list templates", err)
+	if st.TemplateReady, err = r.templateReady(ctx, s.admin); err != nil {
+		return st, nil, err
 	}
-	for _, name := range tpls {
-		p := Problem{Kind: "stale-template", Object: name, Detail: "template of other tenant migrations than " + r.version}
-		if repair {
-			p.Repaired = r.dropDatabase(ctx, name) == nil && r.dropRole(ctx, name) == nil
-		}
-		problems = append(problems, p)
+	problems, err := r.staleTemplates(ctx, s, repair)
+	if err != nil {
+		return st, nil, err
 	}
 	var rows []struct {
 		Name    string `db:"name"`
 		State   string `db:"state"`
 		Claimed bool   `db:"claimed"`
-		DB      bool   `db:"db"`
-		Role    bool   `db:"role"`
 	}
-	const q = `SELECT s.name, s.state, s.claimed_by IS NOT NULL AS claimed,
-		EXISTS (SELECT 1 FROM pg_database WHERE datname = s.name) AS db,
-		EXISTS (SELECT 1 FROM pg_roles WHERE rolname = s.name) AS role
-		FROM spares s ORDER BY s.created_at, s.name`
-	if err := r.control.SelectContext(ctx, &rows, q); err != nil {
+	const q = `SELECT name, state, claimed_by IS NOT NULL AS claimed FROM spares WHERE server = $1 ORDER BY created_at, name`
+	if err := r.control.SelectContext(ctx, &rows, q, s.name); err != nil {
 		return st, nil, dbError("reserve: list spares", err)
 	}
-	known := map[string]bool{}
-	for _, s := range rows {
-		known[s.Name] = true
+	// the catalog after the rows: a spare built meanwhile has its row
+	objs, err := r.spareObjects(ctx, s)
+	if err != nil {
+		return st, nil, err
+	}
+	for _, sp := range rows {
 		switch {
-		case s.Claimed || s.State != "READY":
+		case sp.Claimed || sp.State != "READY":
 			st.Pending++
-		case !s.DB || !s.Role:
-			p := Problem{Kind: "missing-spare", Object: s.Name, Detail: "spare row without its database or role"}
+		case !objs.dbs[sp.Name] || !objs.roles[sp.Name]:
+			p := Problem{Kind: "missing-spare", Object: sp.Name, Detail: "spare row without its database or role"}
 			if repair {
-				p.Repaired = r.dropSpare(ctx, s.Name) == nil
+				p.Repaired = r.dropSpare(ctx, s, sp.Name) == nil
 			}
 			problems = append(problems, p)
 		default:
-			st.Spares = append(st.Spares, s.Name)
+			st.Spares = append(st.Spares, sp.Name)
 		}
 	}
-	// Objects first seen without a row and still there after a second
-	// look are orphans (a spare's row is written before its objects).
-	var objects []string
-	const qo = `SELECT datname FROM pg_database WHERE datname ~ $1 UNION SELECT rolname FROM pg_roles WHERE rolname ~ $1`
-	if err := r.control.SelectContext(ctx, &objects, qo, r.spareRe.String()); err != nil {
-		return st, nil, dbError("reserve: list spare objects", err)
+	orphans, err := r.orphans(ctx, objs)
+	if err != nil {
+		return st, nil, err
 	}
-	for _, o := range objects {
-		if known[o] {
-			continue
-		}
-		var has bool
-		if err := r.control.GetContext(ctx, &has, `SELECT EXISTS (SELECT 1 FROM spares WHERE name = $1)`, o); err != nil {
-			return st, nil, dbError("reserve: recheck spare", err)
-		}
-		if has {
-			continue
-		}
+	for _, o := range orphans {
 		p := Problem{Kind: "orphan-spare", Object: o, Detail: "spare-named object with no spares row"}
 		if repair {
-			p.Repaired = r.dropDatabase(ctx, o) == nil && r.dropRole(ctx, o) == nil
+			p.Repaired = r.dropDatabase(ctx, s, o) == nil && r.dropRole(ctx, s, o) == nil
 		}
 		problems = append(problems, p)
 	}
 	return st, problems, nil
+}
+
+// staleTemplates reports (and with repair drops) the template databases
+// on s of other tenant migrations than the current one.
+func (r *Reserve) staleTemplates(ctx context.Context, s site, repair bool) ([]Problem, error) {
+	var tpls []string
+	if err := s.admin.SelectContext(ctx, &tpls, `SELECT datname FROM pg_database WHERE datname ~ $1 AND datname <> $2`, r.tplRe.String(), r.tpl); err != nil {
+		return nil, dbError("reserve: list templates", err)
+	}
+	var problems []Problem
+	for _, name := range tpls {
+		p := Problem{Kind: "stale-template", Object: name, Detail: "template of other tenant migrations than " + r.version}
+		if repair {
+			p.Repaired = r.dropDatabase(ctx, s, name) == nil && r.dropRole(ctx, s, name) == nil
+		}
+		problems = append(problems, p)
+	}
+	return problems, nil
 }

@@ -33,8 +33,9 @@ var (
 	ErrServerNotFound = errors.New("database server not found")
 	// ErrServerTaken: a database server already has that name.
 	ErrServerTaken = errors.New("database server name is already taken")
-	// ErrServerInUse: the database server still holds tenant databases.
-	ErrServerInUse = errors.New("database server still holds tenant databases")
+	// ErrServerInUse: tenant databases, a move or a claimed spare are
+	// still on the database server.
+	ErrServerInUse = errors.New("database server is still in use")
 )
 
 var serverNameRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,38}$`)
@@ -75,6 +76,7 @@ type Servers struct {
 	sealer     *Sealer
 	defaultURL *url.URL
 	o          ServersOptions
+	reserve    *Reserve // prepares added servers, clears removed ones; nil: none
 
 	mu     sync.Mutex
 	admins map[string]*sqlx.DB // open administrative handles, by name
@@ -124,6 +126,10 @@ func NewServers(control *sqlx.DB, defaultURL string, sealer *Sealer, o ServersOp
 		urls:   map[string]*url.URL{DefaultServer: u}, down: map[string]bool{}}
 	return s, nil
 }
+
+// SetReserve makes the reserve prepare each server added (its template
+// and spares) and clear each server removed. Call it before serving.
+func (s *Servers) SetReserve(r *Reserve) { s.reserve = r }
 
 const serverColumns = `s.name, s.host, s.url_sealed, s.capacity, s.draining, s.reachable, s.last_error, s.created_at,
 	(SELECT count(*) FROM tenants t WHERE t.database_server = s.name) AS tenants`
@@ -210,6 +216,7 @@ func (s *Servers) Add(ctx context.Context, name, rawURL string, capacity int) (D
 		return DatabaseServer{}, dbError("add database server", err)
 	}
 	s.o.Log.Info("database server added", "server", name, "host", u.Host)
+	s.reserve.Kick() // its template and spares, soon; sign-ups fall back to template0 meanwhile
 	return s.Get(ctx, name)
 }
 
@@ -272,26 +279,36 @@ func (s *Servers) SetDraining(ctx context.Context, name string, draining bool) (
 	return s.Get(ctx, name)
 }
 
-// Remove forgets the server name. Returns ErrServerInUse while tenant
-// databases are on it, ErrWrongState for "default", ErrServerNotFound.
+// Remove drops the template and spares of the server name (see
+// Reserve.clearServer) and forgets the server. Returns ErrServerInUse
+// while tenant databases, a move (from or to it) or a sign-up's claim of
+// one of its spares are on it, ErrWrongState for "default",
+// ErrServerNotFound.
 func (s *Servers) Remove(ctx context.Context, name string) error {
 	if name == DefaultServer {
 		return fmt.Errorf("the default server holds the control database: %w", ErrWrongState)
 	}
-	const q = `DELETE FROM database_servers s WHERE s.name = $1
-		AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.database_server = s.name)`
-	res, err := s.control.ExecContext(ctx, q, name)
-	if err != nil {
-		if pq.As(err, "23503") != nil { // a tenant placed there meanwhile
+	if _, err := s.row(ctx, name); err != nil {
+		return err
+	}
+	if err := s.checkUnused(ctx, name); err != nil {
+		return err
+	}
+	forget := func() error {
+		_, err := s.control.ExecContext(ctx, `DELETE FROM database_servers WHERE name = $1`, name)
+		if pq.As(err, "23503") != nil { // a tenant placed there, or a spare claimed, meanwhile
 			return fmt.Errorf("database server %q: %w", name, ErrServerInUse)
 		}
 		return dbError("remove database server", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		if _, err := s.row(ctx, name); err != nil {
-			return err
-		}
-		return fmt.Errorf("database server %q: %w", name, ErrServerInUse)
+	var err error
+	if s.reserve != nil {
+		err = s.reserve.clearServer(ctx, name, forget)
+	} else {
+		err = forget()
+	}
+	if err != nil {
+		return err
 	}
 	s.mu.Lock()
 	if db := s.admins[name]; db != nil {
@@ -301,6 +318,32 @@ func (s *Servers) Remove(ctx context.Context, name string) error {
 	delete(s.urls, name)
 	s.mu.Unlock()
 	s.o.Log.Info("database server removed", "server", name)
+	return nil
+}
+
+// checkUnused returns ErrServerInUse, saying why, while tenants, moves or
+// claimed spares are on the server name.
+func (s *Servers) checkUnused(ctx context.Context, name string) error {
+	var use struct {
+		Tenants bool `db:"tenants"`
+		Moves   bool `db:"moves"`
+		Claims  bool `db:"claims"`
+	}
+	const q = `SELECT
+		EXISTS (SELECT 1 FROM tenants WHERE database_server = $1) AS tenants,
+		EXISTS (SELECT 1 FROM tenants WHERE move_server = $1) AS moves,
+		EXISTS (SELECT 1 FROM spares WHERE server = $1 AND claimed_by IS NOT NULL) AS claims`
+	if err := s.control.GetContext(ctx, &use, q, name); err != nil {
+		return dbError("database server use", err)
+	}
+	switch {
+	case use.Tenants:
+		return fmt.Errorf("database server %q: %w: tenant databases are on it", name, ErrServerInUse)
+	case use.Moves:
+		return fmt.Errorf("database server %q: %w: a tenant is moving to or from it", name, ErrServerInUse)
+	case use.Claims:
+		return fmt.Errorf("database server %q: %w: a sign-up is claiming one of its spares", name, ErrServerInUse)
+	}
 	return nil
 }
 

@@ -47,10 +47,7 @@ func (p *Provisioner) provision(ctx context.Context, t *Tenant, j job) error {
 	}
 	run := map[string]func() error{
 		"spare": func() error {
-			if t.Server != DefaultServer {
-				return nil // spares and the template live on the default server only
-			}
-			_, err := p.opts.Reserve.claim(ctx, p.control, t)
+			_, err := p.opts.Reserve.claim(ctx, t) // a spare of the tenant's server
 			return err
 		},
 		"role":       func() error { return p.ensureRole(ctx, t, role) },
@@ -141,15 +138,6 @@ func (p *Provisioner) admin(ctx context.Context, t *Tenant) (*sqlx.DB, error) {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return db, nil
-}
-
-// reserve returns the Reserve for the tenant's server: the default
-// server's, nil (template0, no spares) for the others.
-func (p *Provisioner) reserve(t *Tenant) *Reserve {
-	if t.Server == DefaultServer || t.Server == "" {
-		return p.opts.Reserve
-	}
-	return nil
 }
 
 func (p *Provisioner) exists(ctx context.Context, db *sqlx.DB, q, name string) (bool, error) {
@@ -253,7 +241,7 @@ func (p *Provisioner) ensureDatabase(ctx context.Context, t *Tenant, role, dbNam
 		return err
 	}
 	if !found { // from the template when there is one (template.go), else template0
-		if err := p.reserve(t).createDatabase(ctx, db, role, dbName); err != nil {
+		if err := p.opts.Reserve.createDatabase(ctx, db, role, dbName); err != nil {
 			return err
 		}
 	}
@@ -267,7 +255,7 @@ func (p *Provisioner) ensureDatabase(ctx context.Context, t *Tenant, role, dbNam
 			return dbError("reopen database", err)
 		}
 	}
-	return p.reserve(t).adopt(ctx, t.DBName, t.RoleName) // a clone's objects become the tenant role's
+	return p.opts.Reserve.adoptOn(ctx, t.Server, t.DBName, t.RoleName) // a clone's objects become the tenant role's
 }
 
 // ensurePrivileges makes sure only the tenant's role may connect.
