@@ -227,7 +227,8 @@ func TestMoveUndoneWhenItKeepsFailing(t *testing.T) {
 		t.Fatalf("the undone move left the tenant on %s", got)
 	}
 	var onB int
-	_ = bSuper.Get(&onB, `SELECT (SELECT count(*) FROM pg_database WHERE datname ~ $1) + (SELECT count(*) FROM pg_roles WHERE rolname ~ $1)`, "^"+ta.prefix)
+	// tenant-named: b's own template and spares stay
+	_ = bSuper.Get(&onB, `SELECT (SELECT count(*) FROM pg_database WHERE datname ~ $1) + (SELECT count(*) FROM pg_roles WHERE rolname ~ $1)`, ta.tenantNames())
 	if onB != 0 {
 		t.Fatalf("%d databases and roles of the new copy left on b", onB)
 	}

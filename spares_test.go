@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 
 	"github.com/tenantql/tenantql/tenancy"
 )
@@ -21,20 +22,26 @@ func newReserveApp(t *testing.T, env map[string]string) *testApp {
 	return ta
 }
 
-// waitReserve waits until the reserve has its template and spares ready
-// spares, and nothing in between (the refill runs in the background,
-// kicked after each claim; a surplus spare being dropped is seen as an
-// orphan for a moment).
+// waitReserve waits until the reserve of the default server has its
+// template and spares ready spares, and nothing in between (the refill
+// runs in the background, kicked after each claim; a surplus spare being
+// dropped is seen as an orphan for a moment).
 func (ta *testApp) waitReserve(t testing.TB, spares int) tenancy.ReserveStatus {
+	t.Helper()
+	return ta.waitServerReserve(t, tenancy.DefaultServer, spares)
+}
+
+// waitServerReserve is waitReserve on the database server named server.
+func (ta *testApp) waitServerReserve(t testing.TB, server string, spares int) tenancy.ReserveStatus {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		st, problems, err := ta.reserve.Check(context.Background(), false)
+		st, problems, err := ta.reserve.CheckServer(context.Background(), server, false)
 		if err == nil && st.TemplateReady && len(st.Spares) == spares && st.Pending == 0 && len(problems) == 0 {
 			return st
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("reserve not ready with %d spares within 60s: %+v %v %v", spares, st, problems, err)
+			t.Fatalf("reserve of %s not ready with %d spares within 60s: %+v %v %v", server, spares, st, problems, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -54,6 +61,13 @@ func (ta *testApp) spareNames(t testing.TB) []string {
 // included, to the tenant's own LOGIN role, and that PUBLIC cannot connect.
 func (ta *testApp) checkTenantDatabase(t testing.TB, slug string) {
 	t.Helper()
+	ta.checkTenantDatabaseOn(t, ta.control, slug)
+}
+
+// checkTenantDatabaseOn is checkTenantDatabase on the tenant's database
+// server, seen through db (a handle on that server).
+func (ta *testApp) checkTenantDatabaseOn(t testing.TB, db *sqlx.DB, slug string) {
+	t.Helper()
 	tn, err := ta.registry.Get(context.Background(), slug)
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +86,7 @@ func (ta *testApp) checkTenantDatabase(t testing.TB, slug string) {
 			WHERE s.dbid = d.oid AND s.deptype = 'o' AND r.rolname <> $2) AS foreign,
 		(SELECT count(*) FROM pg_shdepend s WHERE s.dbid = d.oid AND s.deptype = 'o') AS tables
 		FROM pg_database d WHERE d.datname = $1`
-	if err := ta.control.Get(&c, q, tn.DBName, tn.RoleName); err != nil {
+	if err := db.Get(&c, q, tn.DBName, tn.RoleName); err != nil {
 		t.Fatal(err)
 	}
 	if c.Owner != tn.RoleName || !c.Login || c.Public || c.Foreign != 0 || c.Tables == 0 {

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/tenantql/tenantql/internal/pgtest"
+)
+
+// reserveObjectsOn lists this app's template and spare databases and
+// roles on the cluster of db (as its superuser sees them).
+func (ta *testApp) reserveObjectsOn(t testing.TB, db *sqlx.DB) []string {
+	t.Helper()
+	pattern := "^" + ta.prefix + "(tpl|spare)_"
+	var names []string
+	const q = `SELECT 'database ' || datname FROM pg_database WHERE datname ~ $1
+		UNION ALL SELECT 'role ' || rolname FROM pg_roles WHERE rolname ~ $1 ORDER BY 1`
+	if err := db.Select(&names, q, pattern); err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+// TestSparesPerServer: a database server added to the fleet gets its own
+// template and spares (built there by the running reserve, with that
+// server's non-superuser role); a tenant placed on it is made from its
+// spare; it cannot be removed while a move targets it or tenants are on
+// it; removing it then drops its template and spares, roles included, and
+// their rows, and no later refill builds there again.
+func TestSparesPerServer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	// every move fails after its first step, and is undone after 2 s
+	ta := newReserveApp(t, map[string]string{
+		"SPARE_TENANTS": "1", "TENANTQL_FAILPOINT": "move.after-role=error",
+		"PROVISION_MAX_ATTEMPTS": "2", "PROVISION_BACKOFF_MS": "2000",
+	})
+	defaultSpares := ta.spareNames(t)
+	b := pgtest.NewCluster(t)
+	bSuper := openDB(t, b.SuperuserURL)
+	mustOK(t, ta.admin(t, addServerMutation, map[string]any{"in": map[string]any{"name": "b", "url": b.ServerURL}}))
+
+	// prepared soon after being added: a template and a spare of its own
+	st := ta.waitServerReserve(t, "b", 1)
+	var tpl struct {
+		IsTemplate bool `db:"datistemplate"`
+		AllowConn  bool `db:"datallowconn"`
+	}
+	if err := bSuper.Get(&tpl, `SELECT datistemplate, datallowconn FROM pg_database WHERE datname = $1`, st.Template); err != nil ||
+		!tpl.IsTemplate || tpl.AllowConn {
+		t.Fatalf("template %s on b: %+v (%v)", st.Template, tpl, err)
+	}
+	spareB := st.Spares[0]
+	want := []string{"database " + spareB, "database " + st.Template, "role " + spareB, "role " + st.Template}
+	if objs := ta.reserveObjectsOn(t, bSuper); strings.Join(objs, ",") != strings.Join(want, ",") {
+		t.Fatalf("reserve objects on b: %v, want %v", objs, want)
+	}
+	var logins int
+	if err := bSuper.Get(&logins, `SELECT count(*) FROM pg_roles WHERE rolcanlogin AND rolname IN ($1, $2)`, spareB, st.Template); err != nil || logins != 0 {
+		t.Fatalf("%d of b's spare and template roles can log in (%v)", logins, err)
+	}
+	var server string
+	if err := ta.control.Get(&server, `SELECT server FROM spares WHERE name = $1`, spareB); err != nil || server != "b" {
+		t.Fatalf("spare %s recorded on %q (%v)", spareB, server, err)
+	}
+	var onDefault int
+	if err := ta.super.Get(&onDefault, `SELECT count(*) FROM pg_database WHERE datname = $1`, spareB); err != nil || onDefault != 0 {
+		t.Fatalf("b's spare %s is on the default server too (%d, %v)", spareB, onDefault, err)
+	}
+
+	// a tenant placed on b claims b's spare, not the default server's
+	if source := ta.signUpSource(t, func() { createOn(t, ta, "spry-b", "b") }); source != "spare" {
+		t.Fatalf("the sign-up on b made its database from %q", source)
+	}
+	var left int
+	if err := bSuper.Get(&left, `SELECT count(*) FROM pg_database WHERE datname = $1`, spareB); err != nil || left != 0 {
+		t.Fatalf("b's spare %s is still there after the sign-up (%d, %v)", spareB, left, err)
+	}
+	var stillDefault int
+	if err := ta.control.Get(&stillDefault, `SELECT count(*) FROM spares WHERE name = ANY($1)`, defaultSpares); err != nil || stillDefault != len(defaultSpares) {
+		t.Fatalf("a sign-up on b took a spare of the default server (%d of %v left, %v)", stillDefault, defaultSpares, err)
+	}
+	ta.checkTenantDatabaseOn(t, bSuper, "spry-b")
+	ta.owner(t, "spry-b").must(t, `{ users { totalCount } }`, nil)
+
+	// not removable while tenants are on it, nor while a tenant moves to it
+	if r := ta.admin(t, `mutation { removeDatabaseServer(name: "b") }`, nil); r.Code() != "CONFLICT" || !strings.Contains(r.Raw, "tenant databases") {
+		t.Fatalf("remove b while a tenant is on it: %s", r.Raw)
+	}
+	ta.waitServerReserve(t, "b", 1) // the refused removal dropped nothing; the claimed spare is replaced
+	mustOK(t, ta.admin(t, `mutation { deleteTenant(slug: "spry-b") { tenant { status } } }`, nil))
+	ta.waitStatus(t, "spry-b", "GONE")
+	createOn(t, ta, "mover", "default")
+	mustOK(t, ta.admin(t, moveMutation, map[string]any{"s": "mover", "to": "b"}))
+	if r := ta.admin(t, `mutation { removeDatabaseServer(name: "b") }`, nil); r.Code() != "CONFLICT" || !strings.Contains(r.Raw, "moving") {
+		t.Fatalf("remove b while a tenant moves there: %s", r.Raw)
+	}
+	mover := ta.waitStatus(t, "mover", "READY")
+	if le, _ := mover["lastError"].(string); !strings.Contains(le, "move.after-role") || tenantServer(t, ta, "mover") != "default" {
+		t.Fatalf("the move to b was not undone: %v", mover)
+	}
+	if r := mustOK(t, ta.admin(t, `mutation { removeDatabaseServer(name: "b") }`, nil)); field(r.Data, "removeDatabaseServer") != true {
+		t.Fatalf("remove b once the move is undone and its tenant gone: %s", r.Raw)
+	}
+
+	// nothing of ours is left on b, nor in the control database
+	if objs := ta.reserveObjectsOn(t, bSuper); len(objs) != 0 {
+		t.Fatalf("left on b after its removal: %v", objs)
+	}
+	var rows int
+	if err := ta.control.Get(&rows, `SELECT count(*) FROM spares WHERE server = 'b'`); err != nil || rows != 0 {
+		t.Fatalf("%d spares rows of b left (%v)", rows, err)
+	}
+	// a refill after the removal builds nothing there
+	if err := ta.reserve.Refill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if objs := ta.reserveObjectsOn(t, bSuper); len(objs) != 0 {
+		t.Fatalf("built on b after its removal: %v", objs)
+	}
+	ta.waitReserve(t, 1)
+}
