@@ -123,3 +123,38 @@ func TestSparesPerServer(t *testing.T) {
 	}
 	ta.waitReserve(t, 1)
 }
+
+// TestDrainedServerGetsNoSpares: the reserve builds nothing on a DRAINING
+// server (it takes no new tenants) and leaves an UNREACHABLE one alone; an
+// ACTIVE one gets its template and spares.
+func TestDrainedServerGetsNoSpares(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ta := newReserveApp(t, map[string]string{"SPARE_TENANTS": "1"})
+	ta.stopWorkers() // the reserve refills when this test says so
+	b := pgtest.NewCluster(t)
+	bSuper := openDB(t, b.SuperuserURL)
+	mustOK(t, ta.admin(t, addServerMutation, map[string]any{"in": map[string]any{"name": "b", "url": b.ServerURL}}))
+	mustOK(t, ta.admin(t, `mutation { drainDatabaseServer(name: "b") { status } }`, nil))
+	if err := ta.reserve.Refill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if objs := ta.reserveObjectsOn(t, bSuper); len(objs) != 0 {
+		t.Fatalf("built on a DRAINING server: %v", objs)
+	}
+
+	mustOK(t, ta.admin(t, `mutation { activateDatabaseServer(name: "b") { status } }`, nil))
+	if err := ta.reserve.Refill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, problems, err := ta.reserve.CheckServer(ctx, "b", false)
+	if err != nil || !st.TemplateReady || len(st.Spares) != 1 || len(problems) != 0 {
+		t.Fatalf("b once ACTIVE: %+v %v %v", st, problems, err)
+	}
+
+	b.Stop()
+	ta.servers.ProbeAll(ctx)
+	if err := ta.reserve.Refill(ctx); err != nil {
+		t.Fatalf("a refill with b UNREACHABLE: %v", err)
+	}
+}
