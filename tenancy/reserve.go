@@ -38,10 +38,11 @@ import (
 //     CONNECT revoked from PUBLIC, listed in the control table spares
 //     with the server they are on.
 //
-// A new tenant claims a spare of its own server by renaming its database and role to the
-// tenant's names; the role step then re-keys the role (LOGIN, a fresh
-// SCRAM verifier). With no spare it clones the template; with no template
-// it falls back to template0 and the migrations. Spares and the template
+// A new tenant claims a spare of its own server by renaming its database
+// and role to the tenant's names; the role step then re-keys the role
+// (LOGIN, a fresh SCRAM verifier). With no spare it clones the server's
+// template; with no template it falls back to template0 and the
+// migrations. Spares and the template
 // have no tenant row, so no host can ever route to them, and their roles
 // cannot log in.
 
@@ -85,8 +86,8 @@ func (noReserveMetrics) DatabaseCreated(string) {}
 func (noReserveMetrics) SparesReady(int)        {}
 
 // Reserve keeps the tenant template database and the spare databases of
-// every ACTIVE server ready, and hands them to the provisioner. A nil *Reserve is valid: it
-// has no template and no spares.
+// every ACTIVE server ready, and hands them to the provisioner. A nil
+// *Reserve is valid: it has no template and no spares.
 type Reserve struct {
 	control *sqlx.DB
 	server  *url.URL // the default server's (the control database's) URL
@@ -536,7 +537,7 @@ func (r *Reserve) ensureNologinRole(ctx context.Context, s site, name string) er
 func (r *Reserve) grantToServerRole(ctx context.Context, s site, role string) error {
 	var super bool
 	if err := s.admin.GetContext(ctx, &super, `SELECT rolsuper FROM pg_roles WHERE rolname = current_user`); err != nil {
-		return dbError("reserve: check control role", err)
+		return dbError("reserve: check the server's role", err)
 	}
 	if super {
 		return nil
@@ -705,8 +706,8 @@ func (r *Reserve) isReservedName(name string) bool {
 }
 
 // claim gives tenant t a spare of its server, database and role renamed
-// to the tenant's names, and reports whether it did. It claims only for a tenant
-// that has neither a database nor a role yet. The claim is a row update
+// to the tenant's names, and reports whether it did. It claims only for a
+// tenant that has neither a database nor a role yet. The claim is a row update
 // (FOR UPDATE SKIP LOCKED: concurrent claims take different spares) that
 // names the tenant; the renames follow, each skipped when done, and the
 // row goes last. A claim cut short by a crash is found by its row and
