@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -41,10 +42,17 @@ func TestSparesPerServer(t *testing.T) {
 	defaultSpares := ta.spareNames(t)
 	b := pgtest.NewCluster(t)
 	bSuper := openDB(t, b.SuperuserURL)
+	added := time.Now()
 	mustOK(t, ta.admin(t, addServerMutation, map[string]any{"in": map[string]any{"name": "b", "url": b.ServerURL}}))
 
-	// prepared soon after being added: a template and a spare of its own
+	// prepared soon after being added (the add kicks the reserve, whose
+	// next pass would otherwise come 30 s later): a template and a spare
 	st := ta.waitServerReserve(t, "b", 1)
+	if took := time.Since(added); took > 20*time.Second {
+		t.Fatalf("b prepared %v after being added: the add did not kick the reserve", took)
+	} else {
+		t.Logf("b's template and spare ready %v after addDatabaseServer", took.Round(time.Millisecond))
+	}
 	var tpl struct {
 		IsTemplate bool `db:"datistemplate"`
 		AllowConn  bool `db:"datallowconn"`
