@@ -312,13 +312,11 @@ func (a *app) doctor(ctx context.Context, out io.Writer, repair bool) error {
 	if err != nil {
 		return err
 	}
-	reserve, more, err := a.reserve.Check(ctx, repair)
+	more, err := a.doctorReserves(ctx, out, repair)
 	if err != nil {
 		return err
 	}
 	problems = append(problems, more...)
-	fmt.Fprintf(out, "reserve: template %s (tenant migrations up to %s) ready=%t; %d spare database(s) ready %v, %d being built or claimed\n",
-		reserve.Template, reserve.Version, reserve.TemplateReady, len(reserve.Spares), reserve.Spares, reserve.Pending)
 	left := 0
 	for _, p := range problems {
 		fmt.Fprintln(out, p)
@@ -332,6 +330,33 @@ func (a *app) doctor(ctx context.Context, out io.Writer, repair bool) error {
 	}
 	fmt.Fprintln(out, "ok: every tenant database and role belongs to exactly one tenant, every READY tenant is complete")
 	return nil
+}
+
+// doctorReserves prints the template and spares of every database server
+// and returns their problems. A server that does not answer is skipped:
+// the registry's doctor reports it.
+func (a *app) doctorReserves(ctx context.Context, out io.Writer, repair bool) ([]tenancy.Problem, error) {
+	servers, err := a.servers.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var problems []tenancy.Problem
+	for _, s := range servers {
+		if s.Status == tenancy.ServerUnreachable {
+			continue
+		}
+		st, more, err := a.reserve.CheckServer(ctx, s.Name, repair)
+		if errors.Is(err, tenancy.ErrServerNotFound) || errors.Is(err, tenancy.ErrUnavailable) {
+			continue // removed, or gone silent, since the list was read
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reserve of server %s: %w", s.Name, err)
+		}
+		problems = append(problems, more...)
+		fmt.Fprintf(out, "reserve on %s: template %s (tenant migrations up to %s) ready=%t; %d spare database(s) ready %v, %d being built or claimed\n",
+			s.Name, st.Template, st.Version, st.TemplateReady, len(st.Spares), st.Spares, st.Pending)
+	}
+	return problems, nil
 }
 
 // slugFirst moves a leading non-flag argument after the flags, so that both

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -134,7 +136,7 @@ func TestSparesPerServer(t *testing.T) {
 
 // TestDrainedServerGetsNoSpares: the reserve builds nothing on a DRAINING
 // server (it takes no new tenants) and leaves an UNREACHABLE one alone; an
-// ACTIVE one gets its template and spares.
+// ACTIVE one gets its template and spares, which doctor checks there.
 func TestDrainedServerGetsNoSpares(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -158,6 +160,24 @@ func TestDrainedServerGetsNoSpares(t *testing.T) {
 	st, problems, err := ta.reserve.CheckServer(ctx, "b", false)
 	if err != nil || !st.TemplateReady || len(st.Spares) != 1 || len(problems) != 0 {
 		t.Fatalf("b once ACTIVE: %+v %v %v", st, problems, err)
+	}
+
+	// `tenantql doctor` shows b's reserve, and sees and repairs an orphan there
+	orphan := ta.prefix + "spare_0123456789abcdef"
+	if _, err := bSuper.Exec(`CREATE ROLE "` + orphan + `" NOLOGIN`); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := ta.doctor(ctx, &out, false); err == nil || !strings.Contains(out.String(), "reserve on b: template "+st.Template) ||
+		!strings.Contains(out.String(), "orphan-spare "+orphan+": spare-named object with no spares row [server b]") {
+		t.Fatalf("doctor with an orphan on b: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	if err := ta.doctor(ctx, &out, true); err != nil {
+		t.Fatalf("doctor --repair: %v\n%s", err, out.String())
+	}
+	if objs := ta.reserveObjectsOn(t, bSuper); slices.Contains(objs, "role "+orphan) || len(objs) != 4 {
+		t.Fatalf("on b after the repair: %v (want the template and the spare, without %s)", objs, orphan)
 	}
 
 	b.Stop()

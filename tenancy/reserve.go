@@ -880,7 +880,7 @@ func (r *Reserve) CheckServer(ctx context.Context, name string, repair bool) (Re
 		case sp.Claimed || sp.State != "READY":
 			st.Pending++
 		case !objs.dbs[sp.Name] || !objs.roles[sp.Name]:
-			p := Problem{Kind: "missing-spare", Object: sp.Name, Detail: "spare row without its database or role"}
+			p := Problem{Server: s.name, Kind: "missing-spare", Object: sp.Name, Detail: "spare row without its database or role"}
 			if repair {
 				p.Repaired = r.dropSpare(ctx, s, sp.Name) == nil
 			}
@@ -894,7 +894,7 @@ func (r *Reserve) CheckServer(ctx context.Context, name string, repair bool) (Re
 		return st, nil, err
 	}
 	for _, o := range orphans {
-		p := Problem{Kind: "orphan-spare", Object: o, Detail: "spare-named object with no spares row"}
+		p := Problem{Server: s.name, Kind: "orphan-spare", Object: o, Detail: "spare-named object with no spares row"}
 		if repair {
 			p.Repaired = r.dropDatabase(ctx, s, o) == nil && r.dropRole(ctx, s, o) == nil
 		}
@@ -912,7 +912,7 @@ func (r *Reserve) staleTemplates(ctx context.Context, s site, repair bool) ([]Pr
 	}
 	var problems []Problem
 	for _, name := range tpls {
-		p := Problem{Kind: "stale-template", Object: name, Detail: "template of other tenant migrations than " + r.version}
+		p := Problem{Server: s.name, Kind: "stale-template", Object: name, Detail: "template of other tenant migrations than " + r.version}
 		if repair {
 			p.Repaired = r.dropDatabase(ctx, s, name) == nil && r.dropRole(ctx, s, name) == nil
 		}
