@@ -62,7 +62,7 @@ type options struct {
 	duration                                                      time.Duration
 	repo, pprofDir, sharedBuffers, pgConf, serverEnv, compare     string
 	postgraphile                                                  string
-	baseline                                                      bool
+	baseline, pgbench                                             bool
 	zipf                                                          float64
 }
 
@@ -79,6 +79,7 @@ func main() {
 	flag.StringVar(&o.repo, "repo", ".", "repository root to build the server from")
 	flag.StringVar(&o.pprofDir, "pprof", "", "directory for CPU and allocation profiles of the server during the load run")
 	flag.BoolVar(&o.baseline, "baseline", true, "also run the plain net/http baseline")
+	flag.BoolVar(&o.pgbench, "pgbench", true, "also run PostgreSQL's pgbench on one tenant database: the page as one joined, prepared statement (the floor; skipped with a note when pgbench is not installed)")
 	flag.Float64Var(&o.zipf, "zipf", 0, "skew of the traffic over tenants: 0 picks a tenant uniformly at random for each request; s > 1 picks the tenant of rank k (k = 1, 2, ...) with probability proportional to 1/k^s (Zipf; the issue's realistic skew is 1.1)")
 	flag.StringVar(&o.postgraphile, "postgraphile", "../shared/peers/postgraphile", "directory with PostGraphile's package.json and package-lock.json, installed with npm ci and loaded right after tenantql on one tenant database (relative to -repo; \"\" skips it)")
 	flag.StringVar(&o.sharedBuffers, "shared-buffers", "", "PostgreSQL shared_buffers, e.g. 2GB (default: PostgreSQL's 128MB)")
@@ -311,6 +312,18 @@ func run(ctx context.Context, o options) error {
 		base.close()
 		if err != nil {
 			return err
+		}
+		step()
+	}
+	if o.pgbench {
+		b.srv.stop() // with -baseline=false it still runs
+		step = logStep(fmt.Sprintf("floor: pgbench on one tenant database: %d clients for %s", o.clients, floorWarmup+o.duration))
+		rep.floor, rep.floorErr = b.runFloor(ctx, tenants[0])
+		if rep.floorErr != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			fmt.Fprintf(os.Stderr, "bench: pgbench floor NOT MEASURED: %v\n", rep.floorErr)
 		}
 		step()
 	}
@@ -933,8 +946,9 @@ type report struct {
 	signupSpare, signupNoSpare []signup
 	bulkCreate, fill           time.Duration
 	bulkCount                  int
-	gql, base, peer            result
+	gql, base, peer, floor     result
 	peerErr                    error // PostGraphile was not measured
+	floorErr                   error // the pgbench floor was not measured
 	gqlHWM                     int64
 	compared                   []compared
 }
@@ -1018,6 +1032,15 @@ func (rep report) print(w io.Writer) {
 		line("baseline", rep.base)
 		if rep.base.rate() > 0 {
 			fmt.Fprintf(w, "graphql/baseline: %.0f%%\n", 100*rep.gql.rate()/rep.base.rate())
+		}
+	}
+	if o.pgbench && rep.floorErr == nil {
+		f := rep.floor
+		fmt.Fprintf(w, "pgbench   %8.0f tx/s   p50 %-9s p99 %-9s transactions %d  failed %d (one joined statement, prepared, on one tenant database, after a %s warm-up)\n",
+			f.rate(), ms(f.pct(0.50)), ms(f.pct(0.99)), f.requests, f.failed, floorWarmup)
+		if f.requests > 0 {
+			fmt.Fprintf(w, "          CPU per transaction: whole machine (pgbench included) %.3f ms, PostgreSQL %.3f ms\n",
+				perRequest(f, f.cpu.busy), perRequest(f, f.cpu.postgres))
 		}
 	}
 	rep.printSideBySide(w)

@@ -183,7 +183,8 @@ type peerInstall struct {
 
 // printSideBySide prints the comparison of the table: tenantql
 // over every tenant, PostGraphile over one tenant database, the net/http
-// baseline, and tenantql's ratios to PostGraphile.
+// baseline, pgbench's floor, and tenantql's ratios to PostGraphile and to
+// the floor.
 func (rep report) printSideBySide(w io.Writer) {
 	o := rep.o
 	fmt.Fprintf(w, "\nside by side (one run, %d closed-loop clients, %s each):\n", o.clients, o.duration)
@@ -210,21 +211,35 @@ func (rep report) printSideBySide(w io.Writer) {
 	if o.baseline {
 		row(fmt.Sprintf("net/http baseline, %d databases", o.tenants), rep.base)
 	}
-	if o.postgraphile == "" || rep.peerErr != nil || rep.peer.requests == 0 || rep.gql.requests == 0 {
+	if o.pgbench {
+		if rep.floorErr != nil {
+			fmt.Fprintf(w, "| floor: pgbench | NOT MEASURED: %.200s | | | | |\n", rep.floorErr)
+		} else {
+			row("floor: pgbench, one joined statement", rep.floor)
+		}
+	}
+	g := rep.gql
+	if o.pgbench && rep.floorErr == nil && rep.floor.requests > 0 && g.requests > 0 {
+		fmt.Fprintf(w, "tenantql PostgreSQL CPU per request / pgbench's: %s (target ≤ 1.6×)\n",
+			ratio(perRequest(g, g.cpu.postgres), perRequest(rep.floor, rep.floor.cpu.postgres)))
+	}
+	if o.postgraphile == "" || rep.peerErr != nil || rep.peer.requests == 0 || g.requests == 0 {
 		return
 	}
-	g, p := rep.gql, rep.peer
-	ratio := func(a, b float64) string {
-		if b == 0 {
-			return "—"
-		}
-		return fmt.Sprintf("%.2f×", a/b)
-	}
+	p := rep.peer
 	fmt.Fprintf(w, "tenantql / PostGraphile: req/s %s (target ≥ 2×), p99 %s (target ≤ 0.5×), server CPU per request %s, PostgreSQL CPU per request %s, peak RSS %s\n",
 		ratio(g.rate(), p.rate()), ratio(float64(g.pct(0.99)), float64(p.pct(0.99))),
 		ratio(perRequest(g, g.cpu.server), perRequest(p, p.cpu.server)),
 		ratio(perRequest(g, g.cpu.postgres), perRequest(p, p.cpu.postgres)),
 		ratio(float64(g.peakRSS), float64(p.peakRSS)))
+}
+
+// ratio is a/b as "1.23×", "—" when b is 0.
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f×", a/b)
 }
 
 // perRequest is d per request of r, in milliseconds.
