@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math"
@@ -36,10 +37,11 @@ import (
 // first+1 to know whether a next page follows.
 const floorStatement = `SELECT i.id, i.number, i.title, i.status, a.id, a.name FROM issues i LEFT JOIN users a ON a.id = i.assignee_id ORDER BY i.created_at DESC, i.id DESC LIMIT 21`
 
-// floorWarmup is how long pgbench runs before the measured window opens,
-// so that the window holds no backend start (as the other runs' warm-up
-// request per tenant keeps theirs free of them).
-const floorWarmup = 2 * time.Second
+// floorSlack is how much longer than o.duration pgbench runs: the
+// measured window opens only once every client has finished a first
+// transaction (connected and prepared), so that it holds no backend start,
+// as the other runs' warm-up keeps theirs free of them.
+const floorSlack = 5 * time.Second
 
 // errNoPgbench is returned when no pgbench executable can be found.
 var errNoPgbench = errors.New("pgbench is not installed")
@@ -61,10 +63,10 @@ func findPgbench() (string, error) {
 }
 
 // runFloor checks that floorStatement reads the store's page of t, then
-// runs it under pgbench with o.clients clients for floorWarmup plus
-// o.duration, and measures the window after the warm-up: the
-// transactions that ended in it, their latencies, and the CPU of the
-// bench's cluster over it. An error means the floor was not measured.
+// runs it under pgbench with o.clients clients and measures o.duration
+// of it once every client is running: the transactions that ended in
+// that window, their latencies, and the CPU of the bench's cluster over
+// it. An error means the floor was not measured.
 func (b *bench) runFloor(ctx context.Context, t *tenant) (result, error) {
 	bin, err := findPgbench()
 	if err != nil {
@@ -85,7 +87,7 @@ func (b *bench) runFloor(ctx context.Context, t *tenant) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	secs := int(math.Ceil((floorWarmup + b.o.duration + time.Second).Seconds()))
+	secs := int(math.Ceil((b.o.duration + floorSlack).Seconds()))
 	cmd := exec.CommandContext(ctx, bin, "-n", "-M", "prepared", "-f", script,
 		"-c", strconv.Itoa(b.o.clients), "-j", strconv.Itoa(min(b.o.clients, runtime.NumCPU())),
 		"-T", strconv.Itoa(secs), "--log", "--log-prefix", filepath.Join(dir, "tx"))
@@ -94,124 +96,174 @@ func (b *bench) runFloor(ctx context.Context, t *tenant) (result, error) {
 	if err := cmd.Start(); err != nil {
 		return result{}, fmt.Errorf("start pgbench: %w", err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	win, err := measureWindow(ctx, exited, postmasterPID(b.cluster.DataDir()), b.o.duration)
+	stop := make(chan struct{})
+	samples := sampleCPU(stop, postmasterPID(b.cluster.DataDir()))
+	err = cmd.Wait()
+	close(stop)
 	if err != nil {
-		_ = cmd.Process.Kill()
-		<-exited
 		return result{}, fmt.Errorf("pgbench: %w: %s", err, lastLines(out.String(), 5))
 	}
-	if err := <-exited; err != nil {
-		return result{}, fmt.Errorf("pgbench: %w: %s", err, lastLines(out.String(), 5))
+	txs, err := readFloorLogs(dir)
+	if err != nil {
+		return result{}, err
 	}
-	return readFloorLogs(dir, win)
+	win, err := floorWindow(txs, <-samples, b.o.duration)
+	if err != nil {
+		return result{}, err
+	}
+	return win.result(txs), nil
+}
+
+// cpuAt is the cluster's CPU read at a time.
+type cpuAt struct {
+	at  time.Time
+	cpu cpuSample
+}
+
+// sampleCPU reads the CPU of the cluster every 100 ms until stop is
+// closed, and then sends the samples.
+func sampleCPU(stop <-chan struct{}, postmaster int) <-chan []cpuAt {
+	out := make(chan []cpuAt, 1)
+	go func() {
+		var samples []cpuAt
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			samples = append(samples, cpuAt{at: time.Now(), cpu: readCPU(0, postmaster)})
+			select {
+			case <-stop:
+				out <- samples
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return out
+}
+
+// floorTx is one transaction of pgbench's log.
+type floorTx struct {
+	client  string
+	end     time.Time
+	latency time.Duration
+	failed  bool
 }
 
 // window is the measured part of the pgbench run.
 type window struct {
 	start, end time.Time
-	cpu        cpuSample
+	cpu        cpuSample // spent between start and end
 }
 
-// measureWindow waits floorWarmup, then reads the cluster's CPU over the
-// next d. pgbench exiting before the window has closed is an error.
-func measureWindow(ctx context.Context, exited <-chan error, postmaster int, d time.Duration) (window, error) {
-	wait := func(d time.Duration) error {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("exited before the measured window closed (%v)", err)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(d):
-			return nil
+// floorWindow picks the measured window: from the first CPU sample taken
+// after every client has finished its first transaction, to the last one
+// no later than d after it while every client was still running. It
+// fails when that leaves less than half of d.
+func floorWindow(txs []floorTx, samples []cpuAt, d time.Duration) (window, error) {
+	first, last := map[string]time.Time{}, map[string]time.Time{}
+	for _, tx := range txs {
+		if f, ok := first[tx.client]; !ok || tx.end.Before(f) {
+			first[tx.client] = tx.end
+		}
+		if tx.end.After(last[tx.client]) {
+			last[tx.client] = tx.end
 		}
 	}
-	if err := wait(floorWarmup); err != nil {
-		return window{}, err
+	var allRunning, oneStopped time.Time // all clients past their first transaction; one past its last
+	for c := range first {
+		if first[c].After(allRunning) {
+			allRunning = first[c]
+		}
+		if oneStopped.IsZero() || last[c].Before(oneStopped) {
+			oneStopped = last[c]
+		}
 	}
-	w := window{start: time.Now()}
-	cpu0 := readCPU(0, postmaster)
-	if err := wait(d); err != nil {
-		return window{}, err
+	i := slices.IndexFunc(samples, func(s cpuAt) bool { return !s.at.Before(allRunning) })
+	if i < 0 {
+		return window{}, errors.New("pgbench: no CPU sample after every client had started")
 	}
-	w.cpu, w.end = readCPU(0, postmaster).sub(cpu0), time.Now()
+	j := i
+	for k := i + 1; k < len(samples) && !samples[k].at.After(oneStopped) && samples[k].at.Sub(samples[i].at) <= d; k++ {
+		j = k
+	}
+	w := window{start: samples[i].at, end: samples[j].at, cpu: samples[j].cpu.sub(samples[i].cpu)}
+	if w.end.Sub(w.start) < d/2 {
+		return window{}, fmt.Errorf("pgbench: only %s with every client running (connecting took until %s into the run)",
+			w.end.Sub(w.start).Round(time.Millisecond), allRunning.Sub(samples[0].at).Round(time.Millisecond))
+	}
 	return w, nil
 }
 
-// readFloorLogs turns pgbench's per-transaction logs in dir (one a
-// thread: "client_id transaction_no time script_no time_epoch time_us",
-// time in µs or "failed", the epoch pair the transaction's end) into the
-// result of win: the transactions that ended in it.
-func readFloorLogs(dir string, win window) (result, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "tx.*"))
-	if err != nil || len(files) == 0 {
-		return result{}, fmt.Errorf("pgbench wrote no transaction log in %s", dir)
-	}
-	res := result{elapsed: win.end.Sub(win.start), cpu: win.cpu}
-	late := map[string]bool{} // clients whose first transaction ended inside the window
-	seen := map[string]bool{}
-	for _, f := range files {
-		if err := scanFloorLog(f, func(client string, latency time.Duration, failed bool, end time.Time) {
-			if !seen[client] {
-				seen[client], late[client] = true, end.After(win.start)
-			}
-			if end.Before(win.start) || end.After(win.end) {
-				return
-			}
-			res.requests++
-			if failed {
-				res.failed++
-				res.firstFailure = "a transaction failed (pgbench's log says no more)"
-				return
-			}
-			res.latencies = append(res.latencies, latency)
-		}); err != nil {
-			return result{}, err
+// result is the load run of w: the transactions of txs that ended in it.
+func (w window) result(txs []floorTx) result {
+	res := result{elapsed: w.end.Sub(w.start), cpu: w.cpu}
+	for _, tx := range txs {
+		if !tx.end.After(w.start) || tx.end.After(w.end) {
+			continue
 		}
-	}
-	if n := countTrue(late); n > 0 {
-		fmt.Fprintf(os.Stderr, "bench: pgbench: %d clients finished their first transaction after the warm-up: their backend starts fall in the measured window\n", n)
+		res.requests++
+		if tx.failed {
+			res.failed++
+			res.firstFailure = "a transaction failed (pgbench's log says no more)"
+			continue
+		}
+		res.latencies = append(res.latencies, tx.latency)
 	}
 	slices.Sort(res.latencies)
-	return res, nil
+	return res
 }
 
-// scanFloorLog calls f for each transaction of one pgbench log file.
-func scanFloorLog(path string, f func(client string, latency time.Duration, failed bool, end time.Time)) error {
+// readFloorLogs reads pgbench's per-transaction logs in dir (one a
+// thread: "client_id transaction_no time script_no time_epoch time_us",
+// time in µs or "failed", the epoch pair the transaction's end).
+func readFloorLogs(dir string) ([]floorTx, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "tx.*"))
+	if err != nil || len(files) == 0 {
+		return nil, fmt.Errorf("pgbench wrote no transaction log in %s", dir)
+	}
+	var txs []floorTx
+	for _, f := range files {
+		if txs, err = scanFloorLog(f, txs); err != nil {
+			return nil, err
+		}
+	}
+	return txs, nil
+}
+
+// scanFloorLog appends the transactions of one pgbench log file to txs.
+func scanFloorLog(path string, txs []floorTx) ([]floorTx, error) {
 	file, err := os.Open(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer file.Close()
 	sc := bufio.NewScanner(file)
 	for sc.Scan() {
 		fs := strings.Fields(sc.Text())
 		if len(fs) < 6 {
-			return fmt.Errorf("pgbench log %s: short line %q", path, sc.Text())
+			return nil, fmt.Errorf("pgbench log %s: short line %q", path, sc.Text())
 		}
 		sec, err1 := strconv.ParseInt(fs[4], 10, 64)
 		usec, err2 := strconv.ParseInt(fs[5], 10, 64)
 		if err := errors.Join(err1, err2); err != nil {
-			return fmt.Errorf("pgbench log %s: %w", path, err)
+			return nil, fmt.Errorf("pgbench log %s: %w", path, err)
 		}
-		end := time.Unix(sec, usec*1000)
-		if fs[2] == "failed" {
-			f(fs[0], 0, true, end)
-			continue
+		tx := floorTx{client: fs[0], end: time.Unix(sec, usec*1000), failed: fs[2] == "failed"}
+		if !tx.failed {
+			us, err := strconv.ParseInt(fs[2], 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("pgbench log %s: latency %q: %w", path, fs[2], err)
+			}
+			tx.latency = time.Duration(us) * time.Microsecond
 		}
-		us, err := strconv.ParseInt(fs[2], 10, 64)
-		if err != nil {
-			return fmt.Errorf("pgbench log %s: latency %q: %w", path, fs[2], err)
-		}
-		f(fs[0], time.Duration(us)*time.Microsecond, false, end)
+		txs = append(txs, tx)
 	}
-	return sc.Err()
+	return txs, sc.Err()
 }
 
-// checkFloorStatement fails unless floorStatement reads the same issues
-// in the same order as the store's page on t's database: the floor must
-// be the page tenantql serves, not a cheaper one.
+// checkFloorStatement fails unless floorStatement reads the same issues,
+// with the same assignees, in the same order as the store's page on t's
+// database: the floor must be the page tenantql serves, not a cheaper one.
 func (b *bench) checkFloorStatement(ctx context.Context, t *tenant) error {
 	db, err := sqlx.Open("postgres", b.cluster.URL(t.DBName))
 	if err != nil {
@@ -222,19 +274,50 @@ func (b *bench) checkFloorStatement(ctx context.Context, t *tenant) error {
 	if err != nil {
 		return fmt.Errorf("check the floor statement: the store's page: %w", err)
 	}
-	var ids []uuid.UUID
-	if err := db.SelectContext(ctx, &ids, `SELECT id FROM (`+floorStatement+`) page`); err != nil {
+	rows, err := floorRows(ctx, db)
+	if err != nil {
 		return fmt.Errorf("check the floor statement: %w", err)
 	}
-	if len(page.Items) == 0 || len(ids) < len(page.Items) {
-		return fmt.Errorf("check the floor statement: %d rows for a page of %d", len(ids), len(page.Items))
+	if len(page.Items) == 0 || len(rows) < len(page.Items) {
+		return fmt.Errorf("check the floor statement: %d rows for a page of %d", len(rows), len(page.Items))
 	}
 	for i, is := range page.Items {
-		if ids[i] != is.ID {
-			return fmt.Errorf("check the floor statement: row %d is issue %s, the store's page has %s", i, ids[i], is.ID)
+		want := floorRow{id: is.ID}
+		if is.AssigneeID != nil {
+			want.assignee = uuid.NullUUID{UUID: *is.AssigneeID, Valid: true}
+		}
+		if rows[i] != want {
+			return fmt.Errorf("check the floor statement: row %d is %+v, the store's page has %+v", i, rows[i], want)
 		}
 	}
 	return nil
+}
+
+// floorRow is what checkFloorStatement compares of a row.
+type floorRow struct {
+	id       uuid.UUID
+	assignee uuid.NullUUID
+}
+
+// floorRows runs floorStatement once.
+func floorRows(ctx context.Context, db *sqlx.DB) ([]floorRow, error) {
+	rows, err := db.QueryContext(ctx, floorStatement)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []floorRow
+	for rows.Next() {
+		var r floorRow
+		var number int
+		var title, status string
+		var name sql.NullString
+		if err := rows.Scan(&r.id, &number, &title, &status, &r.assignee, &name); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }
 
 // libpqEnv turns a postgres:// URL into libpq's environment variables,
@@ -249,13 +332,4 @@ func libpqEnv(rawURL string) ([]string, error) {
 	return []string{"PGHOST=" + u.Hostname(), "PGPORT=" + u.Port(), "PGUSER=" + u.User.Username(),
 		"PGPASSWORD=" + pw, "PGDATABASE=" + strings.TrimPrefix(u.Path, "/"), "PGSSLMODE=disable",
 		"PGAPPNAME=pgbench"}, nil
-}
-
-func countTrue(m map[string]bool) (n int) {
-	for _, v := range m {
-		if v {
-			n++
-		}
-	}
-	return n
 }
