@@ -1036,8 +1036,8 @@ func (rep report) print(w io.Writer) {
 	}
 	if o.pgbench && rep.floorErr == nil {
 		f := rep.floor
-		fmt.Fprintf(w, "pgbench   %8.0f tx/s   p50 %-9s p99 %-9s transactions %d  failed %d (one joined statement, prepared, on one tenant database, from when every client had connected)\n",
-			f.rate(), ms(f.pct(0.50)), ms(f.pct(0.99)), f.requests, f.failed)
+		fmt.Fprintf(w, "pgbench   %8.0f tx/s   p50 %-9s p99 %-9s transactions %d  failed %d (one joined statement, prepared, on one tenant database, over %s from when every client had connected)\n",
+			f.rate(), ms(f.pct(0.50)), ms(f.pct(0.99)), f.requests, f.failed, f.elapsed.Round(time.Millisecond))
 		if f.requests > 0 {
 			fmt.Fprintf(w, "          CPU per transaction: whole machine (pgbench included) %.3f ms, PostgreSQL %.3f ms\n",
 				perRequest(f, f.cpu.busy), perRequest(f, f.cpu.postgres))

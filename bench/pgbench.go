@@ -41,7 +41,7 @@ const floorStatement = `SELECT i.id, i.number, i.title, i.status, a.id, a.name F
 // measured window opens only once every client has finished a first
 // transaction (connected and prepared), so that it holds no backend start,
 // as the other runs' warm-up keeps theirs free of them.
-const floorSlack = 5 * time.Second
+const floorSlack = 10 * time.Second
 
 // errNoPgbench is returned when no pgbench executable can be found.
 var errNoPgbench = errors.New("pgbench is not installed")
