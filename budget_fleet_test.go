@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -14,7 +13,6 @@ import (
 // are.
 func TestFullServerDoesNotStarveAnother(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	ta := newTestApp(t, map[string]string{"MAX_DB_CONNECTIONS": "2", "MAX_DB_CONNECTIONS_PER_TENANT": "2"})
 	b := pgtest.NewCluster(t)
 	mustOK(t, ta.admin(t, addServerMutation, map[string]any{"in": map[string]any{"name": "b", "url": b.ServerURL}}))
@@ -26,23 +24,7 @@ func TestFullServerDoesNotStarveAnother(t *testing.T) {
 	tok3 := ta.login(t, "full-three")
 
 	// two tenants of the default server hold its whole budget, in use
-	for _, s := range []string{"full-one", "full-two"} {
-		hog, err := ta.registry.Get(ctx, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		db, err := ta.pools.DB(hog)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		c, err := db.Conn(cctx)
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-	}
+	ta.holdConnections(t, "full-one", "full-two")
 	if n := ta.metric(t, `tenantql_tenant_connections_open_by_server{server="default"}`); n != 2 {
 		t.Fatalf("default's open connections: %v, want its whole budget, 2", n)
 	}

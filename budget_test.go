@@ -17,6 +17,30 @@ import (
 	"github.com/tenantql/tenantql/tenancy"
 )
 
+// holdConnections takes one connection of each tenant's pool and keeps it
+// in use until the test ends.
+func (ta *testApp) holdConnections(t *testing.T, slugs ...string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, s := range slugs {
+		tn, err := ta.registry.Get(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := ta.pools.DB(tn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		c, err := db.Conn(cctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+}
+
 // tenantBackends counts this app's tenant connections as PostgreSQL sees
 // them: backends logged in as a role of the app's prefix.
 func (ta *testApp) tenantBackends(t testing.TB) int {
@@ -143,23 +167,7 @@ func TestConnectionWaitIsBoundedAndRetryable(t *testing.T) {
 	tok := ta.login(t, "late")
 	ctx := context.Background()
 	// two other tenants hold every connection of the budget, in use
-	for _, s := range []string{"hog-one", "hog-two"} {
-		hog, err := ta.registry.Get(ctx, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		db, err := ta.pools.DB(hog)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		c, err := db.Conn(cctx)
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-	}
+	ta.holdConnections(t, "hog-one", "hog-two")
 	start := time.Now()
 	r := ta.do(t, "late.example.test", tok, `{ viewer { email } }`, nil)
 	took := time.Since(start)

@@ -36,20 +36,7 @@ func BenchmarkTenantFootprint(b *testing.B) {
 	b.ReportMetric(size("foot-0")/(1<<20), "MiB/new-db")
 
 	createOn(b, ta, "foot-big", "default")
-	_, super := ta.superuserDB(b, "foot-big")
-	for _, q := range []string{
-		`INSERT INTO projects (id, key, name, last_number) VALUES (gen_random_uuid(), 'BIG', 'Big', 1000)`,
-		`INSERT INTO issues (id, project_id, number, title, description, status, reporter_id, assignee_id)
-			SELECT gen_random_uuid(), p.id, g, 'Issue ' || g, repeat('words ', 20), 'TODO', u.id, CASE WHEN g % 2 = 0 THEN u.id END
-			FROM generate_series(1, 1000) g, projects p, users u WHERE p.key = 'BIG'`,
-		`INSERT INTO comments (id, issue_id, author_id, body) SELECT gen_random_uuid(), id, reporter_id, 'On ' || title FROM issues`,
-		`VACUUM ANALYZE`,
-	} {
-		if _, err := super.Exec(q); err != nil {
-			b.Fatal(err)
-		}
-	}
-	super.Close()
+	ta.seedThousandIssues(b, "foot-big")
 	b.ReportMetric(size("foot-big")/(1<<20), "MiB/1k-issue-db")
 
 	// a tenant connection, warm: it has served the benchmark's page
