@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -39,16 +40,25 @@ func superuserOn(t testing.TB, ta *testApp, slug, superURL string) *sqlx.DB {
 // upgrade of tenantql whose new migration has not run yet.
 func migrateDownOne(t testing.TB, ta *testApp, slug string, db *sqlx.DB) {
 	t.Helper()
+	if err := undoNewestMigration(ta, slug, db); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// undoNewestMigration is migrateDownOne returning its error (for use off
+// the test's goroutine).
+func undoNewestMigration(ta *testApp, slug string, db *sqlx.DB) error {
 	if _, err := migrations.TenantSet().ExecMax(db.DB, "postgres", migrations.Tenant(), migrate.Down, 1); err != nil {
-		t.Fatalf("%s: one migration down: %v", slug, err)
+		return fmt.Errorf("%s: one migration down: %w", slug, err)
 	}
 	var older string
 	if err := db.Get(&older, `SELECT max(id) FROM `+migrations.TenantSet().TableName); err != nil {
-		t.Fatal(err)
+		return fmt.Errorf("%s: %w", slug, err)
 	}
 	if _, err := ta.super.Exec(`UPDATE tenants SET schema_version = $1 WHERE slug = $2`, older, slug); err != nil {
-		t.Fatal(err)
+		return fmt.Errorf("%s: %w", slug, err)
 	}
+	return nil
 }
 
 // schemaVersion is the tenant's schema version as the control database
@@ -190,13 +200,8 @@ func BenchmarkMigrateFleet(b *testing.B) {
 		b.Run(fmt.Sprintf("p=%d", perServer), func(b *testing.B) {
 			for range b.N {
 				b.StopTimer()
-				for slug, server := range placed {
-					db, err := sqlx.Open("postgres", pgtest.WithURLDatabase(superURLs[server], tenantDBName(b, ta, slug)))
-					if err != nil {
-						b.Fatal(err)
-					}
-					migrateDownOne(b, ta, slug, db)
-					db.Close()
+				if err := undoEverywhere(ta, placed, superURLs); err != nil {
+					b.Fatal(err)
 				}
 				b.StartTimer()
 				if err := ta.migrateAll(context.Background(), io.Discard, perServer); err != nil {
@@ -211,4 +216,42 @@ func BenchmarkMigrateFleet(b *testing.B) {
 			b.ReportMetric(float64(tenants)*float64(b.N)/b.Elapsed().Seconds(), "tenants/s")
 		})
 	}
+}
+
+// undoEverywhere undoes the newest tenant migration of every tenant in
+// placed (slug to server), eight at a time, as superURLs' superusers.
+func undoEverywhere(ta *testApp, placed, superURLs map[string]string) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	slots := make(chan struct{}, 8)
+	for slug, server := range placed {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			err := undoOn(ta, slug, superURLs[server])
+			mu.Lock()
+			first = cmp.Or(first, err)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+// undoOn undoes the newest tenant migration of slug's database on the
+// cluster of superURL.
+func undoOn(ta *testApp, slug, superURL string) error {
+	tn, err := ta.registry.Get(context.Background(), slug)
+	if err != nil {
+		return err
+	}
+	db, err := sqlx.Open("postgres", pgtest.WithURLDatabase(superURL, tn.DBName))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return undoNewestMigration(ta, slug, db)
 }
