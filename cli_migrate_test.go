@@ -5,9 +5,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -176,7 +179,10 @@ func TestCLIMigrateFleet(t *testing.T) {
 // 200 tenant databases, 100 on each of two PostgreSQL servers, each one
 // migration behind: before each op (not timed) the newest tenant migration
 // is undone in every database, as after an upgrade of tenantql that
-// brings a new one; one op then migrates all 200. N is 1, 4 and 8.
+// brings a new one; one op then migrates all 200. N is 1, 4 and 8; and
+// "current" times a run with nothing to migrate (each database checked). It
+// also reports the CPU time both PostgreSQL clusters (their backends, once
+// ended) and this process spent per tenant.
 func BenchmarkMigrateFleet(b *testing.B) {
 	const tenants = 200
 	ta := newTestApp(b, map[string]string{"RATE_LIMIT_RPS": "0"})
@@ -196,24 +202,37 @@ func BenchmarkMigrateFleet(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, perServer := range []int{1, 4, 8} {
-		b.Run(fmt.Sprintf("p=%d", perServer), func(b *testing.B) {
+	for _, run := range []struct {
+		name      string
+		perServer int
+		pending   bool // a migration to run in every database, or none
+	}{{"p=1", 1, true}, {"p=4", 4, true}, {"p=8", 8, true}, {"current/p=4", 4, false}} {
+		perServer := run.perServer
+		b.Run(run.name, func(b *testing.B) {
+			var pgCPU, selfCPU time.Duration
 			for range b.N {
 				b.StopTimer()
-				if err := undoEverywhere(ta, placed, superURLs); err != nil {
-					b.Fatal(err)
+				if run.pending {
+					if err := undoEverywhere(ta, placed, superURLs); err != nil {
+						b.Fatal(err)
+					}
 				}
+				pgBefore, selfBefore := clustersCPU(b, superURLs), processCPU(b)
 				b.StartTimer()
 				if err := ta.migrateAll(context.Background(), io.Discard, perServer); err != nil {
 					b.Fatal(err)
 				}
+				b.StopTimer()
+				pgCPU += clustersCPU(b, superURLs) - pgBefore
+				selfCPU += processCPU(b) - selfBefore
 			}
-			b.StopTimer()
 			var behind int
 			if err := ta.super.Get(&behind, `SELECT count(*) FROM tenants WHERE schema_version <> $1`, latest); err != nil || behind != 0 {
 				b.Fatalf("after migrate: %d tenants behind (%v)", behind, err)
 			}
 			b.ReportMetric(float64(tenants)*float64(b.N)/b.Elapsed().Seconds(), "tenants/s")
+			b.ReportMetric(float64(pgCPU.Milliseconds())/float64(tenants*b.N), "pg-cpu-ms/tenant")
+			b.ReportMetric(float64(selfCPU.Milliseconds())/float64(tenants*b.N), "migrator-cpu-ms/tenant")
 		})
 	}
 }
@@ -254,4 +273,47 @@ func undoOn(ta *testApp, slug, superURL string) error {
 	}
 	defer db.Close()
 	return undoNewestMigration(ta, slug, db)
+}
+
+// clustersCPU returns the CPU time the postmasters of superURLs' clusters
+// and their ended children (the backends) have used, from /proc (Linux;
+// the clusters are local).
+func clustersCPU(t testing.TB, superURLs map[string]string) time.Duration {
+	t.Helper()
+	var total time.Duration
+	for _, u := range superURLs {
+		db := openDB(t, u)
+		var pidFile string
+		err := db.Get(&pidFile, `SELECT pg_read_file('postmaster.pid')`)
+		db.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, _, _ := strings.Cut(pidFile, "\n")
+		stat, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// after the command's name: state is field 3, utime..cstime 14..17
+		_, fields, _ := strings.Cut(string(stat), ") ")
+		f := strings.Fields(fields)
+		for _, ticks := range f[11:15] {
+			n, err := strconv.ParseInt(ticks, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			total += time.Duration(n) * time.Second / 100 // USER_HZ
+		}
+	}
+	return total
+}
+
+// processCPU returns the CPU time this process has used.
+func processCPU(t testing.TB) time.Duration {
+	t.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -239,7 +239,7 @@ func TestMoveUndoneWhenItKeepsFailing(t *testing.T) {
 }
 
 // openDB opens url, closed when the test ends.
-func openDB(t *testing.T, url string) *sqlx.DB {
+func openDB(t testing.TB, url string) *sqlx.DB {
 	t.Helper()
 	db, err := sqlx.Open("postgres", url)
 	if err != nil {
