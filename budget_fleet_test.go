@@ -2,7 +2,6 @@ package main
 
 import (
 	"testing"
-	"time"
 
 	"github.com/tenantql/tenantql/internal/pgtest"
 )
@@ -29,11 +28,9 @@ func TestFullServerDoesNotStarveAnother(t *testing.T) {
 		t.Fatalf("default's open connections: %v, want its whole budget, 2", n)
 	}
 
-	start := time.Now()
+	// (default's connections stay in use to the end: with one budget for
+	// all, this request would wait AcquireTimeout and be refused)
 	mustOK(t, ta.do(t, "elsewhere.example.test", tok, `{ issues(first: 5) { totalCount } }`, nil))
-	if took := time.Since(start); took > 2*time.Second {
-		t.Fatalf("the tenant on b waited %s behind the default server's budget", took)
-	}
 	if n := ta.metric(t, `tenantql_tenant_connections_open_by_server{server="b"}`); n < 1 || n > 2 {
 		t.Fatalf("b's open connections: %v, want 1 or 2", n)
 	}
