@@ -37,6 +37,8 @@ Usage:
   tenantql servers add NAME URL [--capacity N]
                                    add a database server (URL of a CREATEDB CREATEROLE role; probed first)
   tenantql servers drain|activate|remove NAME
+  tenantql servers remove NAME --force
+                                   forget a server that does not answer (its template and spares stay on it)
   tenantql servers drain NAME --move [-p N]
                                    drain, then move every tenant off the server (N at a time, default 1)
                                    to the ACTIVE servers placement chooses; a progress bar, then a summary

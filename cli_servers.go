@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 )
 
-const serversUsage = `usage: tenantql servers list | add NAME URL [--capacity N] | drain NAME [--move [-p N]] | activate NAME | remove NAME`
+const serversUsage = `usage: tenantql servers list | add NAME URL [--capacity N] | drain NAME [--move [-p N]] | activate NAME | remove NAME [--force]`
 
 // serversCommand runs `tenantql servers ...`: the fleet of database
 // servers, as the platform API's databaseServers and its mutations.
@@ -28,14 +28,6 @@ func serversCommand(cfg Config, log *slog.Logger, args []string) error {
 // line is exit code 2; what the fleet refuses comes back as its error.
 func (a *app) serversCLI(ctx context.Context, out io.Writer, args []string) error {
 	sub, rest := args[0], args[1:]
-	// name returns the one argument of a subcommand that takes a name
-	name := func() (string, error) {
-		if len(rest) != 1 {
-			fmt.Fprintln(os.Stderr, serversUsage)
-			return "", exitCode(2)
-		}
-		return rest[0], nil
-	}
 	switch sub {
 	case "list":
 		if len(rest) != 0 {
@@ -77,14 +69,20 @@ func (a *app) serversCLI(ctx context.Context, out io.Writer, args []string) erro
 		}
 		return nil
 	case "remove":
-		n, err := name()
-		if err != nil {
+		fs := flag.NewFlagSet("servers remove", flag.ContinueOnError)
+		force := fs.Bool("force", false, "forget a server that does not answer, leaving its template and spares on it")
+		if len(rest) < 1 {
+			fmt.Fprintln(os.Stderr, serversUsage)
+			return exitCode(2)
+		}
+		if err := fs.Parse(rest[1:]); err != nil || fs.NArg() != 0 {
+			fmt.Fprintln(os.Stderr, serversUsage)
+			return exitCode(2)
+		}
+		if err := a.servers.Remove(ctx, rest[0], *force); err != nil {
 			return err
 		}
-		if err := a.servers.Remove(ctx, n); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "%s removed\n", n)
+		fmt.Fprintf(out, "%s removed\n", rest[0])
 		return nil
 	}
 	fmt.Fprintln(os.Stderr, serversUsage)

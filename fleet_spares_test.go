@@ -186,3 +186,56 @@ func TestDrainedServerGetsNoSpares(t *testing.T) {
 		t.Fatalf("a refill with b UNREACHABLE: %v", err)
 	}
 }
+
+// TestForceRemoveServerGoneForGood: a server that does not answer cannot
+// be removed (its template and spares cannot be dropped) unless force,
+// which forgets it and its spares' rows without reaching it; its
+// template and spare stay on it. A server holding a tenant is refused even
+// with force.
+func TestForceRemoveServerGoneForGood(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ta := newReserveApp(t, map[string]string{"SPARE_TENANTS": "1"})
+	gone, held := pgtest.NewCluster(t), pgtest.NewCluster(t)
+	for name, c := range map[string]*pgtest.OwnCluster{"gone": gone, "held": held} {
+		mustOK(t, ta.admin(t, addServerMutation, map[string]any{"in": map[string]any{"name": name, "url": c.ServerURL}}))
+	}
+	st := ta.waitServerReserve(t, "gone", 1)
+	createOn(t, ta, "on-held", "held")
+	for _, c := range []*pgtest.OwnCluster{gone, held} {
+		if err := c.Down(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ta.servers.ProbeAll(ctx)
+
+	const remove = `mutation($n: String!, $f: Boolean) { removeDatabaseServer(name: $n, force: $f) }`
+	if r := ta.admin(t, remove, map[string]any{"n": "gone"}); r.Code() != "SERVICE_UNAVAILABLE" || !strings.Contains(r.Raw, "force") {
+		t.Fatalf("remove a silent server: %s", r.Raw)
+	}
+	if r := ta.admin(t, remove, map[string]any{"n": "held", "f": true}); r.Code() != "CONFLICT" {
+		t.Fatalf("force-remove a silent server holding a tenant: %s", r.Raw)
+	}
+	var out bytes.Buffer
+	if err := ta.serversCLI(ctx, &out, []string{"remove", "gone", "--force"}); err != nil || out.String() != "gone removed\n" {
+		t.Fatalf("servers remove gone --force: %v %q", err, out.String())
+	}
+	if r := mustOK(t, ta.admin(t, serversQuery, nil)); strings.Contains(r.Raw, `"name":"gone"`) || !strings.Contains(r.Raw, `"name":"held"`) {
+		t.Fatalf("databaseServers after forgetting gone: %s", r.Raw)
+	}
+	var rows int
+	if err := ta.control.Get(&rows, `SELECT count(*) FROM spares WHERE server = 'gone'`); err != nil || rows != 0 {
+		t.Fatalf("%d spare rows of the forgotten server (%v)", rows, err)
+	}
+	// back after all: what was ours there is still there, left to the
+	// operator, as documented
+	upCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := gone.Up(upCtx); err != nil {
+		t.Fatal(err)
+	}
+	left := ta.reserveObjectsOn(t, openDB(t, gone.SuperuserURL))
+	if !slices.Contains(left, "database "+st.Template) {
+		t.Fatalf("on the forgotten server after it came back: %v, want its template left", left)
+	}
+}

@@ -128,7 +128,7 @@ type ComplexityRoot struct {
 		Login                  func(childComplexity int, email string, password string) int
 		Logout                 func(childComplexity int) int
 		MoveTenant             func(childComplexity int, slug string, toServer string) int
-		RemoveDatabaseServer   func(childComplexity int, name string) int
+		RemoveDatabaseServer   func(childComplexity int, name string, force *bool) int
 		RemoveTenantDomain     func(childComplexity int, slug string, domain string) int
 		RestoreTenant          func(childComplexity int, slug string) int
 		ResumeTenant           func(childComplexity int, slug string) int
@@ -279,7 +279,7 @@ type MutationResolver interface {
 	AddDatabaseServer(ctx context.Context, input model.AddDatabaseServerInput) (*model.DatabaseServer, error)
 	DrainDatabaseServer(ctx context.Context, name string) (*model.DatabaseServer, error)
 	ActivateDatabaseServer(ctx context.Context, name string) (*model.DatabaseServer, error)
-	RemoveDatabaseServer(ctx context.Context, name string) (bool, error)
+	RemoveDatabaseServer(ctx context.Context, name string, force *bool) (bool, error)
 	MoveTenant(ctx context.Context, slug string, toServer string) (*model.Tenant, error)
 	Login(ctx context.Context, email string, password string) (*model.AuthPayload, error)
 	Logout(ctx context.Context) (bool, error)
@@ -741,7 +741,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.RemoveDatabaseServer(childComplexity, args["name"].(string)), true
+		return e.ComplexityRoot.Mutation.RemoveDatabaseServer(childComplexity, args["name"].(string), args["force"].(*bool)), true
 	case "Mutation.removeTenantDomain":
 		if e.ComplexityRoot.Mutation.RemoveTenantDomain == nil {
 			break
@@ -2176,6 +2176,14 @@ func (ec *executionContext) field_Mutation_removeDatabaseServer_args(ctx context
 		return nil, err
 	}
 	args["name"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "force",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["force"] = arg1
 	return args, nil
 }
 
@@ -4211,7 +4219,7 @@ func (ec *executionContext) _Mutation_removeDatabaseServer(ctx context.Context, 
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().RemoveDatabaseServer(ctx, fc.Args["name"].(string))
+			return ec.Resolvers.Mutation().RemoveDatabaseServer(ctx, fc.Args["name"].(string), fc.Args["force"].(*bool))
 		},
 		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
 			directive0 := next

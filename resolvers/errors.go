@@ -48,6 +48,8 @@ func classify(err error) (code, msg string, ok bool) {
 		return apierr.NotFound, clientMessage(err), true
 	case errors.Is(err, auth.ErrInvalidToken):
 		return apierr.Unauthenticated, "invalid or expired token", true
+	case errors.Is(err, tenancy.ErrServerSilent):
+		return apierr.ServiceUnavailable, clientMessage(err), true
 	case errors.Is(err, tenancy.ErrUnavailable), errors.Is(err, store.ErrUnavailable):
 		return apierr.ServiceUnavailable, "the database is unavailable, retry later", true
 	case isIntrospectionDisabled(err):
@@ -74,7 +76,7 @@ func clientMessage(err error) string {
 	for _, sentinel := range []error{tenancy.ErrInvalidInput, store.ErrInvalidInput, tenancy.ErrSlugTaken,
 		tenancy.ErrDomainTaken, store.ErrConflict, tenancy.ErrWrongState, tenancy.ErrTenantNotFound,
 		tenancy.ErrDomainNotFound, store.ErrNotFound, tenancy.ErrServerTaken, tenancy.ErrServerInUse,
-		tenancy.ErrServerNotFound} {
+		tenancy.ErrServerNotFound, tenancy.ErrServerSilent} {
 		if errors.Is(err, sentinel) {
 			if i := strings.Index(s, sentinel.Error()); i > 0 {
 				prefix := s[:i]

@@ -39,8 +39,8 @@ func (r *mutationResolver) ActivateDatabaseServer(ctx context.Context, name stri
 }
 
 // RemoveDatabaseServer is the resolver for the removeDatabaseServer field.
-func (r *mutationResolver) RemoveDatabaseServer(ctx context.Context, name string) (bool, error) {
-	if err := r.Servers.Remove(ctx, name); err != nil {
+func (r *mutationResolver) RemoveDatabaseServer(ctx context.Context, name string, force *bool) (bool, error) {
+	if err := r.Servers.Remove(ctx, name, force != nil && *force); err != nil {
 		return false, err
 	}
 	return true, nil

@@ -37,6 +37,10 @@ var (
 	// connection in time. It is pgerr.ErrUnavailable, the same sentinel the
 	// store returns.
 	ErrUnavailable = pgerr.ErrUnavailable
+	// ErrServerSilent: a database server that the operation must reach
+	// (a removal drops its template and spares there) does not answer. It
+	// is an ErrUnavailable whose message, unlike a driver's, may be shown.
+	ErrServerSilent = fmt.Errorf("%w: the database server does not answer", ErrUnavailable)
 )
 
 // dbError wraps a driver error met during op; see pgerr.Wrap.

@@ -136,6 +136,20 @@ func (r *Reserve) clearServer(ctx context.Context, name string, forget func() er
 	})
 }
 
+// forgetServer deletes the rows of the unclaimed spares of the server
+// name, then runs forget, under the server's reserve lock, without
+// reaching the server (it does not answer): its template and spares stay
+// on it, unknown to tenantql.
+func (r *Reserve) forgetServer(ctx context.Context, name string, forget func() error) error {
+	return r.withServerLock(ctx, name, true, func() error {
+		const q = `DELETE FROM spares WHERE server = $1 AND claimed_by IS NULL`
+		if _, err := r.control.ExecContext(ctx, q, name); err != nil {
+			return dbError("reserve: forget spares", err)
+		}
+		return forget()
+	})
+}
+
 // dropTemplates drops every template database and role on s, current or
 // stale.
 func (r *Reserve) dropTemplates(ctx context.Context, s site) error {

@@ -283,8 +283,11 @@ func (s *Servers) SetDraining(ctx context.Context, name string, draining bool) (
 // Reserve.clearServer) and forgets the server. Returns ErrServerInUse
 // while tenant databases, a move (from or to it) or a sign-up's claim of
 // one of its spares are on it, ErrWrongState for "default",
-// ErrServerNotFound.
-func (s *Servers) Remove(ctx context.Context, name string) error {
+// ErrServerNotFound, and ErrUnavailable when the server does not answer
+// (its template and spares cannot be dropped) unless force: a server
+// that is gone for good is then forgotten with its spares' rows, and
+// whatever of ours is on it stays there.
+func (s *Servers) Remove(ctx context.Context, name string, force bool) error {
 	if name == DefaultServer {
 		return fmt.Errorf("the default server holds the control database: %w", ErrWrongState)
 	}
@@ -302,10 +305,19 @@ func (s *Servers) Remove(ctx context.Context, name string) error {
 		return dbError("remove database server", err)
 	}
 	var err error
-	if s.reserve != nil {
-		err = s.reserve.clearServer(ctx, name, forget)
-	} else {
+	switch {
+	case s.reserve == nil:
 		err = forget()
+	case force && s.ping(ctx, name) != nil:
+		if err = s.reserve.forgetServer(ctx, name, forget); err == nil {
+			s.o.Log.Warn("database server forgotten without dropping its template and spares: it does not answer", "server", name)
+		}
+	default:
+		err = s.reserve.clearServer(ctx, name, forget)
+		if errors.Is(err, ErrUnavailable) {
+			s.o.Log.Warn("database server not removed: its template and spares cannot be dropped", "server", name, "err", err)
+			err = fmt.Errorf("%w (%s): its template and spares cannot be dropped; with force it is forgotten, leaving them on it", ErrServerSilent, name)
+		}
 	}
 	if err != nil {
 		return err
