@@ -50,6 +50,8 @@ func TestServerOutageAndReturn(t *testing.T) {
 	if err := b.Up(upCtx); err != nil {
 		t.Fatal(err)
 	}
+	// ACTIVE again at the first probe once it answers, though the probe's
+	// handle still holds connections that died with the server
 	ta.servers.ProbeAll(ctx)
 	r = mustOK(t, ta.admin(t, serversQuery, nil))
 	if strings.Contains(r.Raw, `"status":"UNREACHABLE"`) {

@@ -153,8 +153,17 @@ func TestWebsocketFloodIsRateLimited(t *testing.T) {
 	if most := 50 + int(elapsed.Seconds()+1); answered > most || limited < n-most {
 		t.Errorf("%d answered, %d refused: want at most %d answered", answered, limited, most)
 	}
-	if r := ta.do(t, tenantHost("wsflood"), token, `{ viewer { email } }`, nil); r.Status != 429 || r.Code() != "RATE_LIMITED" {
-		t.Errorf("an HTTP request after the socket's flood: HTTP %d %s, want 429 (one bucket)", r.Status, r.Raw)
+	// HTTP spends the same buckets: at most the few tokens left or refilled
+	// meanwhile pass (the flood may have been cut by the tenant's bucket,
+	// which the set-up's requests had spent, before the user's was empty),
+	// where a bucket of its own would let all ten through
+	refused := false
+	for i := 0; i < 10 && !refused; i++ {
+		r := ta.do(t, tenantHost("wsflood"), token, `{ viewer { email } }`, nil)
+		refused = r.Status == 429 && r.Code() == "RATE_LIMITED"
+	}
+	if !refused {
+		t.Errorf("ten HTTP requests after the socket's flood all passed: want 429 (one bucket)")
 	}
 }
 

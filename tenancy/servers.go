@@ -458,7 +458,8 @@ func (s *Servers) Admin(ctx context.Context, name string) (*sqlx.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("database server %q: %w", name, err)
 	}
-	db.SetMaxOpenConns(4)
+	db.SetMaxOpenConns(adminConns)
+	db.SetMaxIdleConns(adminConns)
 	db.SetConnMaxIdleTime(time.Minute)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -528,8 +529,19 @@ func (s *Servers) ping(ctx context.Context, name string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
+	if err := db.PingContext(ctx); err == nil {
+		return nil
+	}
+	// Idle connections that outlived a restart of the server answer with
+	// its shutdown's error, one per ping: drop them all and ask once more
+	// on a new connection.
+	db.SetMaxIdleConns(0)
+	db.SetMaxIdleConns(adminConns)
 	return db.PingContext(ctx)
 }
+
+// adminConns bounds each server's administrative handle (see Admin).
+const adminConns = 4
 
 // Down reports whether this process's last probe of the server name found
 // it silent: its tenants are then refused at once instead of waiting for
