@@ -13,7 +13,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/tenantql/tenantql/auth"
 	"github.com/tenantql/tenantql/tenancy"
 )
 
@@ -244,7 +243,7 @@ func (a *app) createTenant(ctx context.Context, out io.Writer, in tenancy.SignUp
 	defer stop()
 	stopWatch := a.watchTenants()
 	defer stopWatch()
-	t, err := a.provisioner.SignUp(ctx, in, func(password string) (string, error) { return a.passwords.Hash(auth.PlatformQueue, password) })
+	t, err := a.provisioner.SignUp(ctx, in)
 	if err != nil {
 		return err
 	}

@@ -157,6 +157,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	a.provisioner = tenancy.NewProvisioner(db, a.registry, a.pools, seeder{}, tenancy.ProvisionerOptions{
 		Lease: cfg.ProvisionLease, MaxAttempts: cfg.ProvisionMaxAttempts, BaseBackoff: cfg.ProvisionBackoff,
 		Failpoint: fp, Reserve: a.reserve, Servers: a.servers, TracerProvider: a.tracing.Provider(),
+		HashPassword: func(password string) (string, error) { return a.passwords.Hash(auth.PlatformQueue, password) },
 	}, log)
 	// every live replica takes a share of each tenant role's CONNECTION LIMIT
 	a.provisioner.Presence().OnReplicas = func(n int) {

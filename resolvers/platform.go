@@ -7,7 +7,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/tenantql/tenantql/apierr"
-	"github.com/tenantql/tenantql/auth"
 	"github.com/tenantql/tenantql/graph/model"
 	"github.com/tenantql/tenantql/tenancy"
 )
@@ -37,7 +36,7 @@ func (r *Resolver) createTenant(ctx context.Context, in model.CreateTenantInput)
 		Organization: in.Organization, Slug: in.Slug,
 		OwnerEmail: in.Owner.Email, OwnerName: in.Owner.Name, OwnerPassword: in.Owner.Password,
 		SeedDemo: in.SeedDemoData != nil && *in.SeedDemoData, Server: derefOr(in.DatabaseServer, ""),
-	}, func(password string) (string, error) { return r.Passwords.Hash(auth.PlatformQueue, password) })
+	})
 	if err != nil {
 		return nil, err
 	}

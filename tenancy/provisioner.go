@@ -64,6 +64,10 @@ type ProvisionerOptions struct {
 	// TracerProvider, when set, makes a span of every job, with a span per
 	// step (events.go); nil: none.
 	TracerProvider trace.TracerProvider
+	// HashPassword hashes a new tenant's owner password (sealed by SignUp)
+	// while the tenant's database is prepared; a sign-up cannot finish
+	// without it.
+	HashPassword PasswordHasher
 }
 
 // Provisioner drives each tenant row toward its desired state: PROVISIONING
@@ -180,7 +184,10 @@ type job struct {
 	OwnerEmail        sql.NullString `db:"owner_email"`
 	OwnerName         sql.NullString `db:"owner_name"`
 	OwnerPasswordHash sql.NullString `db:"owner_password_hash"`
-	SeedDemo          bool           `db:"seed_demo"`
+	// OwnerPasswordSealed is the owner's password as SignUp sealed it,
+	// until a worker has hashed it (owner.go)
+	OwnerPasswordSealed []byte `db:"owner_password_sealed"`
+	SeedDemo            bool   `db:"seed_demo"`
 	// a MOVING tenant's other copy (move.go)
 	MoveServer   sql.NullString `db:"move_server"`
 	MoveDBName   sql.NullString `db:"move_db_name"`
@@ -217,7 +224,7 @@ func (p *Provisioner) claim(ctx context.Context) (job, bool, error) {
 			attempts = t.attempts + CASE WHEN due.takeover THEN 1 ELSE 0 END
 		FROM due WHERE t.id = due.id
 		RETURNING t.id, t.status, t.step, t.attempts, due.takeover,
-			t.owner_email, t.owner_name, t.owner_password_hash, t.seed_demo,
+			t.owner_email, t.owner_name, t.owner_password_hash, t.owner_password_sealed, t.seed_demo,
 			t.move_server, t.move_db_name, t.move_switched, t.move_abort`
 	var j job
 	err := p.control.GetContext(ctx, &j, q, p.me, p.opts.Lease.Milliseconds(), presenceLockSpace)

@@ -105,12 +105,14 @@ func utcOrNil(t sql.NullTime) *time.Time {
 
 // NewTenant is what createTenant asks for.
 type NewTenant struct {
-	Slug              string // validated with ValidateSlug
-	Name              string
-	OwnerEmail        string
-	OwnerName         string
-	OwnerPasswordHash string // already hashed by the caller
-	SeedDemo          bool
+	Slug       string // validated with ValidateSlug
+	Name       string
+	OwnerEmail string
+	OwnerName  string
+	// OwnerPassword is kept sealed until the Provisioner has hashed it
+	// (see ProvisionerOptions.HashPassword), never in the clear.
+	OwnerPassword string
+	SeedDemo      bool
 	// Server pins the tenant to a database server (it must be ACTIVE);
 	// "" lets placement choose (see Servers.Place).
 	Server string
@@ -136,6 +138,10 @@ func (r *Registry) Create(ctx context.Context, nt NewTenant) (*Tenant, error) {
 	if err != nil {
 		return nil, err
 	}
+	sealedOwner, err := r.sealer.Seal([]byte(nt.OwnerPassword), ownerPasswordAD(id))
+	if err != nil {
+		return nil, err
+	}
 	server := DefaultServer
 	if r.servers != nil {
 		if server, err = r.servers.Place(ctx, nt.Server); err != nil {
@@ -145,11 +151,11 @@ func (r *Registry) Create(ctx context.Context, nt NewTenant) (*Tenant, error) {
 		return nil, invalid("no database server is named %q", nt.Server)
 	}
 	const q = `INSERT INTO tenants (id, slug, name, status, db_name, role_name, role_password,
-		owner_email, owner_name, owner_password_hash, seed_demo, database_server)
+		owner_email, owner_name, owner_password_sealed, seed_demo, database_server)
 		VALUES ($1, $2, $3, 'PROVISIONING', $4, $5, $6, $7, $8, $9, $10, $11) RETURNING created_at`
 	var created time.Time
 	err = r.db.GetContext(ctx, &created, q, id, nt.Slug, strings.TrimSpace(nt.Name), dbName, roleName, sealed,
-		nt.OwnerEmail, nt.OwnerName, nt.OwnerPasswordHash, nt.SeedDemo, server)
+		nt.OwnerEmail, nt.OwnerName, sealedOwner, nt.SeedDemo, server)
 	if err != nil {
 		var pqErr *pq.Error
 		if errors.As(err, &pqErr) && pqErr.Code == "23505" {

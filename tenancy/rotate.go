@@ -9,10 +9,13 @@ import (
 )
 
 // ResealReport counts what ResealSecrets did with the control database's
-// sealed secrets (tenant role passwords, database server URLs).
+// sealed secrets (tenant role passwords, database server URLs, owner
+// passwords of sign-ups in progress).
 type ResealReport struct {
 	TenantsResealed, TenantsCurrent int // re-sealed now; under the current key already
 	ServersResealed, ServersCurrent int
+	// owner passwords of sign-ups not hashed yet (SignUp seals them)
+	OwnersResealed, OwnersCurrent int
 	// Unreadable names the rows that no key opens (a tenant's slug, a
 	// server as "server NAME"); they are left as they are.
 	Unreadable []string
@@ -80,6 +83,35 @@ func ResealSecrets(ctx context.Context, control *sqlx.DB, sealer *Sealer) (Resea
 		}
 		if n, _ := res.RowsAffected(); n == 1 {
 			rep.ServersResealed++
+		}
+	}
+	var owners []struct {
+		ID     uuid.UUID `db:"id"`
+		Slug   string    `db:"slug"`
+		Sealed []byte    `db:"owner_password_sealed"`
+	}
+	const qo = `SELECT id, slug, owner_password_sealed FROM tenants WHERE owner_password_sealed IS NOT NULL ORDER BY slug`
+	if err := control.SelectContext(ctx, &owners, qo); err != nil {
+		return rep, dbError("reseal: list owner passwords", err)
+	}
+	for _, o := range owners {
+		out, changed, err := sealer.Reseal(o.Sealed, ownerPasswordAD(o.ID))
+		switch {
+		case err != nil:
+			rep.Unreadable = append(rep.Unreadable, "owner password of "+o.Slug)
+			continue
+		case !changed:
+			rep.OwnersCurrent++
+			continue
+		}
+		// a worker that hashed it meanwhile cleared it: nothing to do then
+		const q = `UPDATE tenants SET owner_password_sealed = $1 WHERE id = $2 AND owner_password_sealed = $3`
+		res, err := control.ExecContext(ctx, q, out, o.ID, o.Sealed)
+		if err != nil {
+			return rep, dbError(fmt.Sprintf("reseal: owner password of %s", o.Slug), err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			rep.OwnersResealed++
 		}
 	}
 	return rep, nil

@@ -11,6 +11,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+
+	"github.com/google/uuid"
 )
 
 // Sealer encrypts tenant database passwords and database server URLs at
@@ -113,6 +115,13 @@ func (s *Sealer) Reseal(sealed, additional []byte) (out []byte, changed bool, er
 		return nil, false, err
 	}
 	return out, true, nil
+}
+
+// ownerPasswordAD is the additional data of a tenant's sealed owner
+// password: bound to its row, and never mistaken for its role password
+// (sealed with the bare id).
+func ownerPasswordAD(id uuid.UUID) []byte {
+	return append([]byte("owner-password:"), id[:]...)
 }
 
 // newRolePassword returns a random 32-byte password, base64url encoded.

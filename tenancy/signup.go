@@ -20,17 +20,18 @@ type SignUp struct {
 	Server string
 }
 
-// PasswordHasher turns the owner's password into the hash stored with the
-// tenant and given to the owner user (auth's password hashing).
+// PasswordHasher turns the owner's password into the hash given to the
+// owner user (auth's password hashing).
 type PasswordHasher func(password string) (string, error)
 
-// SignUp validates s, hashes the owner's password with hash, registers a
-// PROVISIONING tenant and wakes the workers: the tenant's database is
-// built in the background (follow it with Registry.SubscribeStatus).
-// Values are trimmed of surrounding spaces except the password. Returns
-// ErrInvalidInput, whose message names the field, before hashing anything,
+// SignUp validates s, registers a PROVISIONING tenant with the owner's
+// password sealed and wakes the workers: the tenant's database is built
+// in the background (follow it with Registry.SubscribeStatus), and the
+// password is hashed there, beside the database's steps, not before the
+// caller gets its answer. Values are trimmed of surrounding spaces except
+// the password. Returns ErrInvalidInput, whose message names the field,
 // and ErrSlugTaken (the unique index decides between concurrent sign-ups).
-func (p *Provisioner) SignUp(ctx context.Context, s SignUp, hash PasswordHasher) (*Tenant, error) {
+func (p *Provisioner) SignUp(ctx context.Context, s SignUp) (*Tenant, error) {
 	org := strings.TrimSpace(s.Organization)
 	email := strings.TrimSpace(s.OwnerEmail)
 	name := strings.TrimSpace(s.OwnerName)
@@ -72,12 +73,8 @@ func (p *Provisioner) SignUp(ctx context.Context, s SignUp, hash PasswordHasher)
 	if utf8.RuneCountInString(s.OwnerPassword) < 8 {
 		return nil, invalid("owner.password must be at least 8 characters")
 	}
-	pwHash, err := hash(s.OwnerPassword)
-	if err != nil {
-		return nil, err
-	}
 	t, err := p.reg.Create(ctx, NewTenant{
-		Slug: slug, Name: org, OwnerEmail: email, OwnerName: name, OwnerPasswordHash: pwHash,
+		Slug: slug, Name: org, OwnerEmail: email, OwnerName: name, OwnerPassword: s.OwnerPassword,
 		SeedDemo: s.SeedDemo, Server: s.Server,
 	})
 	if err != nil {

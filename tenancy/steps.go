@@ -45,6 +45,9 @@ func (p *Provisioner) provision(ctx context.Context, t *Tenant, j job) error {
 		}
 		return f(tenantDB)
 	}
+	// the password hash takes as long as the steps before the owner's:
+	// it runs beside them
+	ownerPasswordHash := p.hashOwnerPassword(ctx, t, j)
 	run := map[string]func() error{
 		"spare": func() error {
 			_, err := p.opts.Reserve.claim(ctx, t) // a spare of the tenant's server
@@ -60,7 +63,11 @@ func (p *Provisioner) provision(ctx context.Context, t *Tenant, j job) error {
 			if !j.OwnerEmail.Valid {
 				return nil // created by an earlier pass, which then cleared it
 			}
-			o := Owner{Email: j.OwnerEmail.String, Name: j.OwnerName.String, PasswordHash: j.OwnerPasswordHash.String}
+			hash, err := ownerPasswordHash()
+			if err != nil {
+				return err
+			}
+			o := Owner{Email: j.OwnerEmail.String, Name: j.OwnerName.String, PasswordHash: hash}
 			return withTenantDB(func(db *sqlx.DB) error {
 				if err := p.seeder.CreateOwner(ctx, db, o); err != nil {
 					return err
@@ -81,6 +88,7 @@ func (p *Provisioner) provision(ctx context.Context, t *Tenant, j job) error {
 	}
 	const q = `UPDATE tenants SET status = 'READY', step = '', attempts = 0, last_error = NULL,
 			schema_version = $3, owner_email = NULL, owner_name = NULL, owner_password_hash = NULL,
+			owner_password_sealed = NULL,
 			lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
 		WHERE id = $1 AND lease_owner = $2 AND status = 'PROVISIONING'`
 	res, err := p.control.ExecContext(ctx, q, t.ID, p.me, version)
