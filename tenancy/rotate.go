@@ -34,28 +34,17 @@ func ResealSecrets(ctx context.Context, control *sqlx.DB, sealer *Sealer) (Resea
 		ID     uuid.UUID `db:"id"`
 		Slug   string    `db:"slug"`
 		Sealed []byte    `db:"role_password"`
+		Owner  []byte    `db:"owner_password_sealed"`
 	}
-	const qt = `SELECT id, slug, role_password FROM tenants ORDER BY slug`
+	const qt = `SELECT id, slug, role_password, owner_password_sealed FROM tenants ORDER BY slug`
 	if err := control.SelectContext(ctx, &tenants, qt); err != nil {
 		return rep, dbError("reseal: list tenants", err)
 	}
+	var roles, owners []sealedSecret
 	for _, t := range tenants {
-		out, changed, err := sealer.Reseal(t.Sealed, t.ID[:])
-		switch {
-		case err != nil:
-			rep.Unreadable = append(rep.Unreadable, t.Slug)
-			continue
-		case !changed:
-			rep.TenantsCurrent++
-			continue
-		}
-		const q = `UPDATE tenants SET role_password = $1 WHERE id = $2 AND role_password = $3`
-		res, err := control.ExecContext(ctx, q, out, t.ID, t.Sealed)
-		if err != nil {
-			return rep, dbError(fmt.Sprintf("reseal: tenant %s", t.Slug), err)
-		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			rep.TenantsResealed++
+		roles = append(roles, sealedSecret{label: t.Slug, key: t.ID, sealed: t.Sealed, additional: t.ID[:]})
+		if t.Owner != nil {
+			owners = append(owners, sealedSecret{label: "owner password of " + t.Slug, key: t.ID, sealed: t.Owner, additional: ownerPasswordAD(t.ID)})
 		}
 	}
 	var servers []struct {
@@ -66,53 +55,58 @@ func ResealSecrets(ctx context.Context, control *sqlx.DB, sealer *Sealer) (Resea
 	if err := control.SelectContext(ctx, &servers, qs); err != nil {
 		return rep, dbError("reseal: list database servers", err)
 	}
+	var urls []sealedSecret
 	for _, s := range servers {
-		out, changed, err := sealer.Reseal(s.Sealed, []byte("server:"+s.Name))
+		urls = append(urls, sealedSecret{label: "server " + s.Name, key: s.Name, sealed: s.Sealed, additional: []byte("server:" + s.Name)})
+	}
+
+	var err error
+	if rep.TenantsResealed, rep.TenantsCurrent, err = reseal(ctx, control, sealer, &rep,
+		`UPDATE tenants SET role_password = $1 WHERE id = $2 AND role_password = $3`, roles); err != nil {
+		return rep, err
+	}
+	if rep.ServersResealed, rep.ServersCurrent, err = reseal(ctx, control, sealer, &rep,
+		`UPDATE database_servers SET url_sealed = $1 WHERE name = $2 AND url_sealed = $3`, urls); err != nil {
+		return rep, err
+	}
+	// a worker that hashed an owner password meanwhile cleared it: its
+	// UPDATE then changes nothing
+	rep.OwnersResealed, rep.OwnersCurrent, err = reseal(ctx, control, sealer, &rep,
+		`UPDATE tenants SET owner_password_sealed = $1 WHERE id = $2 AND owner_password_sealed = $3`, owners)
+	return rep, err
+}
+
+// sealedSecret is one stored secret: its row's key, what it is sealed
+// with, and how to name it in a report.
+type sealedSecret struct {
+	label      string
+	key        any
+	sealed     []byte
+	additional []byte
+}
+
+// reseal re-seals each of secrets that only a previous key opens with
+// update ($1 the new sealing, $2 the row's key, $3 the old sealing). It
+// counts the rows re-sealed and those already current, and adds the ones
+// no key opens to rep.Unreadable.
+func reseal(ctx context.Context, control *sqlx.DB, sealer *Sealer, rep *ResealReport, update string, secrets []sealedSecret) (resealed, current int, err error) {
+	for _, s := range secrets {
+		out, changed, err := sealer.Reseal(s.sealed, s.additional)
 		switch {
 		case err != nil:
-			rep.Unreadable = append(rep.Unreadable, "server "+s.Name)
+			rep.Unreadable = append(rep.Unreadable, s.label)
 			continue
 		case !changed:
-			rep.ServersCurrent++
+			current++
 			continue
 		}
-		const q = `UPDATE database_servers SET url_sealed = $1 WHERE name = $2 AND url_sealed = $3`
-		res, err := control.ExecContext(ctx, q, out, s.Name, s.Sealed)
+		res, err := control.ExecContext(ctx, update, out, s.key, s.sealed)
 		if err != nil {
-			return rep, dbError(fmt.Sprintf("reseal: database server %s", s.Name), err)
+			return resealed, current, dbError(fmt.Sprintf("reseal: %s", s.label), err)
 		}
 		if n, _ := res.RowsAffected(); n == 1 {
-			rep.ServersResealed++
+			resealed++
 		}
 	}
-	var owners []struct {
-		ID     uuid.UUID `db:"id"`
-		Slug   string    `db:"slug"`
-		Sealed []byte    `db:"owner_password_sealed"`
-	}
-	const qo = `SELECT id, slug, owner_password_sealed FROM tenants WHERE owner_password_sealed IS NOT NULL ORDER BY slug`
-	if err := control.SelectContext(ctx, &owners, qo); err != nil {
-		return rep, dbError("reseal: list owner passwords", err)
-	}
-	for _, o := range owners {
-		out, changed, err := sealer.Reseal(o.Sealed, ownerPasswordAD(o.ID))
-		switch {
-		case err != nil:
-			rep.Unreadable = append(rep.Unreadable, "owner password of "+o.Slug)
-			continue
-		case !changed:
-			rep.OwnersCurrent++
-			continue
-		}
-		// a worker that hashed it meanwhile cleared it: nothing to do then
-		const q = `UPDATE tenants SET owner_password_sealed = $1 WHERE id = $2 AND owner_password_sealed = $3`
-		res, err := control.ExecContext(ctx, q, out, o.ID, o.Sealed)
-		if err != nil {
-			return rep, dbError(fmt.Sprintf("reseal: owner password of %s", o.Slug), err)
-		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			rep.OwnersResealed++
-		}
-	}
-	return rep, nil
+	return resealed, current, nil
 }
