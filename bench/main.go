@@ -79,7 +79,7 @@ func main() {
 	flag.StringVar(&o.repo, "repo", ".", "repository root to build the server from")
 	flag.StringVar(&o.pprofDir, "pprof", "", "directory for CPU and allocation profiles of the server during the load run")
 	flag.BoolVar(&o.baseline, "baseline", true, "also run the plain net/http baseline")
-	flag.BoolVar(&o.pgbench, "pgbench", true, "also run PostgreSQL's pgbench on one tenant database: the page as one joined, prepared statement (the floor; skipped with a note when pgbench is not installed)")
+	flag.BoolVar(&o.pgbench, "pgbench", true, "also run PostgreSQL's pgbench: the page as one joined, prepared statement on one tenant database, then over several at tenantql's rate (the floors; skipped with a note when pgbench is not installed)")
 	flag.Float64Var(&o.zipf, "zipf", 0, "skew of the traffic over tenants: 0 picks a tenant uniformly at random for each request; s > 1 picks the tenant of rank k (k = 1, 2, ...) with probability proportional to 1/k^s (Zipf; the issue's realistic skew is 1.1)")
 	flag.StringVar(&o.postgraphile, "postgraphile", "../shared/peers/postgraphile", "directory with PostGraphile's package.json and package-lock.json, installed with npm ci and loaded right after tenantql on one tenant database (relative to -repo; \"\" skips it)")
 	flag.StringVar(&o.sharedBuffers, "shared-buffers", "", "PostgreSQL shared_buffers, e.g. 2GB (default: PostgreSQL's 128MB)")
@@ -318,7 +318,7 @@ func run(ctx context.Context, o options) error {
 	if o.pgbench {
 		b.srv.stop() // with -baseline=false it still runs
 		step = logStep(fmt.Sprintf("floor: pgbench on one tenant database: %d clients for %s once all run", o.clients, o.duration))
-		rep.floor, rep.floorErr = b.runFloor(ctx, tenants[0])
+		rep.floor, rep.floorErr = b.runFloor(ctx, tenants[:1], 0)
 		if rep.floorErr != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -326,6 +326,19 @@ func run(ctx context.Context, o options) error {
 			fmt.Fprintf(os.Stderr, "bench: pgbench floor NOT MEASURED: %v\n", rep.floorErr)
 		}
 		step()
+		if len(tenants) > 1 && rep.floorErr == nil && rep.gql.rate() > 0 {
+			spread := min(len(tenants), o.clients)
+			step = logStep(fmt.Sprintf("floor: pgbench over %d tenant databases, a pgbench each, at tenantql's %.0f tx/s: %d clients for %s once all run",
+				spread, rep.gql.rate(), o.clients, o.duration))
+			rep.floorSpread, rep.floorSpreadErr = b.runFloor(ctx, tenants, rep.gql.rate())
+			if rep.floorSpreadErr != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				fmt.Fprintf(os.Stderr, "bench: pgbench floor over %d databases NOT MEASURED: %v\n", spread, rep.floorSpreadErr)
+			}
+			step()
+		}
 	}
 	rep.print(os.Stdout)
 	return nil
@@ -964,8 +977,11 @@ type report struct {
 	gql, base, peer, floor     result
 	peerErr                    error // PostGraphile was not measured
 	floorErr                   error // the pgbench floor was not measured
-	gqlHWM                     int64
-	compared                   []compared
+	// the floor with the clients spread over several tenant databases
+	floorSpread    result
+	floorSpreadErr error
+	gqlHWM         int64
+	compared       []compared
 }
 
 // medians returns the p50 of the total and of the mutation alone.
@@ -1066,6 +1082,14 @@ func (rep report) print(w io.Writer) {
 		if f.requests > 0 {
 			fmt.Fprintf(w, "          CPU per transaction: whole machine (pgbench included) %.3f ms, PostgreSQL %.3f ms\n",
 				perRequest(f, f.cpu.busy), perRequest(f, f.cpu.postgres))
+		}
+		if f := rep.floorSpread; rep.spreadMeasured() {
+			fmt.Fprintf(w, "pgbench   %8.0f tx/s   p50 %-9s p99 %-9s transactions %d  failed %d (the same, the clients spread over %d tenant databases, a pgbench each, held to tenantql's rate)\n",
+				f.rate(), ms(f.pct(0.50)), ms(f.pct(0.99)), f.requests, f.failed, rep.spreadDatabases())
+			if f.requests > 0 {
+				fmt.Fprintf(w, "          CPU per transaction: whole machine (pgbench included) %.3f ms, PostgreSQL %.3f ms\n",
+					perRequest(f, f.cpu.busy), perRequest(f, f.cpu.postgres))
+			}
 		}
 	}
 	rep.printSideBySide(w)

@@ -62,17 +62,27 @@ func findPgbench() (string, error) {
 	return "", fmt.Errorf("%w (looked beside initdb in %q and on PATH)", errNoPgbench, dir)
 }
 
-// runFloor checks that floorStatement reads the store's page of t, then
-// runs it under pgbench with o.clients clients and measures o.duration
-// of it once every client is running: the transactions that ended in
-// that window, their latencies, and the CPU of the bench's cluster over
-// it. An error means the floor was not measured.
-func (b *bench) runFloor(ctx context.Context, t *tenant) (result, error) {
+// runFloor checks that floorStatement reads the store's page of ts[0],
+// then runs it under pgbench with o.clients clients and measures
+// o.duration of it once every client is running: the transactions that
+// ended in that window, their latencies, and the CPU of the bench's
+// cluster over it. With one tenant, one pgbench runs every client on its
+// database; with more, the clients are spread over min(clients, tenants)
+// of their databases, a pgbench each (a PostgreSQL connection serves one
+// database): what the same statement costs PostgreSQL when its backends
+// work in many databases, as tenantql's do. A rate above 0 holds them
+// all together to that many transactions a second (pgbench -R): a
+// backend's CPU per statement depends on how often it runs (the
+// cluster's background work is spread over fewer statements, and a
+// backend woken for each one runs on cold caches), so the floor fit to
+// compare with tenantql's figure runs at tenantql's rate. An error means
+// the floor was not measured.
+func (b *bench) runFloor(ctx context.Context, ts []*tenant, rate float64) (result, error) {
 	bin, err := findPgbench()
 	if err != nil {
 		return result{}, err
 	}
-	if err := b.checkFloorStatement(ctx, t); err != nil {
+	if err := b.checkFloorStatement(ctx, ts[0]); err != nil {
 		return result{}, err
 	}
 	dir, err := os.MkdirTemp(b.dir, "pgbench-")
@@ -83,25 +93,48 @@ func (b *bench) runFloor(ctx context.Context, t *tenant) (result, error) {
 	if err := os.WriteFile(script, []byte(floorStatement+";\n"), 0o644); err != nil {
 		return result{}, err
 	}
-	env, err := libpqEnv(b.cluster.URL(t.DBName))
-	if err != nil {
-		return result{}, err
-	}
-	secs := int(math.Ceil((b.o.duration + floorSlack).Seconds()))
-	cmd := exec.CommandContext(ctx, bin, "-n", "-M", "prepared", "-f", script,
-		"-c", strconv.Itoa(b.o.clients), "-j", strconv.Itoa(min(b.o.clients, runtime.NumCPU())),
-		"-T", strconv.Itoa(secs), "--log", "--log-prefix", filepath.Join(dir, "tx"))
-	var out bytes.Buffer
-	cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = append(os.Environ(), env...), dir, &out, &out
-	if err := cmd.Start(); err != nil {
-		return result{}, fmt.Errorf("start pgbench: %w", err)
+	secs := strconv.Itoa(int(math.Ceil((b.o.duration + floorSlack).Seconds())))
+	dbs := min(len(ts), b.o.clients)
+	var cmds []*exec.Cmd
+	var outs []*bytes.Buffer
+	for k := range dbs {
+		clients := b.o.clients / dbs
+		if k < b.o.clients%dbs {
+			clients++
+		}
+		env, err := libpqEnv(b.cluster.URL(ts[k].DBName))
+		if err != nil {
+			return result{}, err
+		}
+		args := []string{"-n", "-M", "prepared", "-f", script,
+			"-c", strconv.Itoa(clients), "-j", strconv.Itoa(min(clients, runtime.NumCPU())),
+			"-T", secs, "--log", "--log-prefix", filepath.Join(dir, fmt.Sprintf("tx%d", k))}
+		if rate > 0 { // this pgbench's share of it
+			args = append(args, "-R", strconv.FormatFloat(rate*float64(clients)/float64(b.o.clients), 'f', 1, 64))
+		}
+		cmd := exec.CommandContext(ctx, bin, args...)
+		out := new(bytes.Buffer)
+		cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = append(os.Environ(), env...), dir, out, out
+		cmds, outs = append(cmds, cmd), append(outs, out)
 	}
 	stop := make(chan struct{})
 	samples := sampleCPU(stop, postmasterPID(b.cluster.DataDir()))
-	err = cmd.Wait()
+	var errs []error
+	for k, cmd := range cmds {
+		if err := cmd.Start(); err != nil {
+			errs = append(errs, fmt.Errorf("start pgbench: %w", err))
+			cmds = cmds[:k]
+			break
+		}
+	}
+	for k, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			errs = append(errs, fmt.Errorf("pgbench on %s: %w: %s", ts[k].DBName, err, lastLines(outs[k].String(), 5)))
+		}
+	}
 	close(stop)
-	if err != nil {
-		return result{}, fmt.Errorf("pgbench: %w: %s", err, lastLines(out.String(), 5))
+	if err := errors.Join(errs...); err != nil {
+		return result{}, err
 	}
 	txs, err := readFloorLogs(dir)
 	if err != nil {
@@ -214,24 +247,28 @@ func (w window) result(txs []floorTx) result {
 }
 
 // readFloorLogs reads pgbench's per-transaction logs in dir (one a
-// thread: "client_id transaction_no time script_no time_epoch time_us",
-// time in µs or "failed", the epoch pair the transaction's end).
+// thread of each pgbench, named "tx<k>.<pid>[.<thread>]": "client_id
+// transaction_no time script_no time_epoch time_us", time in µs or
+// "failed", the epoch pair the transaction's end). A client is named
+// "tx<k>/<client_id>": each pgbench numbers its clients from 0.
 func readFloorLogs(dir string) ([]floorTx, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "tx.*"))
+	files, err := filepath.Glob(filepath.Join(dir, "tx*.*"))
 	if err != nil || len(files) == 0 {
 		return nil, fmt.Errorf("pgbench wrote no transaction log in %s", dir)
 	}
 	var txs []floorTx
 	for _, f := range files {
-		if txs, err = scanFloorLog(f, txs); err != nil {
+		run, _, _ := strings.Cut(filepath.Base(f), ".")
+		if txs, err = scanFloorLog(f, run+"/", txs); err != nil {
 			return nil, err
 		}
 	}
 	return txs, nil
 }
 
-// scanFloorLog appends the transactions of one pgbench log file to txs.
-func scanFloorLog(path string, txs []floorTx) ([]floorTx, error) {
+// scanFloorLog appends the transactions of one pgbench log file to txs,
+// their client ids prefixed with run.
+func scanFloorLog(path, run string, txs []floorTx) ([]floorTx, error) {
 	file, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -248,7 +285,7 @@ func scanFloorLog(path string, txs []floorTx) ([]floorTx, error) {
 		if err := errors.Join(err1, err2); err != nil {
 			return nil, fmt.Errorf("pgbench log %s: %w", path, err)
 		}
-		tx := floorTx{client: fs[0], end: time.Unix(sec, usec*1000), failed: fs[2] == "failed"}
+		tx := floorTx{client: run + fs[0], end: time.Unix(sec, usec*1000), failed: fs[2] == "failed"}
 		if !tx.failed {
 			us, err := strconv.ParseInt(fs[2], 10, 64)
 			if err != nil {

@@ -16,8 +16,10 @@ func TestReadFloorLogs(t *testing.T) {
 	// client_id transaction_no time(µs) script_no time_epoch time_us; a
 	// log per thread
 	logs := map[string]string{
-		"tx.100":   "0 0 5000 0 1000 900000\n0 1 700 0 1001 500000\n",
-		"tx.100.1": "1 0 400 0 1001 200000\n1 1 failed 0 1001 300000\n",
+		"tx0.100":   "0 0 5000 0 1000 900000\n0 1 700 0 1001 500000\n",
+		"tx0.100.1": "1 0 400 0 1001 200000\n1 1 failed 0 1001 300000\n",
+		// a second pgbench, on another database, numbers its clients from 0 too
+		"tx1.101": "0 0 600 0 1001 400000\n",
 	}
 	for name, text := range logs {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
@@ -30,10 +32,11 @@ func TestReadFloorLogs(t *testing.T) {
 	}
 	slices.SortFunc(txs, func(a, b floorTx) int { return a.end.Compare(b.end) })
 	want := []floorTx{
-		{client: "0", end: at(900), latency: 5 * time.Millisecond},
-		{client: "1", end: at(1200), latency: 400 * time.Microsecond},
-		{client: "1", end: at(1300), failed: true},
-		{client: "0", end: at(1500), latency: 700 * time.Microsecond},
+		{client: "tx0/0", end: at(900), latency: 5 * time.Millisecond},
+		{client: "tx0/1", end: at(1200), latency: 400 * time.Microsecond},
+		{client: "tx0/1", end: at(1300), failed: true},
+		{client: "tx1/0", end: at(1400), latency: 600 * time.Microsecond},
+		{client: "tx0/0", end: at(1500), latency: 700 * time.Microsecond},
 	}
 	if !slices.EqualFunc(txs, want, func(a, b floorTx) bool {
 		return a.client == b.client && a.end.Equal(b.end) && a.latency == b.latency && a.failed == b.failed

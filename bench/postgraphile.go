@@ -217,11 +217,21 @@ func (rep report) printSideBySide(w io.Writer) {
 		} else {
 			row("floor: pgbench, one joined statement", rep.floor)
 		}
+		if rep.floorSpreadErr != nil {
+			fmt.Fprintf(w, "| floor over %d databases | NOT MEASURED: %.200s | | | | |\n", rep.spreadDatabases(), rep.floorSpreadErr)
+		} else if rep.spreadMeasured() {
+			row(fmt.Sprintf("floor: the same over %d databases at tenantql's rate", rep.spreadDatabases()), rep.floorSpread)
+		}
 	}
 	g := rep.gql
 	if o.pgbench && rep.floorErr == nil && rep.floor.requests > 0 && g.requests > 0 {
-		fmt.Fprintf(w, "tenantql PostgreSQL CPU per request / pgbench's: %s (target ≤ 1.6×)\n",
+		fmt.Fprintf(w, "tenantql PostgreSQL CPU per request / pgbench's: %s (target ≤ 1.6×)",
 			ratio(perRequest(g, g.cpu.postgres), perRequest(rep.floor, rep.floor.cpu.postgres)))
+		if f := rep.floorSpread; rep.spreadMeasured() && f.requests > 0 {
+			fmt.Fprintf(w, "; / pgbench's over %d databases at tenantql's rate: %s", rep.spreadDatabases(),
+				ratio(perRequest(g, g.cpu.postgres), perRequest(f, f.cpu.postgres)))
+		}
+		fmt.Fprintln(w)
 	}
 	if o.postgraphile == "" || rep.peerErr != nil || rep.peer.requests == 0 || g.requests == 0 {
 		return
@@ -233,6 +243,14 @@ func (rep report) printSideBySide(w io.Writer) {
 		ratio(perRequest(g, g.cpu.postgres), perRequest(p, p.cpu.postgres)),
 		ratio(float64(g.peakRSS), float64(p.peakRSS)))
 }
+
+// spreadMeasured reports whether the floor over several databases ran.
+func (rep report) spreadMeasured() bool {
+	return rep.o.pgbench && rep.floorSpreadErr == nil && rep.floorSpread.elapsed > 0
+}
+
+// spreadDatabases is how many tenant databases the spread floor used.
+func (rep report) spreadDatabases() int { return min(rep.o.tenants, rep.o.clients) }
 
 // ratio is a/b as "1.23×", "—" when b is 0.
 func ratio(a, b float64) string {
