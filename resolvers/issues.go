@@ -141,8 +141,6 @@ func (r *Resolver) listIssues(ctx context.Context, projectID *uuid.UUID, first *
 	// the users shown come with the page, in its statement
 	args.JoinAssignee = selects(ctx, "edges", "node", "assignee")
 	args.JoinReporter = selects(ctx, "edges", "node", "reporter")
-	args.SkipDetails = !selects(ctx, "edges", "node", "key") && !selects(ctx, "edges", "node", "description") &&
-		!selects(ctx, "edges", "node", "updatedAt")
 	page, err := s.ListIssues(ctx, f, args)
 	if err != nil {
 		return nil, err

@@ -401,9 +401,6 @@ func (s *Store) ListIssues(ctx context.Context, filter IssueFilter, args PageArg
 	if args.JoinReporter {
 		kind |= withReporter
 	}
-	if args.SkipDetails {
-		kind |= withoutDetails
-	}
 	q, params := issueStatements[kind], append(params, args.First+1)
 	var rows []Issue
 	var total int
@@ -444,14 +441,8 @@ const (
 	afterCursor                     // $n, $n+1: the keyset of the previous page's last row
 	withAssignee                    // the assignee's columns joined in
 	withReporter                    // the reporter's columns joined in
-	withoutDetails                  // no project key (no projects join), description or updated_at
 	issueStatementKinds = 1 << iota
 )
-
-// leanIssueColumns are issueColumns without the project key, the
-// description and updated_at (PageArgs.SkipDetails): the projects join and
-// the longest text cost PostgreSQL about a fifth of the page (pgbench).
-const leanIssueColumns = `i.id, i.project_id, i.number, i.title, i.status, i.assignee_id, i.reporter_id, i.created_at`
 
 // issueStatements are the page statements of ListIssues, one per kind,
 // built once. Each holds only the conditions that apply, as index
@@ -487,10 +478,7 @@ func issuesStatement(kind int) string {
 		at := arg("timestamptz")
 		conds = append(conds, "(i.created_at, i.id) < ("+at+", "+arg("uuid")+")")
 	}
-	cols, joins := issueColumns, " JOIN projects p ON p.id = i.project_id"
-	if kind&withoutDetails != 0 {
-		cols, joins = leanIssueColumns, ""
-	}
+	cols, joins := issueColumns, ""
 	if kind&withAssignee != 0 {
 		cols += ", " + joinedUserColumns("a")
 		joins += " LEFT JOIN users a ON a.id = i.assignee_id"
@@ -505,7 +493,7 @@ func issuesStatement(kind int) string {
 	if len(conds) > 0 {
 		where = "\n\tWHERE " + strings.Join(conds, " AND ")
 	}
-	return "SELECT " + cols + " FROM issues i" + joins + where +
+	return "SELECT " + cols + " FROM issues i JOIN projects p ON p.id = i.project_id" + joins + where +
 		"\n\tORDER BY i.created_at DESC, i.id DESC LIMIT " + arg("int")
 }
 
@@ -571,10 +559,6 @@ func scanIssues(ctx context.Context, db sqlx.QueryerContext, args PageArgs, q st
 	var a, r nullUser
 	dest := []any{uuidColumn{&is.ID}, uuidColumn{&is.ProjectID}, &is.ProjectKey, &is.Number, &is.Title, &is.Description,
 		&is.Status, nullUUIDColumn{&is.AssigneeID}, uuidColumn{&is.ReporterID}, &is.CreatedAt, &is.UpdatedAt}
-	if args.SkipDetails { // leanIssueColumns
-		dest = []any{uuidColumn{&is.ID}, uuidColumn{&is.ProjectID}, &is.Number, &is.Title,
-			&is.Status, nullUUIDColumn{&is.AssigneeID}, uuidColumn{&is.ReporterID}, &is.CreatedAt}
-	}
 	if args.JoinAssignee {
 		dest = append(dest, a.dest()...)
 	}

@@ -1,8 +1,6 @@
 package store_test
 
 import (
-	"fmt"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -374,9 +372,8 @@ func TestListIssuesFilters(t *testing.T) {
 
 // TestListIssuesEveryStatement pages (two at a time) through every
 // combination of filters, with and without the assignee and the reporter
-// joined in, with and without the details (SkipDetails): each is a
-// statement of its own (issueStatements), and each must give the issues
-// that match, newest first, with the right users and columns.
+// joined in: each is a statement of its own (issueStatements), and each
+// must give the issues that match, newest first, with the right users.
 func TestListIssuesEveryStatement(t *testing.T) {
 	t.Parallel()
 	e, ctx := newEnv(t), ctxT(t)
@@ -392,18 +389,13 @@ func TestListIssuesEveryStatement(t *testing.T) {
 		assignee := []*uuid.UUID{&ann.ID, &bob.ID, nil}[i%3]
 		reporter := []uuid.UUID{bob.ID, ann.ID}[i%2]
 		is, err := e.s.CreateIssue(ctx, store.NewIssue{ProjectKey: []string{"WEB", "API"}[i/2%2], Title: "t",
-			Status: []store.IssueStatus{store.StatusTodo, store.StatusDone}[i/4%2], AssigneeID: assignee, ReporterID: reporter,
-			Description: fmt.Sprintf("description %d", i)})
+			Status: []store.IssueStatus{store.StatusTodo, store.StatusDone}[i/4%2], AssigneeID: assignee, ReporterID: reporter})
 		if err != nil {
 			t.Fatal(err)
 		}
 		all = append(all, is)
 	}
-	byID := map[uuid.UUID]store.Issue{}
-	for _, is := range all {
-		byID[is.ID] = is
-	}
-	for mask := range 1 << 7 {
+	for mask := range 1 << 6 {
 		var f store.IssueFilter
 		if mask&1 != 0 {
 			f.ProjectID = &web.ID
@@ -427,8 +419,7 @@ func TestListIssuesEveryStatement(t *testing.T) {
 				want = append(want, is.ID)
 			}
 		}
-		lean := mask&64 != 0
-		args := store.PageArgs{First: 2, JoinAssignee: joinA, JoinReporter: joinR, SkipDetails: lean}
+		args := store.PageArgs{First: 2, JoinAssignee: joinA, JoinReporter: joinR}
 		for pages := 0; ; pages++ {
 			p, err := e.s.ListIssues(ctx, f, args)
 			if err != nil {
@@ -436,15 +427,6 @@ func TestListIssuesEveryStatement(t *testing.T) {
 			}
 			for _, is := range p.Items {
 				got = append(got, is.ID)
-				stored := byID[is.ID]
-				if lean {
-					// what the lean statement does not read stays empty
-					stored.ProjectKey, stored.Description, stored.UpdatedAt = "", "", time.Time{}
-				}
-				stored.Assignee, stored.Reporter = is.Assignee, is.Reporter // checked below
-				if !reflect.DeepEqual(is, stored) {
-					t.Fatalf("details skipped %v: read %+v, want %+v", lean, is, stored)
-				}
 				switch {
 				case !joinA && is.Assignee != nil, !joinR && is.Reporter != nil:
 					t.Fatalf("users joined unasked: %+v", is)
@@ -462,7 +444,7 @@ func TestListIssuesEveryStatement(t *testing.T) {
 			args.After = p.Cursors[len(p.Cursors)-1]
 		}
 		if !slices.Equal(got, want) {
-			t.Errorf("filter %+v (joins %v %v, details skipped %v): got %v, want %v", f, joinA, joinR, lean, got, want)
+			t.Errorf("filter %+v (joins %v %v): got %v, want %v", f, joinA, joinR, got, want)
 		}
 	}
 }

@@ -25,11 +25,6 @@ type PageArgs struct {
 	// from the page's own statement, for callers that show them.
 	// ListIssues honours them.
 	JoinAssignee, JoinReporter bool
-	// SkipDetails leaves Issue.ProjectKey, Description and UpdatedAt
-	// empty and the page's statement without the projects join, for
-	// callers that show none of the three (Issue.Key() is then wrong).
-	// ListIssues honours it.
-	SkipDetails bool
 }
 
 // Page is one page of a list, in the list's order.
