@@ -116,3 +116,21 @@ func TestFailedSignUpKeepsOnlyTheHash(t *testing.T) {
 		t.Fatalf("READY with owner secrets left: hash %v, sealed %v", s.Hash, s.Sealed)
 	}
 }
+
+// A sign-up whose row lost the owner's password (neither sealed nor
+// hashed) fails in its owner step instead of making an owner nobody can
+// sign in as.
+func TestSignUpWithoutAnOwnerPasswordFails(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, map[string]string{"PROVISION_MAX_ATTEMPTS": "1"})
+	ta.stopWorkers()
+	ta.signUpAsync(t, "lost-owner")
+	if _, err := ta.super.Exec(`UPDATE tenants SET owner_password_sealed = NULL WHERE slug = 'lost-owner'`); err != nil {
+		t.Fatal(err)
+	}
+	b := startTestApp(t, ta.cfg, ta.prefix, false)
+	tn := b.waitStatus(t, "lost-owner", "FAILED")
+	if e, _ := tn["lastError"].(string); !strings.Contains(e, "owner") {
+		t.Fatalf("lastError %q does not name the owner step", e)
+	}
+}

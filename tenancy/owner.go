@@ -14,8 +14,14 @@ import (
 // waits for a retry holds no recoverable password. A job whose earlier
 // pass hashed it already just gets that hash.
 func (p *Provisioner) hashOwnerPassword(ctx context.Context, t *Tenant, j job) func() (string, error) {
-	if !j.OwnerEmail.Valid || j.OwnerPasswordHash.Valid || len(j.OwnerPasswordSealed) == 0 {
+	switch {
+	case !j.OwnerEmail.Valid || j.OwnerPasswordHash.Valid:
 		return func() (string, error) { return j.OwnerPasswordHash.String, nil }
+	case len(j.OwnerPasswordSealed) == 0:
+		// never an owner without a password: the row lost both forms
+		return func() (string, error) {
+			return "", errors.New("tenancy: the owner's password is missing from the tenant's row")
+		}
 	}
 	type result struct {
 		hash string
