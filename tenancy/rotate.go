@@ -57,7 +57,7 @@ func ResealSecrets(ctx context.Context, control *sqlx.DB, sealer *Sealer) (Resea
 	}
 	var urls []sealedSecret
 	for _, s := range servers {
-		urls = append(urls, sealedSecret{label: "server " + s.Name, key: s.Name, sealed: s.Sealed, additional: []byte("server:" + s.Name)})
+		urls = append(urls, sealedSecret{label: "server " + s.Name, key: s.Name, sealed: s.Sealed, additional: serverURLAD(s.Name)})
 	}
 
 	var err error

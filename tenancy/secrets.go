@@ -124,6 +124,10 @@ func ownerPasswordAD(id uuid.UUID) []byte {
 	return append([]byte("owner-password:"), id[:]...)
 }
 
+// serverURLAD is the additional data of a database server's sealed URL:
+// bound to the server's name.
+func serverURLAD(name string) []byte { return []byte("server:" + name) }
+
 // newRolePassword returns a random 32-byte password, base64url encoded.
 func newRolePassword() (string, error) {
 	b := make([]byte, 32)

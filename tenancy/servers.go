@@ -204,7 +204,7 @@ func (s *Servers) Add(ctx context.Context, name, rawURL string, capacity int) (D
 	if err := s.probe(ctx, u); err != nil {
 		return DatabaseServer{}, err
 	}
-	sealed, err := s.sealer.Seal([]byte(u.String()), []byte("server:"+name))
+	sealed, err := s.sealer.Seal([]byte(u.String()), serverURLAD(name))
 	if err != nil {
 		return DatabaseServer{}, err
 	}
@@ -421,7 +421,7 @@ func (s *Servers) URL(ctx context.Context, name string) (*url.URL, error) {
 	if err != nil {
 		return nil, err
 	}
-	plain, err := s.sealer.Open(r.URLSealed, []byte("server:"+name))
+	plain, err := s.sealer.Open(r.URLSealed, serverURLAD(name))
 	if err != nil {
 		return nil, fmt.Errorf("database server %q: open its URL: %w", name, err)
 	}
