@@ -251,7 +251,14 @@ func TestDevCLIWhileServing(t *testing.T) {
 			if !strings.Contains(out, slug+" is READY at http://"+slug+".localhost:8080/") {
 				t.Fatalf("%s printed:\n%s", what, out)
 			}
+			// The CLI saw READY through the control database; the server's
+			// routing table follows it a moment later (NOTIFY): until then
+			// the host answers TENANT_NOT_READY, and nothing else.
 			r := srv.mustGQL(t, slug+".localhost", "", `{ organization { slug } }`, nil)
+			for deadline := time.Now().Add(5 * time.Second); r.Code() == "TENANT_NOT_READY" && time.Now().Before(deadline); {
+				time.Sleep(20 * time.Millisecond)
+				r = srv.mustGQL(t, slug+".localhost", "", `{ organization { slug } }`, nil)
+			}
 			if field(r.Data, "organization", "slug") != slug {
 				t.Fatalf("%s through the server: %s", slug, r.Raw)
 			}
