@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -401,7 +402,7 @@ func (s *Store) ListIssues(ctx context.Context, filter IssueFilter, args PageArg
 	if args.JoinReporter {
 		kind |= withReporter
 	}
-	q, params := issueStatements[kind], append(params, args.First+1)
+	q := pageStatement(kind, args.First+1)
 	var rows []Issue
 	var total int
 	if args.SkipCount {
@@ -431,8 +432,7 @@ const qCountIssues = `SELECT count(*) FROM issues i WHERE ($1::uuid IS NULL OR i
 	AND ($3::text IS NULL OR i.status = $3)
 	AND ($4::uuid IS NULL OR i.assignee_id = $4)`
 
-// What a page of issues is read with: the bits of an index of
-// issueStatements.
+// What a page of issues is read with: the bits of a page statement's kind.
 const (
 	byProjectID         = 1 << iota // $n project id
 	byProjectKey                    // $n project key
@@ -444,21 +444,37 @@ const (
 	issueStatementKinds = 1 << iota
 )
 
-// issueStatements are the page statements of ListIssues, one per kind,
-// built once. Each holds only the conditions that apply, as index
-// conditions rather than "$n IS NULL OR ...": its plan is then good for
-// any parameters, so that a connection may keep it prepared (Preparable)
-// and PostgreSQL plan it once.
-var issueStatements = func() (qs [issueStatementKinds]string) {
-	for kind := range qs {
-		qs[kind] = issuesStatement(kind)
+// The page statements of ListIssues: one per kind and page size (the
+// limit is written into the text, at most issueStatementKinds x 100 texts),
+// each built on first use and kept. Each holds only the conditions that
+// apply, as index conditions rather than "$n IS NULL OR ...": its plan is
+// then good for any parameters, so that a connection may keep it prepared
+// (Preparable) and PostgreSQL plan it once. The limit is a literal because
+// PostgreSQL costs a generic plan's "LIMIT $n" as 10 % of the rows: that
+// plan then looks dearer than a custom one, and a statement that PostgreSQL
+// never switches to its generic plan is planned again at every run.
+var (
+	pageStatements sync.Map // pageKey -> statement text
+	preparable     sync.Map // statement text -> true
+)
+
+type pageKey struct{ kind, limit int }
+
+// pageStatement returns the page statement of kind reading limit rows.
+func pageStatement(kind, limit int) string {
+	k := pageKey{kind, limit}
+	if q, ok := pageStatements.Load(k); ok {
+		return q.(string)
 	}
-	return qs
-}()
+	q := issuesStatement(kind, limit)
+	preparable.Store(q, true) // before anyone runs it
+	q2, _ := pageStatements.LoadOrStore(k, q)
+	return q2.(string)
+}
 
 // issuesStatement builds the page statement of kind: the conditions in
-// the order of their bits, then the limit, numbered from $1.
-func issuesStatement(kind int) string {
+// the order of their bits, numbered from $1, then the limit.
+func issuesStatement(kind, limit int) string {
 	n := 0
 	arg := func(typ string) string { n++; return "$" + strconv.Itoa(n) + "::" + typ }
 	var conds []string
@@ -494,17 +510,8 @@ func issuesStatement(kind int) string {
 		where = "\n\tWHERE " + strings.Join(conds, " AND ")
 	}
 	return "SELECT " + cols + " FROM issues i JOIN projects p ON p.id = i.project_id" + joins + where +
-		"\n\tORDER BY i.created_at DESC, i.id DESC LIMIT " + arg("int")
+		"\n\tORDER BY i.created_at DESC, i.id DESC LIMIT " + strconv.Itoa(limit)
 }
-
-// preparable holds the statements Preparable accepts.
-var preparable = func() map[string]bool {
-	m := make(map[string]bool, len(issueStatements))
-	for _, q := range issueStatements {
-		m[q] = true
-	}
-	return m
-}()
 
 // Preparable reports whether query is one of the store's statements that
 // a connection may keep prepared and run again by name: the hottest of
@@ -513,7 +520,10 @@ var preparable = func() map[string]bool {
 // be kept prepared: PostgreSQL may switch a prepared statement to one
 // generic plan after five runs, and that plan cannot use the index such
 // a condition needs when its parameter is set.
-func Preparable(query string) bool { return preparable[query] }
+func Preparable(query string) bool {
+	_, ok := preparable.Load(query)
+	return ok
+}
 
 // joinedUserColumns are the columns of a user joined as alias, read by
 // nullUser.dest: every one but the password hash.

@@ -372,7 +372,7 @@ func TestListIssuesFilters(t *testing.T) {
 
 // TestListIssuesEveryStatement pages (two at a time) through every
 // combination of filters, with and without the assignee and the reporter
-// joined in: each is a statement of its own (issueStatements), and each
+// joined in: each is a statement of its own (pageStatement), and each
 // must give the issues that match, newest first, with the right users.
 func TestListIssuesEveryStatement(t *testing.T) {
 	t.Parallel()

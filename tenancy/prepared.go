@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/lib/pq"
 )
 
@@ -17,7 +19,10 @@ import (
 // generic plan, the planning. On the bench's page of issues that cut
 // PostgreSQL's CPU per statement by about three quarters (docs/performance.md).
 // The statements live and die with their connection: nothing to
-// invalidate when a pool closes.
+// invalidate when a pool closes. A connection keeps at most
+// maxPreparedPerConn of them, the least recently run closed first: each
+// costs its backend memory (the plan), and the store may accept many
+// texts (one per filter combination and page size).
 
 // preparedConnector makes lib/pq's connections keep the statements that
 // prepared accepts prepared.
@@ -35,8 +40,22 @@ func (c preparedConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if !ok { // not lib/pq's connection: run everything as it comes
 		return conn, nil
 	}
-	return &preparedConn{pqConn: pc, prepared: c.prepared, stmts: map[string]driver.Stmt{}}, nil
+	stmts, err := simplelru.NewLRU(maxPreparedPerConn, func(_ string, st driver.Stmt) {
+		// a failure means the connection is gone: its next use says so
+		_ = st.Close()
+	})
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("prepared statements of a connection: %w", err)
+	}
+	return &preparedConn{pqConn: pc, prepared: c.prepared, stmts: stmts}, nil
 }
+
+// maxPreparedPerConn bounds the statements one connection keeps prepared:
+// more than the request path's usual few (a page per filter and page size
+// in use), few enough that a client asking for every page size cannot
+// grow a backend's plan cache without bound.
+const maxPreparedPerConn = 32
 
 // pqConn is what lib/pq's connection implements and database/sql uses;
 // preparedConn passes it all on.
@@ -57,11 +76,11 @@ type pqConn interface {
 type preparedConn struct {
 	pqConn
 	prepared func(query string) bool
-	stmts    map[string]driver.Stmt
+	stmts    *simplelru.LRU[string, driver.Stmt]
 }
 
 func (c *preparedConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	if len(args) == 0 || !c.prepared(query) {
+	if !c.prepared(query) {
 		return c.pqConn.QueryContext(ctx, query, args)
 	}
 	rows, err := c.queryPrepared(ctx, query, args)
@@ -69,20 +88,20 @@ func (c *preparedConn) QueryContext(ctx context.Context, query string, args []dr
 		// the server no longer knows it, or its result changed shape (a
 		// migration): prepare it again, once (within a transaction the
 		// failure has aborted it, and the retry says so)
-		delete(c.stmts, query)
+		c.stmts.Remove(query)
 		rows, err = c.queryPrepared(ctx, query, args)
 	}
 	return rows, err
 }
 
 func (c *preparedConn) queryPrepared(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	st, ok := c.stmts[query]
+	st, ok := c.stmts.Get(query)
 	if !ok {
 		var err error
 		if st, err = c.pqConn.PrepareContext(ctx, query); err != nil {
 			return nil, err
 		}
-		c.stmts[query] = st
+		c.stmts.Add(query, st) // may close the least recently run
 	}
 	return st.(driver.StmtQueryContext).QueryContext(ctx, args)
 }
