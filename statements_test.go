@@ -322,6 +322,48 @@ func TestIssuesPageIsOneStatement(t *testing.T) {
 	}
 }
 
+// TestIssuesPageReadsWhatIsSelected: a page read without the project
+// key or the description (unselected: the statement reads neither) still
+// answers every field it selects, and the key and description selected
+// only through a fragment or an alias are read.
+func TestIssuesPageReadsWhatIsSelected(t *testing.T) {
+	t.Parallel()
+	ta := newTestApp(t, nil)
+	ta.createTenant(t, "sel", false)
+	owner := ta.owner(t, "sel")
+	owner.createProject(t, "WEB", "Website")
+	want := map[float64]string{}
+	for i := 1; i <= 3; i++ {
+		key := owner.createIssue(t, map[string]any{"projectKey": "WEB", "title": fmt.Sprint("issue ", i), "description": fmt.Sprint("about ", i)})
+		want[float64(i)] = key
+	}
+	for _, c := range []struct{ query, key, description string }{
+		{`{ issues(first: 5) { edges { node { number title project { key } } } } }`, "", ""},
+		{`{ issues(first: 5) { edges { node { number title ...f } } } } fragment f on Issue { key description }`, "key", "description"},
+		{`{ issues(first: 5) { edges { node { number title k: key d: description } } } }`, "k", "d"},
+	} {
+		issues := nodes(owner.must(t, c.query, nil), "issues")
+		if len(issues) != 3 {
+			t.Fatalf("%s: %d issues, want 3", c.query, len(issues))
+		}
+		for _, is := range issues {
+			n := is["number"].(float64)
+			if is["title"] != fmt.Sprint("issue ", n) {
+				t.Errorf("%s: issue %v titled %v", c.query, n, is["title"])
+			}
+			if c.key == "" {
+				if p, _ := is["project"].(map[string]any); p == nil || p["key"] != "WEB" {
+					t.Errorf("%s: issue %v in project %v, want WEB", c.query, n, is["project"])
+				}
+				continue
+			}
+			if is[c.key] != want[n] || is[c.description] != fmt.Sprint("about ", n) {
+				t.Errorf("%s: issue %v: key %v, description %v; want %s and about %v", c.query, n, is[c.key], is[c.description], want[n], n)
+			}
+		}
+	}
+}
+
 // checkStatementCounts runs nestedIssuesQuery for several page sizes with
 // USER_CACHE_SECONDS=cacheSeconds and wants between least and most
 // statements on the tenant database for each.

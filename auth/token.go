@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // ErrInvalidToken is returned when a token is malformed, expired, badly
@@ -36,7 +37,17 @@ type Tokens struct {
 	verify jwt.VerificationKeySet
 	ttl    time.Duration
 	now    func() time.Time
+	// verified remembers the tokens that passed Verify: a client sends
+	// the same token with every request, and parsing and checking it
+	// (base64, two JSON documents, an HMAC) was ~4 % of a request's CPU.
+	// A hit is the same bytes that verified before; its expiry and tenant
+	// are checked again.
+	verified *lru.Cache[string, Claims]
 }
+
+// verifiedTokens bounds Tokens.verified: the tokens of the users active
+// at once on one server, each ~0.5 KB.
+const verifiedTokens = 8192
 
 // NewTokens derives the signing key from secretKey (at least 32 bytes),
 // and from previousKeys (empty ones skipped) keys that still verify tokens
@@ -50,7 +61,11 @@ func NewTokens(secretKey string, ttl time.Duration, previousKeys ...string) (*To
 	if ttl <= 0 {
 		ttl = DefaultTokenTTL
 	}
-	t := &Tokens{key: key, ttl: ttl, now: time.Now}
+	verified, err := lru.New[string, Claims](verifiedTokens)
+	if err != nil {
+		return nil, fmt.Errorf("auth: verified tokens: %w", err)
+	}
+	t := &Tokens{key: key, ttl: ttl, now: time.Now, verified: verified}
 	t.verify.Keys = []jwt.VerificationKey{key}
 	for _, p := range previousKeys {
 		if p == "" {
@@ -106,6 +121,21 @@ func (t *Tokens) Issue(userID, tenantID string, generation int64) (string, error
 // Verify checks token and that it was issued for tenantID.
 // Returns ErrInvalidToken for any token that is not valid for that tenant.
 func (t *Tokens) Verify(token, tenantID string) (Claims, error) {
+	if c, ok := t.verified.Get(token); ok {
+		if c.TenantID != tenantID || !t.now().Before(c.Expires) {
+			return Claims{}, ErrInvalidToken
+		}
+		return c, nil
+	}
+	c, err := t.verifySigned(token, tenantID)
+	if err == nil {
+		t.verified.Add(token, c)
+	}
+	return c, err
+}
+
+// verifySigned is Verify without the cache: the signature and claims.
+func (t *Tokens) verifySigned(token, tenantID string) (Claims, error) {
 	var c jwtClaims
 	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.verify, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),

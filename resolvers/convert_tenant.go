@@ -21,9 +21,12 @@ func parseID(field, id string) (uuid.UUID, error) {
 // assignee, reporter and comments are resolved from the kept ids.
 func issueModel(i store.Issue) *model.Issue {
 	m := &model.Issue{
-		ID: i.ID.String(), Key: i.Key(), Number: i.Number, Title: i.Title, Description: i.Description,
+		ID: i.ID.String(), Number: i.Number, Title: i.Title, Description: i.Description,
 		Status: model.IssueStatus(i.Status), CreatedAt: i.CreatedAt, UpdatedAt: i.UpdatedAt,
 		ProjectID: i.ProjectID.String(), ReporterID: i.ReporterID.String(),
+	}
+	if i.ProjectKey != "" { // "" when the page was read without it (PageArgs.SkipProjectKey)
+		m.Key = i.Key()
 	}
 	if i.AssigneeID != nil {
 		m.AssigneeID = i.AssigneeID.String()

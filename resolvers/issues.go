@@ -138,9 +138,11 @@ func (r *Resolver) listIssues(ctx context.Context, projectID *uuid.UUID, first *
 		return nil, err
 	}
 	args.SkipCount = !selects(ctx, "totalCount")
-	// the users shown come with the page, in its statement
-	args.JoinAssignee = selects(ctx, "edges", "node", "assignee")
-	args.JoinReporter = selects(ctx, "edges", "node", "reporter")
+	// the users shown come with the page, in its statement, and what is
+	// not shown is not read
+	shown := nodeFields(ctx)
+	args.JoinAssignee, args.JoinReporter = shown["assignee"], shown["reporter"]
+	args.SkipProjectKey, args.SkipDescription = !shown["key"], !shown["description"]
 	page, err := s.ListIssues(ctx, f, args)
 	if err != nil {
 		return nil, err
@@ -158,6 +160,36 @@ func selects(ctx context.Context, path ...string) bool {
 		return true // not under the executor: assume everything is wanted
 	}
 	return selectsBelow(graphql.GetOperationContext(ctx), fc.Field.Selections, fc.Field.Definition.Type.Name(), path)
+}
+
+// nodeFields returns the names of the fields the current (connection)
+// field's selection asks for on edges.node, fragments and aliases
+// included (nil, which selects nothing, when it asks for no node); under
+// no executor, the fields that change how a page is read.
+func nodeFields(ctx context.Context) map[string]bool {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return map[string]bool{"key": true, "description": true, "assignee": true, "reporter": true}
+	}
+	oc := graphql.GetOperationContext(ctx)
+	var names map[string]bool
+	for _, edges := range graphql.CollectFields(oc, fc.Field.Selections, []string{fc.Field.Definition.Type.Name()}) {
+		if edges.Name != "edges" {
+			continue
+		}
+		for _, node := range graphql.CollectFields(oc, edges.Selections, []string{edges.Definition.Type.Name()}) {
+			if node.Name != "node" {
+				continue
+			}
+			for _, f := range graphql.CollectFields(oc, node.Selections, []string{node.Definition.Type.Name()}) {
+				if names == nil {
+					names = map[string]bool{}
+				}
+				names[f.Name] = true
+			}
+		}
+	}
+	return names
 }
 
 func selectsBelow(oc *graphql.OperationContext, sel ast.SelectionSet, typeName string, path []string) bool {

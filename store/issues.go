@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -402,6 +403,12 @@ func (s *Store) ListIssues(ctx context.Context, filter IssueFilter, args PageArg
 	if args.JoinReporter {
 		kind |= withReporter
 	}
+	if args.SkipProjectKey {
+		kind |= noProjectKey
+	}
+	if args.SkipDescription {
+		kind |= noDescription
+	}
 	q := pageStatement(kind, args.First+1)
 	var rows []Issue
 	var total int
@@ -434,19 +441,22 @@ const qCountIssues = `SELECT count(*) FROM issues i WHERE ($1::uuid IS NULL OR i
 
 // What a page of issues is read with: the bits of a page statement's kind.
 const (
-	byProjectID         = 1 << iota // $n project id
-	byProjectKey                    // $n project key
-	byStatus                        // $n status
-	byAssignee                      // $n assignee id
-	afterCursor                     // $n, $n+1: the keyset of the previous page's last row
-	withAssignee                    // the assignee's columns joined in
-	withReporter                    // the reporter's columns joined in
-	issueStatementKinds = 1 << iota
+	byProjectID   = 1 << iota // $n project id
+	byProjectKey              // $n project key
+	byStatus                  // $n status
+	byAssignee                // $n assignee id
+	afterCursor               // $n, $n+1: the keyset of the previous page's last row
+	withAssignee              // the assignee's columns joined in
+	withReporter              // the reporter's columns joined in
+	noProjectKey              // project_key read as '' (no projects joined)
+	noDescription             // description read as ''
 )
 
 // The page statements of ListIssues: one per kind and page size (the
-// limit is written into the text, at most issueStatementKinds x 100 texts),
-// each built on first use and kept. Each holds only the conditions that
+// limit is written into the text), each built on first use and kept, up
+// to maxPageStatements (beyond, a client trying every filter and page
+// size, a statement is built for its request and not kept prepared). Each
+// holds only the conditions that
 // apply, as index conditions rather than "$n IS NULL OR ...": its plan is
 // then good for any parameters, so that a connection may keep it prepared
 // (Preparable) and PostgreSQL plan it once. The limit is a literal because
@@ -454,9 +464,12 @@ const (
 // plan then looks dearer than a custom one, and a statement that PostgreSQL
 // never switches to its generic plan is planned again at every run.
 var (
-	pageStatements sync.Map // pageKey -> statement text
-	preparable     sync.Map // statement text -> true
+	pageStatements     sync.Map // pageKey -> statement text
+	preparable         sync.Map // statement text -> true
+	pageStatementsKept atomic.Int32
 )
+
+const maxPageStatements = 2048
 
 type pageKey struct{ kind, limit int }
 
@@ -467,9 +480,16 @@ func pageStatement(kind, limit int) string {
 		return q.(string)
 	}
 	q := issuesStatement(kind, limit)
+	if pageStatementsKept.Add(1) > maxPageStatements {
+		pageStatementsKept.Add(-1)
+		return q
+	}
 	preparable.Store(q, true) // before anyone runs it
-	q2, _ := pageStatements.LoadOrStore(k, q)
-	return q2.(string)
+	if q2, loaded := pageStatements.LoadOrStore(k, q); loaded {
+		pageStatementsKept.Add(-1) // built by another request meanwhile
+		return q2.(string)
+	}
+	return q
 }
 
 // issuesStatement builds the page statement of kind: the conditions in
@@ -494,7 +514,16 @@ func issuesStatement(kind, limit int) string {
 		at := arg("timestamptz")
 		conds = append(conds, "(i.created_at, i.id) < ("+at+", "+arg("uuid")+")")
 	}
-	cols, joins := issueColumns, ""
+	// the columns are always the same, for scanIssues: those the caller
+	// does not need are read as '', which spares the projects join or the
+	// description's bytes
+	cols, joins := issueColumns, " JOIN projects p ON p.id = i.project_id"
+	if kind&noProjectKey != 0 {
+		cols, joins = strings.Replace(cols, "p.key AS project_key", "'' AS project_key", 1), ""
+	}
+	if kind&noDescription != 0 {
+		cols = strings.Replace(cols, "i.description", "'' AS description", 1)
+	}
 	if kind&withAssignee != 0 {
 		cols += ", " + joinedUserColumns("a")
 		joins += " LEFT JOIN users a ON a.id = i.assignee_id"
@@ -509,7 +538,7 @@ func issuesStatement(kind, limit int) string {
 	if len(conds) > 0 {
 		where = "\n\tWHERE " + strings.Join(conds, " AND ")
 	}
-	return "SELECT " + cols + " FROM issues i JOIN projects p ON p.id = i.project_id" + joins + where +
+	return "SELECT " + cols + " FROM issues i" + joins + where +
 		"\n\tORDER BY i.created_at DESC, i.id DESC LIMIT " + strconv.Itoa(limit)
 }
 

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -372,8 +373,10 @@ func TestListIssuesFilters(t *testing.T) {
 
 // TestListIssuesEveryStatement pages (two at a time) through every
 // combination of filters, with and without the assignee and the reporter
-// joined in: each is a statement of its own (pageStatement), and each
-// must give the issues that match, newest first, with the right users.
+// joined in, with and without the project key and the description: each
+// is a statement of its own (pageStatement), and each must give the
+// issues that match, newest first, with the right users, and the columns
+// asked for.
 func TestListIssuesEveryStatement(t *testing.T) {
 	t.Parallel()
 	e, ctx := newEnv(t), ctxT(t)
@@ -388,14 +391,18 @@ func TestListIssuesEveryStatement(t *testing.T) {
 	for i := range 12 {
 		assignee := []*uuid.UUID{&ann.ID, &bob.ID, nil}[i%3]
 		reporter := []uuid.UUID{bob.ID, ann.ID}[i%2]
-		is, err := e.s.CreateIssue(ctx, store.NewIssue{ProjectKey: []string{"WEB", "API"}[i/2%2], Title: "t",
+		is, err := e.s.CreateIssue(ctx, store.NewIssue{ProjectKey: []string{"WEB", "API"}[i/2%2], Title: "t", Description: "about " + strconv.Itoa(i),
 			Status: []store.IssueStatus{store.StatusTodo, store.StatusDone}[i/4%2], AssigneeID: assignee, ReporterID: reporter})
 		if err != nil {
 			t.Fatal(err)
 		}
 		all = append(all, is)
 	}
-	for mask := range 1 << 6 {
+	created := map[uuid.UUID]store.Issue{}
+	for _, is := range all {
+		created[is.ID] = is
+	}
+	for mask := range 1 << 8 {
 		var f store.IssueFilter
 		if mask&1 != 0 {
 			f.ProjectID = &web.ID
@@ -410,6 +417,7 @@ func TestListIssuesEveryStatement(t *testing.T) {
 			f.AssigneeID = &ann.ID
 		}
 		joinA, joinR := mask&16 != 0, mask&32 != 0
+		skipKey, skipDesc := mask&64 != 0, mask&128 != 0
 		var want, got []uuid.UUID
 		for i := len(all) - 1; i >= 0; i-- {
 			is := all[i]
@@ -419,7 +427,7 @@ func TestListIssuesEveryStatement(t *testing.T) {
 				want = append(want, is.ID)
 			}
 		}
-		args := store.PageArgs{First: 2, JoinAssignee: joinA, JoinReporter: joinR}
+		args := store.PageArgs{First: 2, JoinAssignee: joinA, JoinReporter: joinR, SkipProjectKey: skipKey, SkipDescription: skipDesc}
 		for pages := 0; ; pages++ {
 			p, err := e.s.ListIssues(ctx, f, args)
 			if err != nil {
@@ -436,6 +444,12 @@ func TestListIssuesEveryStatement(t *testing.T) {
 					t.Fatalf("issue %s: joined assignee %+v, want %+v", is.ID, *is.Assignee, users[*is.AssigneeID])
 				case joinR && (is.Reporter == nil || is.Reporter.ID != is.ReporterID || is.Reporter.Name != users[is.ReporterID].Name):
 					t.Fatalf("issue %s: joined reporter %+v, want %s", is.ID, is.Reporter, is.ReporterID)
+				case skipKey && is.ProjectKey != "", !skipKey && is.ProjectKey != created[is.ID].ProjectKey:
+					t.Fatalf("issue %s (skip key %v): project key %q, created in %q", is.ID, skipKey, is.ProjectKey, created[is.ID].ProjectKey)
+				case skipDesc && is.Description != "", !skipDesc && is.Description != created[is.ID].Description:
+					t.Fatalf("issue %s (skip description %v): description %q, created with %q", is.ID, skipDesc, is.Description, created[is.ID].Description)
+				case is.Number != created[is.ID].Number || is.Title != created[is.ID].Title || is.Status != created[is.ID].Status:
+					t.Fatalf("issue %s: read %+v, created %+v", is.ID, is, created[is.ID])
 				}
 			}
 			if !p.HasNextPage || pages > len(all) {
@@ -444,7 +458,7 @@ func TestListIssuesEveryStatement(t *testing.T) {
 			args.After = p.Cursors[len(p.Cursors)-1]
 		}
 		if !slices.Equal(got, want) {
-			t.Errorf("filter %+v (joins %v %v): got %v, want %v", f, joinA, joinR, got, want)
+			t.Errorf("filter %+v (joins %v %v, skips %v %v): got %v, want %v", f, joinA, joinR, skipKey, skipDesc, got, want)
 		}
 	}
 }

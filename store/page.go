@@ -25,6 +25,11 @@ type PageArgs struct {
 	// from the page's own statement, for callers that show them.
 	// ListIssues honours them.
 	JoinAssignee, JoinReporter bool
+	// SkipProjectKey and SkipDescription leave Issue.ProjectKey and
+	// Issue.Description empty, for callers that do not show them: the
+	// page is then read without the projects table or the descriptions.
+	// ListIssues honours them.
+	SkipProjectKey, SkipDescription bool
 }
 
 // Page is one page of a list, in the list's order.
